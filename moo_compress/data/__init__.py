@@ -1,0 +1,27 @@
+"""Datasets as uint8 NHWC arrays: loading, on-disk caching and stratified subsets."""
+
+from moo_compress.data.datasets import (
+    DATASETS,
+    SPLITS,
+    ArrayDataset,
+    DatasetInfo,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    load_image_folder,
+    resolve_data_root,
+)
+from moo_compress.data.subsets import stratified_indices
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "ArrayDataset",
+    "DatasetInfo",
+    "dataset_info",
+    "list_datasets",
+    "load_dataset",
+    "load_image_folder",
+    "resolve_data_root",
+    "stratified_indices",
+]

@@ -1,0 +1,86 @@
+"""The batched evaluator: normalisation, batching, precision and input checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from moo_compress.errors import ConfigError, DataFormatError
+from moo_compress.evaluation import Evaluator, evaluate_accuracy, resolve_device
+
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 5)).eval()
+
+
+def _images(n: int = 37) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (n, 16, 16, 3), dtype=np.uint8)
+
+
+def _reference_predictions(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return model(x).argmax(1).numpy()
+
+
+def test_predictions_match_a_plain_normalised_forward() -> None:
+    model, images = _model(), _images()
+    expected = _reference_predictions(model, images)
+    for batch_size in (1, 8, 256):
+        got = Evaluator(model, mean=MEAN, std=STD, batch_size=batch_size).predict(images)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_accuracy_counts_matches() -> None:
+    model, images = _model(), _images()
+    labels = _reference_predictions(model, images).copy()
+    labels[:10] = (labels[:10] + 1) % 5
+    acc = evaluate_accuracy(model, images, labels, mean=MEAN, std=STD)
+    assert acc == pytest.approx(27 / 37)
+
+
+def test_bf16_agrees_with_fp32_on_most_images() -> None:
+    model, images = _model(), _images(200)
+    fp32 = Evaluator(model, mean=MEAN, std=STD).predict(images)
+    bf16 = Evaluator(model, mean=MEAN, std=STD, precision="bf16").predict(images)
+    assert np.mean(fp32 == bf16) > 0.9
+
+
+def test_read_only_memmap_input(tmp_path) -> None:
+    images = _images()
+    np.save(tmp_path / "x.npy", images)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    model = _model()
+    np.testing.assert_array_equal(Evaluator(model, mean=MEAN, std=STD).predict(mapped),
+                                  _reference_predictions(model, images))
+
+
+def test_bad_inputs_are_clear_errors() -> None:
+    evaluator = Evaluator(_model(), mean=MEAN, std=STD)
+    with pytest.raises(DataFormatError, match="uint8 array of shape"):
+        evaluator.predict(_images().astype(np.float32))
+    with pytest.raises(DataFormatError, match="uint8 array of shape"):
+        evaluator.predict(_images()[..., :1])
+    with pytest.raises(DataFormatError, match="labels must be"):
+        evaluator.accuracy(_images(5), np.zeros(4, dtype=np.int64))
+    with pytest.raises(ConfigError, match="unknown precision"):
+        Evaluator(_model(), mean=MEAN, std=STD, precision="fp8")
+    with pytest.raises(ConfigError, match="batch_size"):
+        Evaluator(_model(), mean=MEAN, std=STD, batch_size=0)
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="unknown device"):
+        resolve_device("tpu0")

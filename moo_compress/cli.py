@@ -11,7 +11,9 @@ __all__ = ["COMMANDS", "main"]
 # command -> (module with main(argv), one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("moo_compress.train", "train a model on CIFAR with a standard recipe"),
-    "evaluate": ("moo_compress.evaluate", "evaluate a model (clean accuracy)"),
+    "search": ("moo_compress.search.cli", "search compression plans (NSGA-II, three objectives)"),
+    "evaluate": ("moo_compress.evaluate", "evaluate a model, or re-evaluate plans of a search run"),
+    "report": ("moo_compress.report.__main__", "regenerate the summary and figures of a search run"),
     "models": ("moo_compress.models.__main__", "list the registered architectures"),
 }
 

@@ -1,7 +1,15 @@
-"""``python -m moo_compress.evaluate``: clean top-1 accuracy of a (pretrained) model.
+"""``python -m moo_compress.evaluate``: evaluate a model, or re-evaluate compression plans.
 
-Example:
+Without ``--run``/``--plan`` it prints the clean top-1 accuracy of the (pretrained) model. With them
+it compresses the model with each selected plan and prints clean accuracy, robustness and
+compression ratio, at full fidelity by default, through the evaluation cache; ``--export DIR`` also
+writes each compressed model as a packed file.
+
+Examples:
     python -m moo_compress.evaluate --arch resnet20 --weights resnet20-12fca82f.th --limit 1000
+    python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select knee
+    python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select 0 3 --export exported/
+    python -m moo_compress.evaluate --arch vgg19 --plan '{"sparsity": 0.5, "clusters": 16, "bits": 8}'
 """
 
 from __future__ import annotations
@@ -25,11 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m moo_compress.evaluate",
         description="Evaluate a model's clean top-1 accuracy on a dataset's test split.",
     )
-    cli_utils.add_model_args(parser)
+    cli_utils.add_model_args(parser, arch_required=False)
     cli_utils.add_data_args(parser)
     cli_utils.add_runtime_args(parser)
+    parser.set_defaults(precision=None)  # fp32, or the run's precision when re-evaluating a run
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate a fixed stratified subset of about N "
                         "images (N // classes per class, seed 0) instead of the whole test split")
+    plans = parser.add_argument_group("re-evaluating compression plans")
+    plans.add_argument("--run", metavar="DIR", help="a search run folder (outputs/<run>): model, data and plans "
+                       "come from its config.yaml")
+    plans.add_argument("--select", nargs="+", metavar="WHICH", help="plans of --run: 'knee' (the recommendations), "
+                       "'pareto' (the whole front) or row numbers of pareto.csv (default: knee)")
+    plans.add_argument("--plan", action="append", metavar="JSON", help="a plan, either shorthand "
+                       "'{\"sparsity\": 0.5, \"clusters\": 16, \"bits\": 8, \"bn_images\": 512}' or a full "
+                       "CompressionPlan JSON; repeatable")
+    plans.add_argument("--images", default="all", metavar="N|all", help="images for clean accuracy and for every "
+                       "(corruption, severity); 'all' = the whole test set")
+    plans.add_argument("--export", metavar="DIR", help="write each compressed model as a packed file into DIR")
+    plans.add_argument("--cache-dir", metavar="DIR", help="cache root (default $MOO_COMPRESS_CACHE)")
     return parser
 
 
@@ -42,14 +63,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.limit < info.num_classes:
             raise ConfigError(f"--limit must be at least the number of classes ({info.num_classes}), got {args.limit}")
         data = data.subset(stratified_indices(data.labels, args.limit // info.num_classes, seed=0))
+    precision = args.precision or "fp32"
     evaluator = Evaluator(pretrained.model, mean=pretrained.mean, std=pretrained.std, device=args.device,
-                          precision=args.precision, batch_size=args.batch_size)
+                          precision=precision, batch_size=args.batch_size)
     start = time.perf_counter()
     accuracy = evaluator.accuracy(data.images, data.labels)
     seconds = time.perf_counter() - start
     print(
         f"{args.arch} ({pretrained.weights_path.name}) on {args.dataset} test, {len(data)} images: "
-        f"top-1 {100 * accuracy:.2f}%  [{args.precision}, {evaluator.device}, {len(data) / seconds:.0f} img/s]"
+        f"top-1 {100 * accuracy:.2f}%  [{precision}, {evaluator.device}, {len(data) / seconds:.0f} img/s]"
     )
     return 0
 
@@ -58,7 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; returns the exit status (2 for user errors)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    return cli_utils.guard(parser.prog, lambda: _run(args))
+    if args.run is None and args.plan is None:
+        if args.arch is None:
+            parser.error("--arch is required (or --run / --plan to re-evaluate compression plans)")
+        if args.select or args.export:
+            parser.error("--select and --export need --run or --plan")
+        return cli_utils.guard(parser.prog, lambda: _run(args))
+
+    def reevaluate() -> int:
+        from moo_compress.reevaluate import reevaluate_from_args
+
+        return reevaluate_from_args(args)
+
+    return cli_utils.guard(parser.prog, reevaluate)
 
 
 if __name__ == "__main__":

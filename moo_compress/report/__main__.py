@@ -1,0 +1,32 @@
+"""``python -m moo_compress.report [RUN]``: regenerate ``summary.md`` and every figure of a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from moo_compress import cli_utils
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Renders the run folder named on the command line (default: the latest under outputs/)."""
+    parser = cli_utils.ArgumentParser(prog="python -m moo_compress.report",
+                                      description="Regenerate summary.md and every figure of a search run folder "
+                                      "(reads its files; recomputes nothing).")
+    parser.add_argument("run", nargs="?", help="run folder (default: the most recent under outputs/)")
+    args = parser.parse_args(argv)
+
+    def run() -> int:
+        from moo_compress.report import find_latest_run, render_run
+
+        for path in render_run(args.run or find_latest_run()):
+            print(path)
+        return 0
+
+    return cli_utils.guard(parser.prog, run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Reading a run folder written by the search (nothing is recomputed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from moo_compress.errors import DataNotFoundError
+
+__all__ = ["RunData", "load_run", "find_latest_run"]
+
+_FILES = ("config.yaml", "evaluations.csv", "pareto.csv", "knees.json", "history.csv")
+
+
+@dataclass(frozen=True, eq=False)
+class RunData:
+    """The files of one search run.
+
+    Attributes:
+        path: The run folder.
+        config: ``config.yaml`` (settings, resolved space, provenance).
+        evaluations: ``evaluations.csv``, one row per evaluated plan (``plan`` parsed to a dict).
+        pareto: ``pareto.csv``, the Pareto set with ``final/*`` metrics.
+        knees: ``knees.json``: baseline metrics and recommendations.
+        history: ``history.csv``, one row per generation.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    evaluations: pd.DataFrame
+    pareto: pd.DataFrame
+    knees: dict[str, Any]
+    history: pd.DataFrame
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        """Baseline metrics at the final fidelity when available, else at screening fidelity."""
+        base = self.knees.get("baseline", {})
+        return base.get("final") or base.get("screening") or {}
+
+    @property
+    def screening_baseline(self) -> dict[str, Any]:
+        """Baseline metrics at the screening fidelity (comparable with ``evaluations``)."""
+        return self.knees.get("baseline", {}).get("screening") or {}
+
+    @property
+    def recommendations(self) -> list[dict[str, Any]]:
+        """Knee points and user picks (entries with ``row`` None found no plan)."""
+        return list(self.knees.get("recommendations", []))
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.path.name
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    if "plan" in frame:
+        frame["plan"] = [json.loads(p) if isinstance(p, str) else {} for p in frame["plan"]]
+    return frame
+
+
+def load_run(path: str | os.PathLike[str]) -> RunData:
+    """Reads a run folder.
+
+    Raises:
+        DataNotFoundError: if the folder or one of its files is missing.
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"run folder {path} does not exist; pass a folder written by "
+                                "'python -m moo_compress.search' (outputs/<run-name>)")
+    missing = [f for f in _FILES if not (path / f).is_file()]
+    if missing:
+        raise DataNotFoundError(f"{path} is not a finished run: {', '.join(missing)} missing "
+                                "(re-run the same search command to finish it; it resumes from the cache)")
+    return RunData(
+        path=path,
+        config=yaml.safe_load((path / "config.yaml").read_text()),
+        evaluations=_read_csv(path / "evaluations.csv"),
+        pareto=_read_csv(path / "pareto.csv"),
+        knees=json.loads((path / "knees.json").read_text()),
+        history=_read_csv(path / "history.csv"),
+    )
+
+
+def find_latest_run(root: str | os.PathLike[str] = "outputs") -> Path:
+    """The most recently modified finished run folder under ``root``.
+
+    Raises:
+        DataNotFoundError: if there is none.
+    """
+    root = Path(root)
+    runs = [p for p in root.glob("*") if (p / "knees.json").is_file()] if root.is_dir() else []
+    if not runs:
+        raise DataNotFoundError(f"no finished run under {root}/; run 'python -m moo_compress.search --arch resnet20 "
+                                "--quick' first, or name a run folder")
+    return max(runs, key=lambda p: (p / "knees.json").stat().st_mtime)

@@ -1,0 +1,237 @@
+"""Evaluating one compression plan: compress, measure size, score clean accuracy and robustness.
+
+This is the unit of work the search farms out (serially, to local processes or to a Dask cluster).
+A task carries only an :class:`EvaluationSpec` (names, paths, hashes, fidelity) and a plan; the heavy
+things — the pretrained model, the clean and corrupted test images, the calibration images — are
+loaded once per process by :func:`load_resources` and kept for later tasks.
+
+The record a task returns is also written to the evaluation cache the moment it is known, by the
+process that computed it, so nothing is lost if the search is interrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from moo_compress import __version__
+from moo_compress.compress import CalibrationData, CompressionPlan, compress
+from moo_compress.compress.size import size_report
+from moo_compress.data import ArrayDataset, load_dataset, stratified_indices
+from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
+from moo_compress.errors import DataFormatError
+from moo_compress.evaluation import Evaluator
+from moo_compress.evaluation.robustness import evaluate_robustness
+from moo_compress.fileio import stable_hash
+from moo_compress.models import PretrainedModel, load_pretrained
+from moo_compress.search.cache import EvaluationCache
+
+__all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "evaluate_plan",
+           "evaluate_and_store", "corruption_key"]
+
+#: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
+EVALUATION_VERSION = 1
+
+
+def corruption_key(corruption: str, severity: int) -> str:
+    """The string form of a (corruption, severity) pair used in records and CSV columns."""
+    return f"{corruption}/{severity}"
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """Everything needed to evaluate plans, by name, path and hash (never a loaded object).
+
+    Attributes:
+        arch: Architecture name.
+        dataset: Dataset name.
+        weights_path: Checkpoint file.
+        weights_sha256: Its SHA-256 (checked when a process loads it).
+        data_root: The dataset's folder, or None to resolve it as the CLI does.
+        corruptions: Corruptions evaluated.
+        severities: Severities evaluated.
+        n_per_class: Fidelity: images per class, for clean accuracy and for every (corruption,
+            severity); None for the whole test set.
+        seed: Seed of the image subsets and of generated corruptions.
+        release_dir: A CIFAR-C release folder, or None to search ``$MOO_COMPRESS_DATA`` / generate.
+        calibration_images: Training images available to recovery steps (0 = none).
+        precision: ``fp32`` or ``bf16``.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        batch_size: Images per forward pass.
+        cache_dir: Cache root (generated corruptions, evaluation records).
+        clean_fingerprint: Fingerprint of the clean subset, filled by :meth:`resolved`.
+        corrupted_fingerprint: Fingerprint of the corrupted set, filled by :meth:`resolved`.
+        calibration_fingerprint: Fingerprint of the calibration images, filled by :meth:`resolved`.
+    """
+
+    arch: str
+    dataset: str
+    weights_path: str
+    weights_sha256: str
+    data_root: str | None
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    n_per_class: int | None
+    seed: int = 0
+    release_dir: str | None = None
+    calibration_images: int = 0
+    precision: str = "fp32"
+    device: str = "cpu"
+    batch_size: int = 256
+    cache_dir: str | None = None
+    clean_fingerprint: str = ""
+    corrupted_fingerprint: str = ""
+    calibration_fingerprint: str = ""
+
+    def with_fidelity(self, n_per_class: int | None) -> EvaluationSpec:
+        """The same spec at another fidelity (fingerprints are recomputed by :meth:`resolved`)."""
+        return dataclasses.replace(self, n_per_class=n_per_class, clean_fingerprint="", corrupted_fingerprint="")
+
+    def resolved(self) -> EvaluationSpec:
+        """The spec with its data fingerprints filled in (loads the data of this process once)."""
+        res = load_resources(self)
+        return dataclasses.replace(
+            self,
+            clean_fingerprint=res.clean.fingerprint,
+            corrupted_fingerprint=res.corrupted.fingerprint,
+            calibration_fingerprint=res.calibration.fingerprint() if res.calibration is not None else "",
+        )
+
+    def context(self) -> dict[str, Any]:
+        """What determines an evaluation's numbers besides the plan (device and batch size do not)."""
+        if not self.clean_fingerprint:
+            raise ValueError("call EvaluationSpec.resolved() before using it as a cache context")
+        return {
+            "version": EVALUATION_VERSION,
+            "weights_sha256": self.weights_sha256,
+            "dataset": self.dataset,
+            "clean": self.clean_fingerprint,
+            "corrupted": self.corrupted_fingerprint,
+            "calibration": self.calibration_fingerprint,
+            "n_per_class": self.n_per_class,
+            "precision": self.precision,
+        }
+
+    def context_key(self) -> str:
+        """Hash of :meth:`context`: the cache folder of this spec's records."""
+        return stable_hash(self.context())
+
+    def identity(self) -> tuple[Any, ...]:
+        """What :func:`load_resources` memoises on (fingerprints excluded: they are derived)."""
+        return (self.arch, self.dataset, self.weights_path, self.weights_sha256, self.data_root, self.corruptions,
+                self.severities, self.n_per_class, self.seed, self.release_dir, self.calibration_images,
+                self.cache_dir)
+
+
+@dataclass(frozen=True, eq=False)
+class Resources:
+    """The heavy objects of one spec, loaded once per process."""
+
+    pretrained: PretrainedModel
+    clean: ArrayDataset
+    corrupted: CorruptedSet
+    calibration: CalibrationData | None
+
+
+_RESOURCES: dict[tuple[Any, ...], Resources] = {}
+
+
+def load_resources(spec: EvaluationSpec) -> Resources:
+    """Loads (once per process) the model, clean subset, corrupted set and calibration images of ``spec``.
+
+    Raises:
+        DataFormatError: if a file changed since the spec was made (checkpoint hash or data fingerprint).
+    """
+    key = spec.identity()
+    if key in _RESOURCES:
+        return _RESOURCES[key]
+    pretrained = load_pretrained(spec.arch, spec.dataset, weights=spec.weights_path, download=False)
+    if pretrained.weights_sha256 != spec.weights_sha256:
+        raise DataFormatError(f"{spec.weights_path} changed since the search started (SHA-256 differs); "
+                              "restart the search")
+    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    clean = test if spec.n_per_class is None else test.subset(
+        stratified_indices(test.labels, spec.n_per_class, seed=spec.seed))
+    corrupted = load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities,
+                               n_per_class=spec.n_per_class, seed=spec.seed, release_dir=spec.release_dir,
+                               cache_dir=spec.cache_dir)
+    calibration = None
+    if spec.calibration_images > 0:
+        train = load_dataset(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir)
+        calibration = CalibrationData.from_dataset(train, mean=pretrained.mean, std=pretrained.std,
+                                                   n=spec.calibration_images, seed=spec.seed)
+    for name, expected, found in (("clean test subset", spec.clean_fingerprint, clean.fingerprint),
+                                  ("corrupted set", spec.corrupted_fingerprint, corrupted.fingerprint)):
+        if expected and expected != found:
+            raise DataFormatError(f"the {name} differs from the one the search started with; restart the search")
+    resources = Resources(pretrained, clean, corrupted, calibration)
+    _RESOURCES[key] = resources
+    return resources
+
+
+def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]:
+    """Compresses the pretrained model with ``plan`` and scores it; never raises for a bad candidate.
+
+    Returns:
+        A JSON-able record: ``status`` (``ok`` or ``failed``), ``error``, ``plan``, ``plan_key``,
+        ``label``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` -> accuracy),
+        ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
+    """
+    start = time.perf_counter()
+    record: dict[str, Any] = {
+        "status": "ok",
+        "error": None,
+        "plan": plan.to_dict(),
+        "plan_key": plan.key(),
+        "label": plan.label(),
+        "n_per_class": spec.n_per_class,
+        "precision": spec.precision,
+        "moo_compress_version": __version__,
+    }
+    res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
+    try:
+        t0 = time.perf_counter()
+        model = compress(res.pretrained.model, plan, calibration=res.calibration)
+        compress_seconds = time.perf_counter() - t0
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise FloatingPointError("the compressed model has non-finite weights")
+        report = size_report(model)
+        evaluator = Evaluator(model, mean=res.pretrained.mean, std=res.pretrained.std, device=spec.device,
+                              precision=spec.precision, batch_size=spec.batch_size)
+        clean_accuracy = evaluator.accuracy(res.clean.images, res.clean.labels)
+        table = evaluate_robustness(evaluator, res.corrupted)
+        accuracies = {corruption_key(c, int(s)): float(a)
+                      for c, s, a in zip(table["corruption"], table["severity"], table["accuracy"])}
+        if not math.isfinite(clean_accuracy) or not all(map(math.isfinite, accuracies.values())):
+            raise FloatingPointError("accuracy is not finite")
+        record.update(
+            clean_accuracy=float(clean_accuracy),
+            corruption_accuracy=accuracies,
+            compression_ratio=float(report.compression_ratio),
+            compressed_bits=int(report.compressed_bits),
+            dense_bits=int(report.dense_bits),
+            compress_seconds=round(compress_seconds, 3),
+            n_clean=len(res.clean),
+            n_corrupted=len(res.corrupted) * len(res.corrupted.keys()),
+        )
+    except Exception as exc:  # a failed candidate is data, not a crash of the search
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=6))
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    return record
+
+
+def evaluate_and_store(spec: EvaluationSpec, plan_dict: dict[str, Any]) -> dict[str, Any]:
+    """Worker entry point: evaluates a plan given as a dict and writes its record to the cache at once."""
+    plan = CompressionPlan.from_dict(plan_dict)
+    record = evaluate_plan(spec, plan)
+    record["context_key"] = spec.context_key()
+    if spec.cache_dir is not None:
+        EvaluationCache(spec.cache_dir).put(spec.context_key(), plan.key(), record)
+    return record

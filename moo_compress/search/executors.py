@@ -1,0 +1,116 @@
+"""Where the evaluations of a generation run: serially, in local processes, or on a Dask cluster.
+
+All parallel paths go through joblib (``loky`` processes locally, joblib's ``dask`` backend on a
+cluster), so no scheduler is written here. Tasks carry only an
+:class:`~moo_compress.search.candidate.EvaluationSpec` and a plan dict; each worker process loads the
+model and data once (:func:`~moo_compress.search.candidate.load_resources`) and keeps them for later
+tasks, and writes every record to the shared evaluation cache itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from moo_compress.errors import ConfigError
+from moo_compress.search.candidate import EvaluationSpec, evaluate_and_store
+
+__all__ = ["ExecutorConfig", "run_tasks", "close_executors", "default_threads"]
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How to run evaluations (pure data; the live pool lives in a process-level registry).
+
+    Attributes:
+        workers: Local worker processes (1 = serial, in this process).
+        scheduler: ``None`` for local execution, ``"local"`` to start a ``dask.distributed.LocalCluster``
+            with ``workers`` workers, or a scheduler address ``tcp://host:port``.
+        threads_per_worker: torch threads per worker; default ``cores // workers`` (no oversubscription).
+    """
+
+    workers: int = 1
+    scheduler: str | None = None
+    threads_per_worker: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.scheduler not in (None, "local") and not str(self.scheduler).startswith(("tcp://", "tls://", "inproc://")):
+            raise ConfigError(f"--scheduler must be 'local' or an address like tcp://host:8786, got {self.scheduler!r}")
+
+    @property
+    def kind(self) -> str:
+        """``serial``, ``processes`` or ``dask``."""
+        if self.scheduler is not None:
+            return "dask"
+        return "serial" if self.workers == 1 else "processes"
+
+
+def default_threads(workers: int) -> int:
+    """torch threads per worker so that workers x threads does not exceed the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _task(spec: EvaluationSpec, plan: dict[str, Any], threads: int | None) -> dict[str, Any]:
+    if threads is not None:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return evaluate_and_store(spec, plan)
+
+
+_CLIENTS: dict[str, Any] = {}
+
+
+def _dask_client(config: ExecutorConfig) -> Any:
+    key = str(config.scheduler)
+    if key not in _CLIENTS:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("--scheduler needs dask.distributed: pip install 'moo-compress[dask]'") from None
+        if config.scheduler == "local":
+            cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            _CLIENTS[key] = Client(cluster)
+        else:
+            try:
+                _CLIENTS[key] = Client(config.scheduler, timeout="20s")
+            except OSError as exc:
+                raise ConfigError(f"cannot reach the Dask scheduler at {config.scheduler}: {exc}") from None
+    return _CLIENTS[key]
+
+
+def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Evaluates ``plans`` and yields their records in order, each as soon as it (and those before it) finish."""
+    if not plans:
+        return
+    if config.kind == "serial":
+        for plan in plans:
+            yield _task(spec, plan, config.threads_per_worker)
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    if config.kind == "processes":
+        threads = config.threads_per_worker or default_threads(config.workers)
+        backend = {"backend": "loky", "n_jobs": min(config.workers, len(plans))}
+    else:
+        _dask_client(config)
+        threads = config.threads_per_worker or 1
+        backend = {"backend": "dask", "n_jobs": -1}
+    with parallel_config(**backend):
+        yield from Parallel(return_as="generator")(delayed(_task)(spec, plan, threads) for plan in plans)
+
+
+def close_executors() -> None:
+    """Closes any Dask client (and LocalCluster) this process started."""
+    for client in _CLIENTS.values():
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    _CLIENTS.clear()

@@ -1,0 +1,133 @@
+"""From evaluation records to metrics, pymoo objectives (minimised) and constraints (<= 0 feasible).
+
+Objectives, all turned into minimisation as pymoo expects:
+
+1. clean accuracy: ``-accuracy`` (fraction);
+2. robustness: ``-mean corruption accuracy`` (fraction), or ``mCE / 100`` or ``relative mCE / 100``
+   against the uncompressed baseline evaluated on the same images;
+3. compression ratio: ``-log2(ratio)`` (log-scaled inside the optimiser; reported raw).
+
+Constraints: ``(baseline accuracy - accuracy) - max_accuracy_drop <= 0`` (points) and
+``(min_ratio - ratio) / min_ratio <= 0``. A failed candidate gets the worst objective values and
+violates every constraint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moo_compress import metrics as mt
+from moo_compress.errors import ConfigError
+
+__all__ = ["OBJECTIVE_LABELS", "Objectives", "record_metrics"]
+
+#: Human-readable axis labels (units and the direction of better) per metric column.
+OBJECTIVE_LABELS = {
+    "clean_accuracy": "clean accuracy (%) ↑",
+    "mean_corruption_accuracy": "mean corruption accuracy (%) ↑",
+    "mce": "mCE vs. baseline (%) ↓",
+    "relative_mce": "relative mCE vs. baseline (%) ↓",
+    "compression_ratio": "compression ratio (×) ↑",
+}
+
+
+def _table(record: dict[str, Any]) -> dict[tuple[str, int], float]:
+    out = {}
+    for key, acc in record["corruption_accuracy"].items():
+        name, sev = key.rsplit("/", 1)
+        out[(name, int(sev))] = float(acc)
+    return out
+
+
+def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
+                   corruptions: tuple[str, ...], severities: tuple[int, ...]) -> dict[str, Any]:
+    """Metrics of one ok record (accuracies in percent), relative ones against ``baseline``.
+
+    Returns ``clean_accuracy``, ``mean_corruption_accuracy``, ``mce``, ``relative_mce``,
+    ``compression_ratio``, per-family means (``family/<name>``) and per-corruption means
+    (``acc/<corruption>``, mean over severities).
+    """
+    acc = _table(record)
+    errors = {k: 1 - v for k, v in acc.items()}
+    kw = {"corruptions": corruptions, "severities": severities}
+    out: dict[str, Any] = {
+        "clean_accuracy": 100 * record["clean_accuracy"],
+        "mean_corruption_accuracy": 100 * mt.mean_corruption_accuracy(acc, **kw),
+        "compression_ratio": record["compression_ratio"],
+    }
+    if baseline is not None:
+        base_errors = {k: 1 - v for k, v in _table(baseline).items()}
+        try:
+            out["mce"] = mt.mce(errors, base_errors, **kw)
+        except ConfigError:
+            out["mce"] = math.nan
+        try:
+            out["relative_mce"] = mt.relative_mce(errors, 1 - record["clean_accuracy"], base_errors,
+                                                  1 - baseline["clean_accuracy"], **kw)
+        except ConfigError:
+            out["relative_mce"] = math.nan
+    out.update({f"family/{f}": 100 * v for f, v in mt.accuracy_by_family(acc, **kw).items()})
+    out.update({f"acc/{c}": 100 * v for c, v in mt.accuracy_by_corruption(acc, **kw).items()})
+    return out
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """How records become pymoo's ``F`` and ``G`` for one search (pure data: deep-copies cheaply).
+
+    Attributes:
+        robustness: ``mean_corruption_accuracy``, ``mce`` or ``relative_mce``.
+        corruptions: Corruptions the robustness metrics average over.
+        severities: Severities the robustness metrics average over.
+        baseline_accuracy: Baseline clean accuracy (%) at the screening fidelity.
+        max_accuracy_drop: Constraint (points), or None.
+        min_compression_ratio: Constraint, or None.
+    """
+
+    robustness: str
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    baseline_accuracy: float
+    max_accuracy_drop: float | None = None
+    min_compression_ratio: float | None = None
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """Metric columns behind the three objectives."""
+        return ("clean_accuracy", self.robustness, "compression_ratio")
+
+    @property
+    def n_constraints(self) -> int:
+        """Number of inequality constraints."""
+        return int(self.max_accuracy_drop is not None) + int(self.min_compression_ratio is not None)
+
+    def objective_vector(self, metrics: dict[str, Any] | None) -> np.ndarray:
+        """``F`` (minimised) of one candidate's metrics; None (a failure) gives the worst values."""
+        if metrics is None or not all(math.isfinite(metrics.get(n, math.nan)) for n in self.names):
+            return self.worst()
+        rob = metrics[self.robustness]
+        rob_term = -rob / 100 if self.robustness == "mean_corruption_accuracy" else rob / 100
+        return np.array([-metrics["clean_accuracy"] / 100, rob_term, -math.log2(max(metrics["compression_ratio"], 1e-9))])
+
+    def worst(self) -> np.ndarray:
+        """The objective vector of a failed candidate."""
+        return np.array([0.0, 0.0 if self.robustness == "mean_corruption_accuracy" else 10.0, 0.0])
+
+    def reference_point(self) -> np.ndarray:
+        """Hypervolume reference point: accuracy 0, robustness 0 (or 2x the baseline's corruption error), ratio 1."""
+        return np.array([0.0, 0.0 if self.robustness == "mean_corruption_accuracy" else 2.0, 0.0])
+
+    def constraint_vector(self, metrics: dict[str, Any] | None) -> np.ndarray:
+        """``G`` (<= 0 is feasible) of one candidate's metrics; a failure violates every constraint."""
+        out = []
+        if self.max_accuracy_drop is not None:
+            out.append(1e3 if metrics is None else
+                       (self.baseline_accuracy - metrics["clean_accuracy"]) - self.max_accuracy_drop)
+        if self.min_compression_ratio is not None:
+            out.append(1e3 if metrics is None else
+                       (self.min_compression_ratio - metrics["compression_ratio"]) / self.min_compression_ratio)
+        return np.array(out, dtype=float)

@@ -1,0 +1,102 @@
+"""The pymoo Problem of a compression search, and the cached evaluation of plans behind it.
+
+The Problem holds names, paths and hashes only (an :class:`~moo_compress.search.space.Encoding`,
+the :class:`~moo_compress.search.objectives.Objectives`, an
+:class:`~moo_compress.search.candidate.EvaluationSpec` and an executor description), never a loaded
+model or dataset, because pymoo deep-copies problems and algorithms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pymoo.core.problem import Problem
+
+from moo_compress.compress import CompressionPlan
+from moo_compress.search.cache import EvaluationCache
+from moo_compress.search.candidate import EvaluationSpec
+from moo_compress.search.executors import ExecutorConfig, run_tasks
+from moo_compress.search.objectives import Objectives, record_metrics
+from moo_compress.search.space import Encoding
+
+__all__ = ["PlanEvaluator", "CompressionProblem"]
+
+
+@dataclass(frozen=True)
+class PlanEvaluator:
+    """Evaluates plans through the cache: hits are read, misses run on the executor and are stored.
+
+    Attributes:
+        spec: The evaluation spec (resolved: data fingerprints filled in).
+        cache_dir: Cache root.
+        executor: Where misses run.
+    """
+
+    spec: EvaluationSpec
+    cache_dir: str
+    executor: ExecutorConfig = ExecutorConfig()
+
+    def __call__(self, plans: Sequence[CompressionPlan],
+                 on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Records of ``plans`` (in order); each gets ``cache_hit`` set. Repeated plans are evaluated once."""
+        cache = EvaluationCache(self.cache_dir)
+        context = self.spec.context_key()
+        records: dict[str, dict[str, Any]] = {}
+        todo: dict[str, CompressionPlan] = {}
+        for plan in plans:
+            key = plan.key()
+            if key in records or key in todo:
+                continue
+            hit = cache.get(context, key)
+            if hit is not None:
+                records[key] = {**hit, "cache_hit": True}
+                if on_record:
+                    on_record(records[key])
+            else:
+                todo[key] = plan
+        for record in run_tasks(self.executor, self.spec, [p.to_dict() for p in todo.values()]):
+            records[record["plan_key"]] = {**record, "cache_hit": False}
+            if on_record:
+                on_record(records[record["plan_key"]])
+        return [records[p.key()] for p in plans]
+
+
+class CompressionProblem(Problem):
+    """Three objectives (clean accuracy, robustness, log compression ratio), all minimised.
+
+    Each evaluated individual also receives its evaluation record (``pop.get("record")``) and metrics.
+
+    Args:
+        encoding: Decision variables and their decoding to plans.
+        objectives: How records become ``F`` and ``G``.
+        evaluator: Cached evaluation of plans.
+        baseline: The uncompressed model's record at the same fidelity (reference of mCE).
+    """
+
+    def __init__(self, encoding: Encoding, objectives: Objectives, evaluator: PlanEvaluator,
+                 baseline: dict[str, Any]) -> None:
+        self.encoding = encoding
+        self.objectives = objectives
+        self.plan_evaluator = evaluator
+        self.baseline = baseline
+        upper = encoding.upper_bounds
+        super().__init__(n_var=len(upper), n_obj=3, n_ieq_constr=objectives.n_constraints,
+                         xl=np.zeros(len(upper), dtype=int), xu=upper, vtype=int)
+
+    def metrics(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Metrics of a record, or None for a failed one."""
+        if record.get("status") != "ok":
+            return None
+        return record_metrics(record, self.baseline, self.objectives.corruptions, self.objectives.severities)
+
+    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        plans = [self.encoding.decode(np.asarray(x).round().astype(int)) for x in X]
+        records = self.plan_evaluator(plans)
+        metrics = [self.metrics(r) for r in records]
+        out["F"] = np.array([self.objectives.objective_vector(m) for m in metrics])
+        if self.n_ieq_constr:
+            out["G"] = np.array([self.objectives.constraint_vector(m) for m in metrics])
+        out["record"] = np.array(records, dtype=object)

@@ -1,0 +1,119 @@
+"""The settings of one search run: CLI options over the search space's own defaults.
+
+Options left as None take the search space's values (``algorithm.pop_size`` ...) or the defaults
+below; the resolved settings are written to the run's ``config.yaml`` so every run can be reproduced
+from its own folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from moo_compress.errors import ConfigError
+
+__all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
+
+#: Values of the options left unset (None) in a normal run.
+DEFAULTS: dict[str, Any] = {"eval_images": 100, "final_images": 1000, "calibration_images": 512}
+#: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
+QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "final_images": 100,
+                                "calibration_images": 128}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a search run needs (see ``python -m moo_compress.search --help``).
+
+    Attributes:
+        arch: Architecture name.
+        dataset: ``cifar10`` or ``cifar100``.
+        weights: Checkpoint path (else resolved from the weights folder).
+        weights_dir: Weights folder (default ``$MOO_COMPRESS_WEIGHTS``).
+        data_root: The dataset's folder (default: found under ``$MOO_COMPRESS_DATA``).
+        release_dir: A CIFAR-C release folder (default: found under ``$MOO_COMPRESS_DATA``, else generated).
+        space: Search space name (``search_spaces/<name>.yaml``) or path; default: the architecture
+            family's space (``vgg19``, ``cifar_resnet``, ``resnet50``, ``mobilenetv2``).
+        pop_size: NSGA-II population (default: the space's).
+        generations: NSGA-II generations (default: the space's).
+        max_evals: Stop after this many evaluations.
+        time_budget: Stop after the generation that crosses this many seconds.
+        eval_images: Screening fidelity: images for clean accuracy and for every (corruption, severity).
+        final_images: Final fidelity for the Pareto set: images per (corruption, severity) and for clean
+            accuracy; ``"all"`` for the whole test set, 0 to skip re-evaluation.
+        calibration_images: Training images for batch-norm re-estimation / activation calibration.
+        precision: Evaluation precision (``bf16`` or ``fp32``).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        batch_size: Images per forward pass.
+        seed: Seed of NSGA-II, the image subsets and generated corruptions.
+        out: Run folder (default ``outputs/<arch>-<space>-seed<seed>``).
+        cache_dir: Cache root (default ``$MOO_COMPRESS_CACHE``).
+        workers: Local worker processes.
+        scheduler: Dask scheduler (``local`` or ``tcp://host:port``).
+        pick_min_ratio: "Most robust plan with compression ratio >= X" recommendation.
+        pick_max_drop: "Smallest plan within D points of the baseline's clean accuracy" recommendation.
+        quick: Apply :data:`QUICK_PRESET` to options not given.
+    """
+
+    arch: str
+    dataset: str = "cifar10"
+    weights: str | None = None
+    weights_dir: str | None = None
+    data_root: str | None = None
+    release_dir: str | None = None
+    space: str | None = None
+    pop_size: int | None = None
+    generations: int | None = None
+    max_evals: int | None = None
+    time_budget: float | None = None
+    eval_images: int | None = None
+    final_images: int | str | None = None
+    calibration_images: int | None = None
+    precision: str = "bf16"
+    device: str = "auto"
+    batch_size: int = 256
+    seed: int = 0
+    out: str | None = None
+    cache_dir: str | None = None
+    workers: int = 1
+    scheduler: str | None = None
+    pick_min_ratio: float = 8.0
+    pick_max_drop: float = 2.0
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        final = self.final_images
+        if final is not None and final != "all" and (not isinstance(final, int) or final < 0):
+            raise ConfigError(f"--final-images must be 'all' or an integer >= 0 (0 skips re-evaluation), got {final!r}")
+        if self.calibration_images is not None and self.calibration_images < 0:
+            raise ConfigError(f"--calibration-images must be >= 0, got {self.calibration_images}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ConfigError(f"--time-budget must be positive (seconds), got {self.time_budget}")
+        if self.pop_size is not None and self.pop_size < 2:
+            raise ConfigError(f"--pop-size must be at least 2, got {self.pop_size}")
+
+    def resolved(self) -> SearchSettings:
+        """The settings with every option left unset filled from :data:`QUICK_PRESET` (with ``quick``)
+        or :data:`DEFAULTS`; search-space options (``pop_size``, ``generations``) stay None here."""
+        preset = {**DEFAULTS, **(QUICK_PRESET if self.quick else {})}
+        changes = {k: v for k, v in preset.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-able form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSettings:
+        """Rebuilds settings from :meth:`to_dict` output (e.g. a run's ``config.yaml``)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown search settings {sorted(unknown)}")
+        return cls(**data)

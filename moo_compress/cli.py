@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("moo_compress.train", "train a model on CIFAR with a standard recipe"),
     "evaluate": ("moo_compress.evaluate", "evaluate a model (clean accuracy)"),
     "models": ("moo_compress.models.__main__", "list the registered architectures"),
+    "corrupt": ("moo_compress.corrupt", "generate CIFAR-10-C / CIFAR-100-C corruptions (or download the release)"),
 }
 
 

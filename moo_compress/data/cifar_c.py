@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from moo_compress import paths
 from moo_compress.data.corruption_jobs import Job, create_npy, default_workers, run_jobs, sync_file
@@ -293,8 +294,6 @@ def download_release(
     try:
         with urllib.request.urlopen(url) as response, atomic_open(archive, "wb") as handle:
             total = int(response.headers.get("Content-Length") or 0) or None
-            from tqdm import tqdm
-
             with tqdm(total=total, unit="B", unit_scale=True, desc=info.filename, disable=not progress) as bar:
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     handle.write(chunk)
@@ -323,9 +322,7 @@ def download_release(
 # Generating a release
 
 
-def _progress_bar(total: int, desc: str, enabled: bool):  # noqa: ANN202  (tqdm or a no-op)
-    from tqdm import tqdm
-
+def _progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, unit="img", unit_scale=True, desc=desc, disable=not enabled, smoothing=0.05)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from moo_compress.data.corruptions import BLOCK_SIZE, corrupt_into
 
-__all__ = ["Job", "create_npy", "run_jobs", "default_workers"]
+__all__ = ["Job", "create_npy", "sync_file", "run_jobs", "default_workers"]
 
 
 @dataclass(frozen=True)

@@ -372,7 +372,8 @@ def generate_release(
         corruptions: Names or groups (``all``, ``benchmark``, ``extra``, a family); default all 19.
         severities: Severities to write, in blocks in increasing order; default 1..5 (the official layout).
         seed: Corruption seed.
-        workers: Processes; default one per available CPU.
+        workers: Processes; default one per available CPU. Workers are spawned, so a script that calls
+            this with more than one worker needs the usual ``if __name__ == "__main__":`` guard.
         progress: Show a progress bar.
 
     Returns:

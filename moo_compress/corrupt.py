@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruptions (and of --limit's subset)")
     parser.add_argument("--out", metavar="DIR", help="output folder (created); files are written atomically and "
                         "a rerun skips the corruptions already complete")
-    parser.add_argument("--workers", type=int, help="processes to use (default: one per CPU)")
+    parser.add_argument("--workers", type=int, help="processes to use; None means one per CPU")
     parser.add_argument("--preview", metavar="FILE.png", help="save a grid of one image under every corruption "
                         "and severity")
     parser.add_argument("--preview-index", type=int, default=0, metavar="I",

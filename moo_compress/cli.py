@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("moo_compress.evaluate", "evaluate a model, or re-evaluate plans of a search run"),
     "report": ("moo_compress.report.__main__", "regenerate the summary and figures of a search run"),
     "models": ("moo_compress.models.__main__", "list the registered architectures"),
+    "corrupt": ("moo_compress.corrupt", "generate CIFAR-10-C / CIFAR-100-C corruptions (or download the release)"),
 }
 
 

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--final-images", type=_final_images, help="the Pareto set is re-evaluated on this many "
                    f"images ('all' = the whole test set, 0 = skip; default {DEFAULTS['final_images']})")
     f.add_argument("--calibration-images", type=int, help="training images for batch-norm re-estimation "
-                   f"(when the space asks for it; default {DEFAULTS['calibration_images']})")
+                   "(when the space asks for it; default: the space's recovery.bn_images)")
     r = parser.add_argument_group("runtime")
     r.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="evaluation precision (bf16 "
                    "autocast is ~3x faster on this kind of CPU)")

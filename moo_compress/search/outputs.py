@@ -32,7 +32,7 @@ def versions() -> dict[str, str]:
     import pymoo
     import torch
 
-    return {"python": platform.python_version(), "moo_compress": __version__, "torch": torch.__version__,
+    return {"python": platform.python_version(), "moo_compress": __version__, "torch": str(torch.__version__),
             "numpy": numpy.__version__, "pymoo": pymoo.__version__, "pandas": pd.__version__}
 
 

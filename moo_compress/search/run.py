@@ -127,10 +127,12 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
 
 
 def _space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str | None) -> EvaluationSpec:
-    calibration = int(settings.calibration_images or 0) if needs_calibration(space) else 0
-    if needs_calibration(space) and calibration < max(space.recovery.bn_images, 1):
-        raise ConfigError(f"the space re-estimates batch norm on {space.recovery.bn_images} images but "
-                          f"--calibration-images is {calibration}; raise it")
+    calibration = 0
+    if needs_calibration(space):
+        calibration = settings.calibration_images or space.recovery.bn_images or 512
+        if calibration < space.recovery.bn_images:
+            raise ConfigError(f"the space re-estimates batch norm on {space.recovery.bn_images} images but "
+                              f"--calibration-images is {calibration}; raise it or omit it")
     return build_spec(settings, corruptions=_corruption_names(space), severities=tuple(space.severities),
                       n_images=n_images, calibration_images=calibration)
 
@@ -231,6 +233,10 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
                         "failed": int((frame["status"] != "ok").sum()), "hypervolume": hv,
                         "front_size": int(frame["pareto"].sum()), "seconds": round(elapsed, 1)})
         remaining = (total_gens - gen) * t_gen if total_gens > gen else 0.0
+        failed = [r for r in pop_records if r.get("status") != "ok"]
+        if failed and not history[:-1]:
+            log(f"warning: {len(failed)} candidate(s) failed, e.g. {failed[0]['label']}: {failed[0]['error']} "
+                "(failures are recorded in evaluations.csv and the search goes on)")
         log(f"gen {gen}/{total_gens} | evals {len(run_log.records)} (+{new}, {hits} cached) | "
             f"failed {history[-1]['failed']} | front {history[-1]['front_size']} | HV {hv:.4f} | "
             f"{_fmt_time(elapsed)} elapsed, ETA {_fmt_time(remaining)}")
@@ -328,6 +334,9 @@ def _frame(run_log: _Log, problem: CompressionProblem) -> pd.DataFrame:
                "plan": record["plan"], "_F": F}
         rows.append(row)
     frame = pd.DataFrame(rows)
+    for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"):
+        if column not in frame:  # every candidate so far failed
+            frame[column] = np.nan
     if len(frame):
         frame["pareto"] = pareto_mask(np.vstack(frame["_F"].to_numpy()), frame["feasible"].to_numpy())
     else:

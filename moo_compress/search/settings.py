@@ -16,10 +16,9 @@ from moo_compress.errors import ConfigError
 __all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
 
 #: Values of the options left unset (None) in a normal run.
-DEFAULTS: dict[str, Any] = {"eval_images": 100, "final_images": 1000, "calibration_images": 512}
+DEFAULTS: dict[str, Any] = {"eval_images": 100, "final_images": 1000}
 #: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
-QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "final_images": 100,
-                                "calibration_images": 128}
+QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "final_images": 100}
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,8 @@ class SearchSettings:
         eval_images: Screening fidelity: images for clean accuracy and for every (corruption, severity).
         final_images: Final fidelity for the Pareto set: images per (corruption, severity) and for clean
             accuracy; ``"all"`` for the whole test set, 0 to skip re-evaluation.
-        calibration_images: Training images for batch-norm re-estimation / activation calibration.
+        calibration_images: Training images for batch-norm re-estimation / activation calibration
+            (default: the space's ``recovery.bn_images``, at least 512 when activations are quantized).
         precision: Evaluation precision (``bf16`` or ``fp32``).
         device: ``cpu``, ``cuda`` or ``auto``.
         batch_size: Images per forward pass.

@@ -1,0 +1,605 @@
+"""CIFAR-10-C / CIFAR-100-C: official releases, generation in the same layout, and corrupted test sets.
+
+Release layout (official, and what :func:`generate_release` writes): one ``<corruption>.npy`` per
+corruption, uint8 ``(S * N, 32, 32, 3)`` with the ``N`` test images of severity ``s`` in rows
+``[(s - 1) N, s N)`` (official: ``S = 5``, ``N = 10,000``, test-set order), and ``labels.npy``, the
+``N`` labels repeated ``S`` times. A generated release also holds a manifest, ``moo_compress.json``,
+recording its severities, seed, generator version and the clean set it came from.
+
+:func:`load_corrupted` is what evaluation uses: the images of every (corruption, severity) over a
+fixed stratified subset (or all images), from a release when one is found, else generated from the
+clean test set and cached; the returned :class:`CorruptedSet` carries a fingerprint naming exactly
+those images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from moo_compress import paths
+from moo_compress.data.corruption_jobs import Job, create_npy, default_workers, run_jobs, sync_file
+from moo_compress.data.corruptions import (
+    ALL_CORRUPTIONS,
+    BENCHMARK_CORRUPTIONS,
+    BLOCK_SIZE,
+    GENERATOR_VERSION,
+    SEVERITIES,
+    check_severities,
+    params_fingerprint,
+    resolve_corruptions,
+)
+from moo_compress.data.corruptions.api import check_corruption_images
+from moo_compress.data.datasets import ArrayDataset, dataset_info
+from moo_compress.data.subsets import stratified_indices
+from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError
+from moo_compress.fileio import atomic_open, atomic_save_npy, atomic_write_json, stable_hash
+
+__all__ = [
+    "ReleaseInfo",
+    "RELEASES",
+    "MANIFEST",
+    "CorruptionRelease",
+    "CorruptedSet",
+    "open_release",
+    "find_release",
+    "download_release",
+    "generate_release",
+    "load_corrupted",
+]
+
+MANIFEST = "moo_compress.json"
+_IMAGE_SHAPE = (32, 32, 3)
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """Where an official release is published.
+
+    Attributes:
+        dataset: Clean dataset name (``cifar10``).
+        folder: Folder the archive extracts to (``CIFAR-10-C``).
+        record: Zenodo record number.
+        filename: Archive name.
+        md5: MD5 of the archive.
+        folder_pattern: Regex (lower case) matching folder names that hold this release.
+    """
+
+    dataset: str
+    folder: str
+    record: int
+    filename: str
+    md5: str
+    folder_pattern: str
+
+    @property
+    def url(self) -> str:
+        """Download address of the archive."""
+        return f"https://zenodo.org/records/{self.record}/files/{self.filename}?download=1"
+
+
+RELEASES: dict[str, ReleaseInfo] = {
+    "cifar10": ReleaseInfo("cifar10", "CIFAR-10-C", 2535967, "CIFAR-10-C.tar",
+                           "56bf5dcef84df0e2308c6dcbcbbd8499", r"^cifar[-_]?10[-_]?c$"),
+    "cifar100": ReleaseInfo("cifar100", "CIFAR-100-C", 3555552, "CIFAR-100-C.tar",
+                            "11f0ed0f1191edbf9fa23466ae6021d3", r"^cifar[-_]?100[-_]?c$"),
+}
+
+
+def _release_info(dataset: str) -> ReleaseInfo:
+    dataset_info(dataset)  # unknown names raise with close matches
+    if dataset not in RELEASES:
+        raise ConfigError(f"no corruption release is known for {dataset!r}; known: {', '.join(RELEASES)}")
+    return RELEASES[dataset]
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a release
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a ``.npy`` file; raises DataFormatError if it is not one."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            return tuple(shape), np.dtype(dtype), handle.tell()
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise DataFormatError(f"{path} is not a readable .npy file ({exc}); re-download or regenerate it") from None
+
+
+def _load_npy(path: Path, *, shape: tuple[int, ...], what: str, integer: bool = False) -> np.ndarray:
+    """Memory-maps ``path`` after checking its header (shape; uint8, or any integer dtype when
+    ``integer``) and that the file is not truncated."""
+    found_shape, dtype, offset = _npy_header(path)
+    if (integer and dtype.kind not in "iu") or (not integer and dtype != np.uint8):
+        raise DataFormatError(f"{path} holds {dtype} {what}; expected {'integers' if integer else 'uint8'}")
+    if found_shape != shape:
+        raise DataFormatError(f"{path} has shape {found_shape}; expected {shape} ({what})")
+    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < expected:
+        raise DataFormatError(
+            f"{path} is truncated: {size:,} bytes where its header promises {expected:,}; "
+            "the download or generation was interrupted, re-download or regenerate it"
+        )
+    return np.load(path, mmap_mode="r")
+
+
+@dataclass(frozen=True, eq=False)
+class CorruptionRelease:
+    """An opened release folder (official or generated), read lazily through memory maps.
+
+    Attributes:
+        root: The folder.
+        labels: int64 labels of one severity block (``N``).
+        severities: Severities stored, in block order (1..5 for an official release).
+        corruptions: Corruptions whose ``.npy`` file is present, in reference order.
+        manifest: The generation manifest, or None for an official release.
+    """
+
+    root: Path
+    labels: np.ndarray
+    severities: tuple[int, ...]
+    corruptions: tuple[str, ...]
+    manifest: Mapping[str, object] | None = None
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def array(self, corruption: str) -> np.ndarray:
+        """The whole ``(S * N, 32, 32, 3)`` memory map of ``corruption``, checked on first access."""
+        if corruption not in self._arrays:
+            if corruption not in self.corruptions:
+                resolve_corruptions([corruption])  # unknown names raise with close matches
+                raise DataNotFoundError(
+                    f"{self.root} has no {corruption}.npy (it holds {', '.join(self.corruptions) or 'no corruption'})"
+                )
+            shape = (len(self.severities) * len(self), *_IMAGE_SHAPE)
+            self._arrays[corruption] = _load_npy(self.root / f"{corruption}.npy", shape=shape,
+                                                 what=f"{len(self.severities)} severities x {len(self)} images")
+        return self._arrays[corruption]
+
+    def images(self, corruption: str, severity: int, indices: np.ndarray | None = None) -> np.ndarray:
+        """Images of one corruption and severity: a memory-mapped block, or the rows at ``indices`` (a copy)."""
+        if severity not in self.severities:
+            raise DataNotFoundError(f"{self.root} holds severities {list(self.severities)}, not {severity}")
+        start = self.severities.index(severity) * len(self)
+        block = self.array(corruption)[start: start + len(self)]
+        return block if indices is None else np.ascontiguousarray(block[indices])
+
+
+def open_release(root: str | os.PathLike[str], *, corruptions: Iterable[str] | None = None) -> CorruptionRelease:
+    """Opens a release folder and checks ``labels.npy`` and the ``.npy`` files of ``corruptions``.
+
+    Args:
+        root: Folder holding ``labels.npy`` and ``<corruption>.npy`` files.
+        corruptions: Corruptions that must be present (checked now: shape, dtype, truncation); others
+            are checked when first read.
+
+    Raises:
+        DataNotFoundError: if the folder, ``labels.npy`` or a requested corruption is missing.
+        DataFormatError: if a file has the wrong shape or dtype, is truncated, or the labels are not one
+            block repeated for every severity.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataNotFoundError(f"corruption release folder {root} does not exist")
+    labels_path = root / "labels.npy"
+    if not labels_path.is_file():
+        raise DataNotFoundError(
+            f"{root} holds no labels.npy, so it is not a CIFAR-C release (expected labels.npy and <corruption>.npy files)"
+        )
+    manifest = None
+    severities = SEVERITIES
+    if (root / MANIFEST).is_file():
+        manifest = json.loads((root / MANIFEST).read_text())
+        severities = tuple(int(s) for s in manifest["severities"])
+    shape = _npy_header(labels_path)[0]
+    if len(shape) != 1 or shape[0] == 0 or shape[0] % len(severities):
+        raise DataFormatError(f"{labels_path} has shape {shape}; expected ({len(severities)} x N,) labels")
+    labels = np.asarray(_load_npy(labels_path, shape=shape, what="labels", integer=True))
+    blocks = labels.reshape(len(severities), -1)
+    if not (blocks == blocks[0]).all():
+        raise DataFormatError(f"{labels_path} is not one block of labels repeated for each of {len(severities)} severities")
+    present = tuple(name for name in ALL_CORRUPTIONS if (root / f"{name}.npy").is_file())
+    release = CorruptionRelease(root, blocks[0].astype(np.int64), severities, present, manifest)
+    for name in resolve_corruptions(corruptions) if corruptions is not None else ():
+        release.array(name)
+    return release
+
+
+def find_release(dataset: str, release_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The release folder to use: ``release_dir`` if given, else one under ``$MOO_COMPRESS_DATA``.
+
+    Under ``$MOO_COMPRESS_DATA`` a folder named like ``CIFAR-10-C`` / ``cifar10-c`` / ``cifar10_c`` (for
+    cifar10) is used, or such a folder inside it (as an extracted archive nests it). Returns None when
+    nothing is found.
+
+    Raises:
+        DataNotFoundError: if ``release_dir`` is given but does not exist.
+    """
+    if release_dir is not None:
+        root = Path(release_dir).expanduser()
+        if not root.is_dir():
+            raise DataNotFoundError(f"release folder {root} does not exist")
+        info = RELEASES.get(dataset)
+        nested = root / info.folder if info is not None else root
+        return nested if not (root / "labels.npy").is_file() and (nested / "labels.npy").is_file() else root
+    env = paths.data_dir()
+    if dataset not in RELEASES or env is None or not env.is_dir():
+        return None
+    info = RELEASES[dataset]
+    for sub in sorted(env.iterdir()):
+        if sub.is_dir() and re.match(info.folder_pattern, sub.name.lower()):
+            for candidate in (sub, sub / info.folder):
+                if (candidate / "labels.npy").is_file():
+                    return candidate
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Downloading an official release
+
+
+def download_release(
+    dataset: str,
+    root: str | os.PathLike[str],
+    *,
+    url: str | None = None,
+    md5: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Downloads and extracts the official release of ``dataset`` into ``root``; returns its folder.
+
+    The archive (about 2.9 GB) is MD5-checked before extraction and extracted into a temporary folder
+    renamed at the end, so an interrupted download never leaves a release that looks complete.
+    Setting ``MOO_COMPRESS_OFFLINE=1`` forbids the download.
+
+    Raises:
+        DataNotFoundError: when offline or the download fails.
+        DataFormatError: when the archive's MD5 is wrong or it lacks the release folder.
+    """
+    info = _release_info(dataset)
+    url = url or info.url
+    md5 = md5 or info.md5
+    root = Path(root).expanduser()
+    final = root / info.folder
+    if (final / "labels.npy").is_file():
+        return final
+    if os.environ.get("MOO_COMPRESS_OFFLINE"):
+        raise DataNotFoundError(f"{info.folder} is not in {root} and MOO_COMPRESS_OFFLINE is set; "
+                                f"download {url} (MD5 {md5}) and extract it there")
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / info.filename
+    digest = hashlib.md5()
+    try:
+        with urllib.request.urlopen(url) as response, atomic_open(archive, "wb") as handle:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=info.filename, disable=not progress) as bar:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataNotFoundError(f"could not download {url} ({exc}); download it by hand and extract it into {root}") from None
+    if digest.hexdigest() != md5:
+        archive.unlink()
+        raise DataFormatError(f"{url} downloaded with MD5 {digest.hexdigest()}, expected {md5}; try again")
+    scratch = Path(tempfile.mkdtemp(dir=root, prefix=f".{info.folder}."))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+        extracted = scratch / info.folder
+        if not (extracted / "labels.npy").is_file():
+            raise DataFormatError(f"{archive} does not hold {info.folder}/labels.npy")
+        os.replace(extracted, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    archive.unlink()
+    return final
+
+
+# --------------------------------------------------------------------------------------------------
+# Generating a release
+
+
+def _progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, unit="img", unit_scale=True, desc=desc, disable=not enabled, smoothing=0.05)
+
+
+def _generation_key(clean_fingerprint: str, indices_hash: str, seed: int, severities: tuple[int, ...]) -> dict:
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "params": params_fingerprint(),
+        "block_size": BLOCK_SIZE,
+        "seed": seed,
+        "clean_fingerprint": clean_fingerprint,
+        "indices": indices_hash,
+        "severities": list(severities),
+    }
+
+
+def _make_readable(path: Path) -> None:
+    """Gives a file written through a private temporary file the mode a plain ``open`` would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _labels_dtype(labels: np.ndarray) -> np.dtype:
+    return np.dtype(np.uint8) if labels.size == 0 or int(labels.max()) < 256 else np.dtype(np.int64)
+
+
+def generate_release(
+    clean: ArrayDataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    corruptions: str | Iterable[str] | None = None,
+    severities: int | Iterable[int] | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Writes the release layout for ``clean`` (any uint8 32x32 RGB test set) into ``out_dir``.
+
+    Each ``<corruption>.npy`` is filled through a memory map in a hidden temporary file that is synced
+    and renamed once complete, so the full set is never held in RAM and an interrupted run never leaves
+    a file that looks complete. The manifest lists the finished files; a rerun with the same settings
+    skips them. Images equal ``corrupt(clean.images, name, s, seed=seed)`` whatever ``workers`` is.
+
+    Args:
+        clean: The clean images and labels, in the order the release keeps.
+        out_dir: Output folder (created).
+        corruptions: Names or groups (``all``, ``benchmark``, ``extra``, a family); default all 19.
+        severities: Severities to write, in blocks in increasing order; default 1..5 (the official layout).
+        seed: Corruption seed.
+        workers: Processes; default one per available CPU. Workers are spawned, so a script that calls
+            this with more than one worker needs the usual ``if __name__ == "__main__":`` guard.
+        progress: Show a progress bar.
+
+    Returns:
+        ``out_dir``.
+    """
+    names = resolve_corruptions(corruptions)
+    sevs = check_severities(severities)
+    check_corruption_images(clean.images)
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    key = _generation_key(clean.fingerprint, stable_hash([len(clean)]), seed, sevs)
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    expected_bytes = None
+    complete = []
+    if manifest.get("key") == key:
+        for name in manifest.get("complete", []):
+            path = out / f"{name}.npy"
+            if path.is_file():
+                expected_bytes = expected_bytes or _npy_header(path)[2] + len(sevs) * len(clean) * 3072
+                if path.stat().st_size == expected_bytes:
+                    complete.append(name)
+    manifest = {"key": key, "dataset": clean.name, "source": clean.source, "severities": list(sevs), "seed": seed,
+                "complete": complete, "images": len(clean)}
+    labels = np.tile(clean.labels, len(sevs))
+    atomic_save_npy(out / "labels.npy", labels.astype(_labels_dtype(labels)))
+    atomic_write_json(manifest_path, manifest)
+    _make_readable(out / "labels.npy")
+    _make_readable(manifest_path)
+
+    todo = [name for name in names if name not in complete]
+    temps: dict[Path, str] = {}
+    jobs = []
+    for name in todo:
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.npy.", suffix=".tmp")
+        os.close(fd)
+        create_npy(Path(tmp), len(sevs) * len(clean))
+        temps[Path(tmp)] = name
+        jobs += [Job(name, s, Path(tmp), row=i * len(clean)) for i, s in enumerate(sevs)]
+
+    def target_done(tmp: Path) -> None:
+        name = temps.pop(tmp)
+        sync_file(tmp)
+        _make_readable(tmp)
+        os.replace(tmp, out / f"{name}.npy")
+        manifest["complete"] = [n for n in ALL_CORRUPTIONS if n in set(manifest["complete"]) | {name}]
+        atomic_write_json(manifest_path, manifest)
+        _make_readable(manifest_path)
+
+    workers = default_workers() if workers is None else max(1, int(workers))
+    try:
+        with _progress_bar(len(jobs) * len(clean), f"corrupting {clean.name}", progress) as bar:
+            run_jobs(clean.images, jobs, seed=seed, workers=workers, scratch=out,
+                     on_progress=bar.update, on_target_done=target_done)
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Corrupted test sets for evaluation
+
+
+@dataclass(frozen=True, eq=False)
+class CorruptedSet:
+    """The corrupted images of a fixed set of test images, for every (corruption, severity) asked for.
+
+    Every (corruption, severity) holds the same images (``indices`` of the source, in that order), so
+    accuracies of different models on a CorruptedSet are paired comparisons.
+
+    Attributes:
+        labels: int64 labels of the images.
+        indices: Positions of the images in the clean test set (= in each severity block of a release).
+        corruptions: Corruption names, in reference order.
+        severities: Severities, increasing.
+        source: ``release <folder>`` or ``generated <cache folder>``.
+        fingerprint: Digest naming exactly these images: for a release, of their bytes; for a generated
+            set, of the generator version and parameter table, seed, clean-set fingerprint and indices.
+    """
+
+    labels: np.ndarray
+    indices: np.ndarray
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    source: str
+    fingerprint: str
+    _images: Mapping[tuple[str, int], np.ndarray] = field(repr=False)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def keys(self) -> list[tuple[str, int]]:
+        """Every (corruption, severity), corruptions in reference order, then severities."""
+        return [(c, s) for c in self.corruptions for s in self.severities]
+
+    def images(self, corruption: str, severity: int) -> np.ndarray:
+        """The uint8 ``(N, 32, 32, 3)`` images of one corruption and severity (possibly a read-only memory map)."""
+        try:
+            return self._images[(corruption, severity)]
+        except KeyError:
+            raise ConfigError(
+                f"this corrupted set holds corruptions {list(self.corruptions)} at severities {list(self.severities)}, "
+                f"not ({corruption!r}, {severity!r})"
+            ) from None
+
+    def __iter__(self) -> Iterator[tuple[str, int, np.ndarray]]:
+        """Yields ``(corruption, severity, images)``."""
+        for corruption, severity in self.keys():
+            yield corruption, severity, self._images[(corruption, severity)]
+
+
+def _select_indices(labels: np.ndarray, n_per_class: int | None, seed: int) -> np.ndarray:
+    if n_per_class is None:
+        return np.arange(len(labels), dtype=np.int64)
+    return stratified_indices(labels, n_per_class, seed=seed).astype(np.int64)
+
+
+def _from_release(root: Path, names: tuple[str, ...], sevs: tuple[int, ...], n_per_class: int | None,
+                  seed: int, num_classes: int) -> CorruptedSet:
+    release = open_release(root, corruptions=names)
+    missing = [s for s in sevs if s not in release.severities]
+    if missing:
+        raise DataNotFoundError(f"release {root} lacks severities {missing}; ask for {list(release.severities)}")
+    if int(release.labels.max()) >= num_classes:
+        raise DataFormatError(f"release {root} has labels up to {int(release.labels.max())}, "
+                              f"more than the {num_classes} classes of the clean dataset")
+    indices = _select_indices(release.labels, n_per_class, seed)
+    subset = None if n_per_class is None else indices
+    images = {(c, s): release.images(c, s, subset) for c in names for s in sevs}
+    digest = hashlib.sha256()
+    for key in sorted(images):
+        digest.update(repr(key).encode())
+        digest.update(np.ascontiguousarray(images[key]).data)
+    labels = release.labels[indices]
+    fingerprint = stable_hash(["release", digest.hexdigest(), labels.tolist()])
+    return CorruptedSet(labels, indices, names, sevs, f"release {root}", fingerprint, images)
+
+
+def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...], n_per_class: int | None,
+               seed: int, cache_dir: str | os.PathLike[str] | None, workers: int, progress: bool) -> CorruptedSet:
+    check_corruption_images(clean.images)
+    indices = _select_indices(clean.labels, n_per_class, seed)
+    key = _generation_key(clean.fingerprint, stable_hash(indices.tolist()), seed, ())
+    folder = paths.cache_dir(cache_dir) / "corruptions" / f"{clean.name}-{stable_hash(key)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "key.json").is_file():
+        atomic_write_json(folder / "key.json", key)
+    todo = [(c, s) for c in names for s in sevs if not (folder / f"{c}-{s}.npy").is_file()]
+    if todo:
+        images = clean.images if n_per_class is None else clean.images[indices]
+        temps: dict[Path, Path] = {}
+        jobs = []
+        for c, s in todo:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c}-{s}.npy.", suffix=".tmp")
+            os.close(fd)
+            create_npy(Path(tmp), len(indices))
+            temps[Path(tmp)] = folder / f"{c}-{s}.npy"
+            jobs.append(Job(c, s, Path(tmp)))
+
+        def target_done(tmp: Path) -> None:
+            sync_file(tmp)
+            os.replace(tmp, temps.pop(tmp))
+
+        try:
+            with _progress_bar(len(jobs) * len(indices), f"corrupting {clean.name}", progress) as bar:
+                run_jobs(images, jobs, seed=seed, workers=workers, scratch=folder,
+                         on_progress=bar.update, on_target_done=target_done)
+        finally:
+            for tmp in temps:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+    arrays = {}
+    for c in names:
+        for s in sevs:
+            arrays[(c, s)] = _load_npy(folder / f"{c}-{s}.npy", shape=(len(indices), *_IMAGE_SHAPE),
+                                       what=f"{len(indices)} generated images")
+    fingerprint = stable_hash(["generated", key, names, sevs])
+    labels = np.asarray(clean.labels[indices], dtype=np.int64)
+    return CorruptedSet(labels, indices, names, sevs, f"generated {folder}", fingerprint, arrays)
+
+
+def load_corrupted(
+    clean_test: ArrayDataset,
+    *,
+    corruptions: str | Iterable[str] | None = BENCHMARK_CORRUPTIONS,
+    severities: int | Iterable[int] | None = None,
+    n_per_class: int | None = None,
+    seed: int = 0,
+    release_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> CorruptedSet:
+    """The corrupted test images for every (corruption, severity), from a release or generated and cached.
+
+    Source, in order: ``release_dir`` (an official or generated release folder); else a ``CIFAR-10-C``-like
+    folder under ``$MOO_COMPRESS_DATA``; else the images are generated from ``clean_test`` (only those
+    asked for) and cached under ``<cache>/corruptions``. A release keeps the original test-set order and
+    its own ``labels.npy``, so the stratified subset is drawn on the release's labels.
+
+    Args:
+        clean_test: The clean test set (used for its name, and as the source when generating).
+        corruptions: Names or groups; default the 15 benchmark corruptions.
+        severities: Default 1..5.
+        n_per_class: Images per class of a fixed stratified subset (``seed``); None for every image.
+        seed: Seed of the subset and of the corruptions.
+        release_dir: A release folder to use instead of searching.
+        cache_dir: Cache root (default ``$MOO_COMPRESS_CACHE``).
+        workers: Processes used when generating.
+        progress: Show a progress bar when generating.
+
+    Returns:
+        The :class:`CorruptedSet`; the same arguments always give the same images and fingerprint.
+
+    Raises:
+        DataNotFoundError: if ``release_dir`` is missing or lacks a requested corruption or severity.
+        DataFormatError: if a release file is malformed or truncated.
+        ConfigError: for bad names, severities or subset sizes.
+    """
+    names = resolve_corruptions(corruptions)
+    sevs = check_severities(severities)
+    if n_per_class is not None and (not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1):
+        raise ConfigError(f"n_per_class must be a positive integer or None, got {n_per_class!r}")
+    root = find_release(clean_test.name, release_dir)
+    if root is not None:
+        return _from_release(root, names, sevs, n_per_class, seed, clean_test.num_classes)
+    return _generated(clean_test, names, sevs, n_per_class, seed, cache_dir, max(1, int(workers)), progress)

@@ -1,0 +1,191 @@
+"""The public entry point: validate the input, then run a corruption's hook block by block.
+
+Randomness is drawn per block of :data:`BLOCK_SIZE` images from a stream keyed by (seed, corruption,
+severity, block index). A batch is therefore corrupted identically whether it is processed at once or
+in chunks that start on a block boundary (which is how datasets are generated in parallel), and the
+same call always returns the same images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from moo_compress.data.corruptions import blur, digital, noise, weather  # noqa: F401  (registers hooks)
+from moo_compress.data.corruptions.base import IMPLEMENTATIONS, block_rng, finish
+from moo_compress.data.corruptions.params import (
+    ALL_CORRUPTIONS,
+    BENCHMARK_CORRUPTIONS,
+    CORRUPTION_FAMILIES,
+    EXTRA_CORRUPTIONS,
+    FAMILIES,
+    PARAMS,
+    SEVERITIES,
+)
+from moo_compress.errors import ConfigError, DataFormatError
+
+__all__ = [
+    "BLOCK_SIZE",
+    "IMAGE_SHAPE",
+    "corrupt",
+    "corrupt_into",
+    "list_corruptions",
+    "resolve_corruptions",
+    "check_severity",
+    "check_severities",
+    "check_corruption_images",
+]
+
+BLOCK_SIZE = 1000
+IMAGE_SHAPE = (32, 32, 3)
+
+_GROUPS: dict[str, tuple[str, ...]] = {
+    "benchmark": BENCHMARK_CORRUPTIONS,
+    "extra": EXTRA_CORRUPTIONS,
+    "all": ALL_CORRUPTIONS,
+    **{family: tuple(n for n in ALL_CORRUPTIONS if CORRUPTION_FAMILIES[n] == family) for family in FAMILIES},
+}
+
+
+def list_corruptions(which: str = "all", *, family: str | None = None) -> list[str]:
+    """Corruption names in the reference order.
+
+    Args:
+        which: ``all`` (19), ``benchmark`` (the 15 of the mCE benchmark) or ``extra`` (the 4 held out),
+            or a family name, or a glob pattern over names (``*_blur``).
+        family: Keep only this family (``noise``, ``blur``, ``weather``, ``digital``).
+
+    Raises:
+        UnknownNameError: for an unknown group or family, or a pattern that matches nothing.
+    """
+    if family is not None and family not in FAMILIES:
+        raise ConfigError(f"unknown corruption family {family!r}; use one of {', '.join(FAMILIES)}")
+    if which in _GROUPS:
+        names = list(_GROUPS[which])
+    else:
+        names = IMPLEMENTATIONS.names(which)
+        names = [n for n in ALL_CORRUPTIONS if n in names]
+        if not names:
+            IMPLEMENTATIONS.get(which)  # raises UnknownNameError with close matches
+    return [n for n in names if family is None or CORRUPTION_FAMILIES[n] == family]
+
+
+def resolve_corruptions(names: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Expands names and groups (``benchmark``, ``extra``, ``all``, family names) into corruption names.
+
+    ``None`` means all 19. Order follows the reference; duplicates are dropped.
+
+    Raises:
+        UnknownNameError: for an unknown name, with close matches.
+    """
+    if names is None:
+        return ALL_CORRUPTIONS
+    if isinstance(names, str):
+        names = [names]
+    chosen: set[str] = set()
+    for name in names:
+        if name in _GROUPS:
+            chosen.update(_GROUPS[name])
+        else:
+            IMPLEMENTATIONS.get(name)
+            chosen.add(name)
+    if not chosen:
+        raise ConfigError("no corruption was named; name at least one (or 'all')")
+    return tuple(n for n in ALL_CORRUPTIONS if n in chosen)
+
+
+def check_severity(severity: object) -> int:
+    """Returns ``severity`` as an int if it is an integer from 1 to 5, else raises ConfigError."""
+    if isinstance(severity, (bool, np.bool_)) or not isinstance(severity, (int, np.integer)) or not (
+        SEVERITIES[0] <= severity <= SEVERITIES[-1]
+    ):
+        raise ConfigError(f"severity must be an integer from 1 to 5, got {severity!r}")
+    return int(severity)
+
+
+def check_severities(severities: int | Iterable[int] | None) -> tuple[int, ...]:
+    """Validates severities (``None`` = 1..5); returns them sorted and without duplicates."""
+    if severities is None:
+        return SEVERITIES
+    if isinstance(severities, (int, np.integer)):
+        severities = [severities]
+    checked = sorted({check_severity(s) for s in severities})
+    if not checked:
+        raise ConfigError("no severity was named; use integers from 1 to 5")
+    return tuple(checked)
+
+
+def check_corruption_images(images: object) -> np.ndarray:
+    """Raises DataFormatError unless ``images`` is a uint8 array of shape (N, 32, 32, 3)."""
+    if not isinstance(images, np.ndarray):
+        raise DataFormatError(f"images must be a NumPy uint8 array of shape (N, 32, 32, 3); got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        hint = " (scale [0, 1] floats by 255 and convert with .astype(np.uint8))" if images.dtype.kind == "f" else ""
+        raise DataFormatError(f"images must be uint8, got {images.dtype}{hint}")
+    if images.ndim == 3 and images.shape == IMAGE_SHAPE:
+        raise DataFormatError("images must be a batch (N, 32, 32, 3); for one image pass images[None]")
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataFormatError(
+            f"images must have shape (N, 32, 32, 3) (NHWC; the CIFAR-C parameters are defined for 32x32 RGB); "
+            f"got {images.shape}"
+        )
+    return images
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _blocks(count: int, first_block: int) -> Iterator[tuple[int, int, int]]:
+    for offset, start in enumerate(range(0, count, BLOCK_SIZE)):
+        yield first_block + offset, start, min(start + BLOCK_SIZE, count)
+
+
+def corrupt_into(
+    out: np.ndarray, images: np.ndarray, name: str, severity: int, *, seed: int = 0, first_block: int = 0
+) -> None:
+    """Writes the corrupted ``images`` into ``out`` (same shape, uint8; e.g. a memory map), block by block.
+
+    ``first_block`` is the block index of ``images[0]`` within a larger batch: a chunk that starts at
+    image ``k * BLOCK_SIZE`` of a set, passed ``first_block=k``, gets exactly the images that
+    :func:`corrupt` of the whole set would give it.
+    """
+    hook = IMPLEMENTATIONS.get(name)
+    severity = check_severity(severity)
+    seed = _check_seed(seed)
+    check_corruption_images(images)
+    if out.shape != images.shape or out.dtype != np.uint8:
+        raise DataFormatError(f"out must be uint8 of shape {images.shape}, got {out.dtype} {out.shape}")
+    param = PARAMS[name].param(severity)
+    for block, start, stop in _blocks(len(images), first_block):
+        rng = block_rng(seed, name, severity, block)
+        out[start:stop] = finish(hook(np.ascontiguousarray(images[start:stop]), param, rng))
+
+
+def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int = 0) -> np.ndarray:
+    """Applies one CIFAR-C corruption at one severity to a batch of images.
+
+    Args:
+        images: uint8 array ``(N, 32, 32, 3)`` (NHWC, RGB); a memory map is fine and is not modified.
+        name: Corruption name, one of :data:`ALL_CORRUPTIONS` (``gaussian_noise`` ... ``saturate``).
+        severity: 1 to 5.
+        seed: Non-negative seed; the same seed and batch always give the same images.
+
+    Returns:
+        A new uint8 array of the same shape: the reference's float result clipped to [0, 255] and
+        truncated toward zero, as ``np.uint8`` stores it.
+
+    Raises:
+        UnknownNameError: for an unknown corruption name (the message lists close matches).
+        ConfigError: for a severity outside 1..5 or a negative seed.
+        DataFormatError: for images that are not uint8 ``(N, 32, 32, 3)``.
+    """
+    IMPLEMENTATIONS.get(name)
+    check_severity(severity)
+    check_corruption_images(images)
+    out = np.empty(images.shape, dtype=np.uint8)
+    corrupt_into(out, images, name, severity, seed=seed)
+    return out

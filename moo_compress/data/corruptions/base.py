@@ -1,0 +1,47 @@
+"""The registry of corruption implementations and the contract every implementation follows.
+
+An implementation ("hook") receives a validated uint8 batch ``(N, 32, 32, 3)``, the parameter of one
+severity from :mod:`~moo_compress.data.corruptions.params` and a NumPy generator, and returns either
+a float array already clipped to [0, 255] (the reference's ``clip(x, 0, 1) * 255``) or a uint8 array.
+:func:`finish` converts floats the way the reference stores them: ``np.uint8(x)`` truncates toward zero.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from moo_compress.data.corruptions.params import PARAMS
+from moo_compress.registry import Registry
+
+__all__ = ["Hook", "IMPLEMENTATIONS", "register", "block_rng", "finish"]
+
+Hook = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
+
+IMPLEMENTATIONS: Registry[Hook] = Registry("corruption")
+
+
+def register(name: str) -> Callable[[Hook], Hook]:
+    """Registers the decorated hook as the implementation of corruption ``name`` (a name of the table)."""
+    if name not in PARAMS:
+        raise ValueError(f"{name!r} has no entry in the parameter table")
+    return IMPLEMENTATIONS.decorator(name)
+
+
+def block_rng(seed: int, name: str, severity: int, block: int) -> np.random.Generator:
+    """The generator for one block of images: independent streams per (seed, corruption, severity, block).
+
+    The corruption enters through a CRC of its name, not its position, so adding corruptions never
+    changes the images of existing ones.
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode()), int(severity), int(block)])
+
+
+def finish(result: np.ndarray) -> np.ndarray:
+    """uint8 images from a hook's result: floats are clipped to [0, 255] and truncated like ``np.uint8``."""
+    if result.dtype == np.uint8:
+        return result
+    return np.clip(result, 0, 255).astype(np.uint8)

@@ -1,0 +1,37 @@
+"""A tiny search setting: a random ResNet-20 checkpoint, a 10-class ImageFolder and a small space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from moo_compress.models import create_model
+from moo_compress.search import SearchSettings
+from tests.conftest import make_image_folder
+
+TINY_SPACE = {
+    "name": "tiny",
+    "genes": {"sparsity": {"choices": [0.0, 0.5, 0.8]}, "clusters": {"choices": ["off", 8]},
+              "weight_bits": {"choices": [32, 8, 4]}},
+    "exclude": {"first_conv": True},
+    "recovery": {"bn_images": 20},
+    "objectives": {"corruptions": ["gaussian_noise", "defocus_blur", "contrast"], "severities": [1, 3, 5]},
+    "algorithm": {"pop_size": 4, "generations": 2},
+}
+
+
+@pytest.fixture
+def tiny_search(tmp_path: Path) -> SearchSettings:
+    """Settings of a search that takes a few seconds (18 plans, 4 x 2 evaluations)."""
+    data = make_image_folder(tmp_path / "cifar10-tiny", classes=10, per_split={"train": 2, "test": 3})
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet20-tiny.pt"
+    torch.save(create_model("resnet20").state_dict(), weights)
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(TINY_SPACE))
+    return SearchSettings(arch="resnet20", weights=str(weights), data_root=str(data), space=str(space),
+                          eval_images=20, final_images=30, precision="fp32", device="cpu",
+                          out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))

@@ -20,12 +20,20 @@ import numpy as np
 
 __all__ = [
     "atomic_open",
+    "make_readable",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_save_npy",
     "sha256_file",
     "stable_hash",
 ]
+
+
+def make_readable(path: str | os.PathLike[str]) -> None:
+    """Gives a file created through ``tempfile.mkstemp`` (mode 0600) the mode a plain ``open`` gives."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 @contextlib.contextmanager
@@ -42,6 +50,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

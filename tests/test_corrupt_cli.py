@@ -12,7 +12,7 @@ from moo_compress import cli, corrupt as corrupt_cli
 from moo_compress.data import load_dataset, stratified_indices
 from moo_compress.data.cifar_c import open_release
 from moo_compress.data.corruptions import corrupt
-from conftest import make_image_folder
+from tests.conftest import make_image_folder
 
 
 @pytest.fixture

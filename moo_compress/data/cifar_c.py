@@ -47,7 +47,7 @@ from moo_compress.data.corruptions.api import check_corruption_images
 from moo_compress.data.datasets import ArrayDataset, dataset_info
 from moo_compress.data.subsets import stratified_indices
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError
-from moo_compress.fileio import atomic_open, atomic_save_npy, atomic_write_json, stable_hash
+from moo_compress.fileio import atomic_open, atomic_save_npy, atomic_write_json, make_readable, stable_hash
 
 __all__ = [
     "ReleaseInfo",
@@ -338,13 +338,6 @@ def _generation_key(clean_fingerprint: str, indices_hash: str, seed: int, severi
     }
 
 
-def _make_readable(path: Path) -> None:
-    """Gives a file written through a private temporary file the mode a plain ``open`` would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def _labels_dtype(labels: np.ndarray) -> np.dtype:
     return np.dtype(np.uint8) if labels.size == 0 or int(labels.max()) < 256 else np.dtype(np.int64)
 
@@ -401,8 +394,6 @@ def generate_release(
     labels = np.tile(clean.labels, len(sevs))
     atomic_save_npy(out / "labels.npy", labels.astype(_labels_dtype(labels)))
     atomic_write_json(manifest_path, manifest)
-    _make_readable(out / "labels.npy")
-    _make_readable(manifest_path)
 
     todo = [name for name in names if name not in complete]
     temps: dict[Path, str] = {}
@@ -417,11 +408,10 @@ def generate_release(
     def target_done(tmp: Path) -> None:
         name = temps.pop(tmp)
         sync_file(tmp)
-        _make_readable(tmp)
+        make_readable(tmp)
         os.replace(tmp, out / f"{name}.npy")
         manifest["complete"] = [n for n in ALL_CORRUPTIONS if n in set(manifest["complete"]) | {name}]
         atomic_write_json(manifest_path, manifest)
-        _make_readable(manifest_path)
 
     workers = default_workers() if workers is None else max(1, int(workers))
     try:
@@ -537,6 +527,7 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
 
         def target_done(tmp: Path) -> None:
             sync_file(tmp)
+            make_readable(tmp)
             os.replace(tmp, temps.pop(tmp))
 
         try:

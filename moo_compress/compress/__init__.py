@@ -23,6 +23,14 @@ from moo_compress.compress.config import (
     QuantizeConfig,
     RecoveryConfig,
 )
+from moo_compress.compress.export import (
+    ExportResult,
+    export_compressed,
+    load_compressed,
+    pack_compressed,
+    unpack_compressed,
+)
+from moo_compress.compress.int8 import measure_latency, to_int8
 from moo_compress.compress.recovery import recalibrate_batchnorm
 from moo_compress.compress.size import SizeReport, TensorSize, compression_ratio, gzip_bytes, size_report, state_dict_bytes
 from moo_compress.compress.state import CompressionState, LayerState, compression_state, is_compressed
@@ -35,6 +43,7 @@ __all__ = [
     "ClusterConfig",
     "CompressionPlan",
     "CompressionState",
+    "ExportResult",
     "KMeansResult",
     "LayerFilter",
     "LayerGroup",
@@ -48,11 +57,17 @@ __all__ = [
     "compress",
     "compression_ratio",
     "compression_state",
+    "export_compressed",
     "gzip_bytes",
     "is_compressed",
     "is_compressible",
     "kmeans_1d",
+    "load_compressed",
+    "measure_latency",
+    "pack_compressed",
     "recalibrate_batchnorm",
     "size_report",
     "state_dict_bytes",
+    "to_int8",
+    "unpack_compressed",
 ]

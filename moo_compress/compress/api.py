@@ -9,6 +9,7 @@ compression kept, re-estimate batch-norm statistics and calibrate activation fak
 from __future__ import annotations
 
 import copy
+import dataclasses
 import zlib
 from collections import defaultdict
 
@@ -105,6 +106,21 @@ def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]
     return {t.name: _layer_state(t, weights[t.name], keeps.get(t.name), seed) for t in targets}
 
 
+def _copy_without(model: nn.Module, skip: list[nn.Parameter]) -> nn.Module:
+    """A deep copy of ``model`` whose ``skip`` parameters are left uninitialised (they are overwritten)."""
+    memo: dict[int, object] = {
+        id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad) for p in skip
+    }
+    return copy.deepcopy(model, memo)
+
+
+def _write_weight(weight: torch.Tensor, state: LayerState) -> None:
+    if weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.is_contiguous():
+        state.weight(out=weight.detach().numpy())  # decode straight into the parameter's memory
+    else:
+        weight.copy_(torch.from_numpy(state.weight()).to(weight.device, weight.dtype))
+
+
 def install_activation_quant(model: nn.Module, activations: dict[str, ActivationQuant]) -> None:
     """Registers each :class:`ActivationQuant` as a forward pre-hook of the named module."""
     modules = dict(model.named_modules())
@@ -151,13 +167,14 @@ def compress(
             groups), missing calibration data, or an already-compressed model.
     """
     _check_inputs(model, plan, calibration)
-    compressed = copy.deepcopy(model)
-    targets = resolve_targets(compressed, plan, filter_fn or is_compressible)
+    targets = resolve_targets(model, plan, filter_fn or is_compressible)  # read-only on the input
     layers = _compress_weights(targets, plan.seed)
+    compressed = _copy_without(model, [t.module.weight for t in targets])
+    modules = dict(compressed.named_modules())
+    targets = [dataclasses.replace(t, module=modules[t.name]) for t in targets]
     with torch.no_grad():
         for t in targets:
-            w = t.module.weight
-            w.copy_(torch.from_numpy(layers[t.name].weight()).to(w.device, w.dtype))
+            _write_weight(t.module.weight, layers[t.name])
     state = CompressionState(plan, layers)
     setattr(compressed, STATE_ATTRIBUTE, state)
     if calibration is not None:

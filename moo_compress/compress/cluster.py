@@ -63,40 +63,23 @@ def _boundaries(centroids: np.ndarray) -> np.ndarray:
 
 
 def assign(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
-    """Cluster index of every value: the number of (ascending) ``boundaries`` strictly below it."""
-    if boundaries.size > 32:
+    """Cluster index (int16) of every value: the number of (ascending) ``boundaries`` strictly below it."""
+    if boundaries.size > 255:
         return np.searchsorted(boundaries, values, side="left").astype(np.int16)
-    labels = np.zeros(values.shape, dtype=np.int16)
-    for b in boundaries:  # k - 1 vectorised passes beat a per-element binary search for small k
-        np.add(labels, values > b, out=labels, casting="unsafe")
-    return labels
+    # k - 1 vectorised comparisons, counted in uint8 to halve memory traffic, beat a binary search per value
+    labels = np.zeros(values.shape, dtype=np.uint8)
+    above = np.empty(values.shape, dtype=bool)
+    for b in boundaries:
+        np.greater(values, b, out=above)
+        labels += above.view(np.uint8)
+    return labels.astype(np.int16)
 
 
-def kmeans_1d(
-    values: np.ndarray,
-    n_clusters: int,
-    *,
-    init: str = "kmeans++",
-    rng: np.random.Generator | None = None,
-    max_iter: int = _MAX_ITER,
-    tol: float = _TOL,
-) -> KMeansResult:
-    """Exact Lloyd k-means of a 1-D array (see the module docstring for how it stays fast).
-
-    Args:
-        values: 1-D float array.
-        n_clusters: Number of clusters k (the result may have fewer when values repeat).
-        init: ``kmeans++`` (D^2 sampling with ``rng``) or ``linear`` (evenly spaced over [min, max]).
-        rng: Random generator for k-means++; the same seed gives the same result.
-        max_iter: Iteration limit.
-        tol: Stop when the summed squared centroid shift is below ``tol`` times the variance of the
-            values (scikit-learn's rule); 0 iterates to the exact fixed point.
-    """
-    values = np.ascontiguousarray(values, dtype=np.float32).ravel()
-    n = values.size
-    if n == 0:
-        return KMeansResult(np.zeros(0, np.float32), np.zeros(0, np.int16), 0, True)
-    s = np.sort(values)
+def _fit_sorted(
+    s: np.ndarray, n_clusters: int, *, init: str, rng: np.random.Generator | None, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int, bool]:
+    """Lloyd on sorted values; returns (centroids, boundaries, label remap or None, iterations, converged)."""
+    n = s.size
     prefix = np.empty(n + 1, dtype=np.float64)
     prefix[0] = 0.0
     np.cumsum(s, dtype=np.float64, out=prefix[1:])
@@ -104,7 +87,6 @@ def kmeans_1d(
         centroids = np.unique(np.linspace(float(s[0]), float(s[-1]), n_clusters))
     else:
         centroids = _init_kmeanspp(s, n_clusters, rng if rng is not None else np.random.default_rng(0))
-
     # as scikit-learn: stop when the squared centroid shift falls below tol * variance
     tolerance = tol * float(np.var(s[:: max(1, n // _INIT_SAMPLE)], dtype=np.float64))
     previous = None
@@ -130,16 +112,43 @@ def kmeans_1d(
     # exact means of the final partition, which ``assign`` reproduces from the same boundaries
     sums, counts = _run_sums(prefix, cuts, n)
     nonempty = counts > 0
-    labels = assign(values, boundaries)
-    if not nonempty.all():
-        labels = (np.cumsum(nonempty) - 1).astype(np.int16)[labels]
+    remap = None if nonempty.all() else (np.cumsum(nonempty) - 1).astype(np.int16)
     means = (sums[nonempty] / counts[nonempty]).astype(np.float32)
-    return KMeansResult(means, labels, iterations, converged)
+    return means, boundaries, remap, iterations, converged
 
 
 def _run_sums(prefix: np.ndarray, cuts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     edges = np.concatenate([[0], cuts, [n]])
     return prefix[edges[1:]] - prefix[edges[:-1]], np.diff(edges)
+
+
+def kmeans_1d(
+    values: np.ndarray,
+    n_clusters: int,
+    *,
+    init: str = "kmeans++",
+    rng: np.random.Generator | None = None,
+    max_iter: int = _MAX_ITER,
+    tol: float = _TOL,
+) -> KMeansResult:
+    """Exact Lloyd k-means of a 1-D array (see the module docstring for how it stays fast).
+
+    Args:
+        values: 1-D float array.
+        n_clusters: Number of clusters k (the result may have fewer when values repeat).
+        init: ``kmeans++`` (D^2 sampling with ``rng``) or ``linear`` (evenly spaced over [min, max]).
+        rng: Random generator for k-means++; the same seed gives the same result.
+        max_iter: Iteration limit.
+        tol: Stop when the summed squared centroid shift is below ``tol`` times the variance of the
+            values (scikit-learn's rule); 0 iterates to the exact fixed point.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float32).ravel()
+    if values.size == 0:
+        return KMeansResult(np.zeros(0, np.float32), np.zeros(0, np.int16), 0, True)
+    centroids, boundaries, remap, iterations, converged = _fit_sorted(
+        np.sort(values), n_clusters, init=init, rng=rng, max_iter=max_iter, tol=tol)
+    labels = assign(values, boundaries)
+    return KMeansResult(centroids, labels if remap is None else remap[labels], iterations, converged)
 
 
 def cluster_weights(
@@ -157,14 +166,24 @@ def cluster_weights(
         array shaped like ``weights`` holding each weight's centroid, or -1 for weights that stay
         zero (``preserve_sparsity``).
     """
-    flat = weights.ravel()
+    flat = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
     present = flat != 0 if config.preserve_sparsity else None
     if present is not None and present.all():
         present = None
-    result = kmeans_1d(flat if present is None else flat[present], config.n_clusters, init=config.init, rng=rng)
     if present is None:
-        indices = result.labels
+        s = np.sort(flat)
     else:
-        indices = np.full(flat.size, -1, dtype=np.int16)
-        indices[present] = result.labels
-    return result.centroids, indices.reshape(weights.shape)
+        s = flat[present]  # a fresh copy: sort it in place
+        s.sort()
+    if s.size == 0:
+        return np.zeros(0, np.float32), np.full(weights.shape, -1, dtype=np.int16)
+    codebook, boundaries, remap, _, _ = _fit_sorted(s, config.n_clusters, init=config.init, rng=rng,
+                                                    max_iter=_MAX_ITER, tol=_TOL)
+    del s
+    # assigning every weight and then blanking the zeros beats gathering and scattering the non-zeros
+    indices = assign(flat, boundaries)
+    if remap is not None:
+        indices = remap[indices]
+    if present is not None:
+        np.copyto(indices, np.int16(-1), where=~present)
+    return codebook, indices.reshape(weights.shape)

@@ -380,7 +380,9 @@ class CompressionPlan(_Config):
                               "use CompressionPlan.for_layer_groups(...) to build one from a name -> patterns mapping")
         groups = tuple(self.groups)
         for g in groups:
-            _check_nested("CompressionPlan", "groups[]", g, LayerGroup)
+            if not isinstance(g, LayerGroup):
+                raise ConfigError(f"CompressionPlan.groups must hold LayerGroup objects, got {type(g).__name__}; "
+                                  "build them with LayerGroup(name, patterns, prune=..., ...)")
         names = [g.name for g in groups]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -91,7 +91,30 @@ def prune_masks(weights: Sequence[np.ndarray], config: PruneConfig) -> list[np.n
         return [np.broadcast_to(k[:, None], r.shape).reshape(w.shape).copy() for k, r, w in zip(keeps, rows, weights)]
     if config.scope == "layer":
         return [magnitude_mask(np.abs(w).ravel(), int(round(config.sparsity * w.size))).reshape(w.shape) for w in weights]
-    flat = np.concatenate([np.abs(w).ravel() for w in weights])
-    keep = magnitude_mask(flat, int(round(config.sparsity * flat.size)))
-    bounds = np.cumsum([0] + [w.size for w in weights])
-    return [keep[a:b].reshape(w.shape) for a, b, w in zip(bounds[:-1], bounds[1:], weights)]
+    return _global_masks([np.abs(w).reshape(-1) for w in weights], config.sparsity, [w.shape for w in weights])
+
+
+def _global_masks(magnitudes: list[np.ndarray], sparsity: float, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    # One threshold over all layers, found by an in-place partition of one concatenated copy; the
+    # masks then come from per-layer comparisons, so the concatenation is never split or copied again.
+    total = sum(m.size for m in magnitudes)
+    n_prune = int(round(sparsity * total))
+    if n_prune <= 0:
+        return [np.ones(shape, dtype=bool) for shape in shapes]
+    if n_prune >= total:
+        return [np.zeros(shape, dtype=bool) for shape in shapes]
+    flat = np.concatenate(magnitudes)
+    flat.partition(n_prune - 1)
+    threshold = flat[n_prune - 1]
+    del flat
+    keeps = [m > threshold for m in magnitudes]
+    # weights equal to the threshold: prune the first ones (in layer order) until exactly n_prune are gone
+    restore = (total - sum(int(np.count_nonzero(k)) for k in keeps)) - n_prune
+    for m, keep in zip(reversed(magnitudes), reversed(keeps)):
+        if restore <= 0:
+            break
+        ties = np.flatnonzero(m == threshold)
+        take = ties[max(0, ties.size - restore):]
+        keep[take] = True
+        restore -= take.size
+    return [k.reshape(shape) for k, shape in zip(keeps, shapes)]

@@ -89,15 +89,24 @@ class LayerState:
         """Fraction of weights stored as implicit zeros."""
         return 1.0 - self.nonzero / self.numel if self.numel else 0.0
 
-    def weight(self) -> np.ndarray:
-        """The float32 weight this state stands for (the only decoder: compress and load both use it)."""
+    def weight(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The float32 weight this state stands for (the only decoder: compress and load both use it).
+
+        Args:
+            out: Optional C-contiguous float32 array of the weight's shape to write into.
+        """
         if self.codebook is not None:
             table = np.append(self.codebook.astype(np.float32), np.float32(0.0))  # index -1 -> 0.0
-            return table[self.indices]
+            return np.take(table, self.indices, out=out)
         if self.codes is not None:
             rows = self.codes.reshape(self.quant.scale.size, -1)  # type: ignore[union-attr]
-            return dequantize(rows, self.quant).reshape(self.shape)  # type: ignore[arg-type]
-        return self.values  # type: ignore[return-value]
+            w = dequantize(rows, self.quant).reshape(self.shape)  # type: ignore[arg-type]
+        else:
+            w = self.values  # type: ignore[assignment]
+        if out is None:
+            return w  # type: ignore[return-value]
+        out[...] = w
+        return out
 
 
 @dataclass

@@ -55,7 +55,7 @@ def test_kmeans_edge_cases():
 def test_assign_agrees_for_small_and_large_k():
     rng = np.random.default_rng(0)
     values = rng.normal(size=10_000).astype(np.float32)
-    for k in (4, 64):
+    for k in (4, 64, 300):
         boundaries = np.sort(rng.normal(size=k - 1)).astype(np.float32)
         np.testing.assert_array_equal(assign(values, boundaries), np.searchsorted(boundaries, values, side="left"))
 

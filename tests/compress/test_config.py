@@ -94,6 +94,7 @@ def test_key_is_stable_across_processes():
         (lambda: CompressionPlan(prune={"sparsity": 0.5}), "PruneConfig.from_dict"),
         (lambda: CompressionPlan(groups=(LayerGroup("a", ("x",)), LayerGroup("a", ("y",)))), "repeats the group name"),
         (lambda: CompressionPlan(seed=-1), "seed=-1"),
+        (lambda: CompressionPlan(groups=(None,)), "must hold LayerGroup objects"),
         (lambda: CompressionPlan.from_dict({"prune": {"sparsity": 0.5}, "sed": 1}), "did you mean 'seed'"),
         (lambda: CompressionPlan.from_dict({"prune": {"sparsty": 0.5}}), "did you mean 'sparsity'"),
         (lambda: QuantizeConfig.from_dict({}), "weight_bits"),

@@ -125,9 +125,13 @@ def quantize_weights(weights: np.ndarray, bits: int, *, symmetric: bool, per_cha
 
 
 def fake_quantize(x: torch.Tensor, scale: float, zero_point: int, qmax: int) -> torch.Tensor:
-    """Rounds ``x`` onto the affine grid ``(q - zero_point) * scale``, ``q`` in ``[0, qmax]``."""
-    q = torch.clamp(torch.round(x / scale) + zero_point, 0, qmax)
-    return (q - zero_point) * scale
+    """Rounds ``x`` onto the affine grid ``(q - zero_point) * scale``, ``q`` in ``[0, qmax]``.
+
+    Rounds in float32 (a bf16 input under autocast has too few mantissa bits for 8-bit codes) and
+    returns ``x``'s dtype.
+    """
+    q = torch.clamp(torch.round(x.float() / scale) + zero_point, 0, qmax)
+    return ((q - zero_point) * scale).to(x.dtype)
 
 
 @dataclass

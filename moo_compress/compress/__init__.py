@@ -32,7 +32,14 @@ from moo_compress.compress.export import (
 )
 from moo_compress.compress.int8 import measure_latency, to_int8
 from moo_compress.compress.recovery import recalibrate_batchnorm
-from moo_compress.compress.size import SizeReport, TensorSize, compression_ratio, gzip_bytes, size_report, state_dict_bytes
+from moo_compress.compress.size import (
+    SizeReport,
+    TensorSize,
+    compression_ratio,
+    gzip_bytes,
+    size_report,
+    state_dict_bytes,
+)
 from moo_compress.compress.state import CompressionState, LayerState, compression_state, is_compressed
 from moo_compress.compress.targets import LayerFilter, candidate_layers, is_compressible
 

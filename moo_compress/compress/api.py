@@ -21,7 +21,14 @@ from moo_compress.compress.calibration import CalibrationData
 from moo_compress.compress.cluster import cluster_weights
 from moo_compress.compress.config import CompressionPlan
 from moo_compress.compress.prune import prune_masks
-from moo_compress.compress.quantize import ActivationQuant, dequantize, fit_grid, observe_activation_ranges, quantize, quantize_weights
+from moo_compress.compress.quantize import (
+    ActivationQuant,
+    dequantize,
+    fit_grid,
+    observe_activation_ranges,
+    quantize,
+    quantize_weights,
+)
 from moo_compress.compress.recovery import finetune, recalibrate_batchnorm
 from moo_compress.compress.state import STATE_ATTRIBUTE, CompressionState, LayerState, is_compressed
 from moo_compress.compress.targets import LayerFilter, Target, is_compressible, resolve_targets
@@ -37,13 +44,17 @@ def _check_inputs(model: nn.Module, plan: CompressionPlan, calibration: Calibrat
     if not isinstance(model, nn.Module):
         raise ConfigError(f"compress() needs a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(plan, CompressionPlan):
-        raise ConfigError(f"compress() needs a CompressionPlan, got {type(plan).__name__}; build one with "
-                          "CompressionPlan(...) or CompressionPlan.from_dict(...)")
+        raise ConfigError(
+            f"compress() needs a CompressionPlan, got {type(plan).__name__}; build one with "
+            "CompressionPlan(...) or CompressionPlan.from_dict(...)"
+        )
     if is_compressed(model):
         raise ConfigError("this model is already compressed; compress the original (uncompressed) model instead")
     if calibration is not None and not isinstance(calibration, CalibrationData):
-        raise ConfigError(f"calibration must be a CalibrationData, got {type(calibration).__name__}; "
-                          "build one with CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)")
+        raise ConfigError(
+            f"calibration must be a CalibrationData, got {type(calibration).__name__}; "
+            "build one with CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
+        )
     needs = []
     if plan.recovery.bn_images:
         needs.append(f"batch-norm re-estimation (recovery.bn_images={plan.recovery.bn_images})")
@@ -53,11 +64,15 @@ def _check_inputs(model: nn.Module, plan: CompressionPlan, calibration: Calibrat
     if any(q is not None and q.activation_bits for q in quantizers):
         needs.append("activation quantization (activation_bits)")
     if needs and calibration is None:
-        raise ConfigError(f"the plan asks for {', '.join(needs)}, which needs calibration images: pass "
-                          "calibration=CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)")
+        raise ConfigError(
+            f"the plan asks for {', '.join(needs)}, which needs calibration images: pass "
+            "calibration=CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
+        )
     if calibration is not None and plan.recovery.bn_images > len(calibration):
-        raise ConfigError(f"recovery.bn_images={plan.recovery.bn_images} but the calibration data holds "
-                          f"{len(calibration)} images; pass more images or lower bn_images")
+        raise ConfigError(
+            f"recovery.bn_images={plan.recovery.bn_images} but the calibration data holds "
+            f"{len(calibration)} images; pass more images or lower bn_images"
+        )
 
 
 def _layer_rng(seed: int, name: str) -> np.random.Generator:
@@ -108,9 +123,7 @@ def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]
 
 def _copy_without(model: nn.Module, skip: list[nn.Parameter]) -> nn.Module:
     """A deep copy of ``model`` whose ``skip`` parameters are left uninitialised (they are overwritten)."""
-    memo: dict[int, object] = {
-        id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad) for p in skip
-    }
+    memo: dict[int, object] = {id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad) for p in skip}
     return copy.deepcopy(model, memo)
 
 
@@ -128,8 +141,12 @@ def install_activation_quant(model: nn.Module, activations: dict[str, Activation
         modules[name].register_forward_pre_hook(hook)
 
 
-def _calibrate_activations(model: nn.Module, targets: list[Target], calibration: CalibrationData) -> dict[str, ActivationQuant]:
-    bits = {t.name: t.quantize.activation_bits for t in targets if t.quantize is not None and t.quantize.activation_bits}
+def _calibrate_activations(
+    model: nn.Module, targets: list[Target], calibration: CalibrationData
+) -> dict[str, ActivationQuant]:
+    bits = {
+        t.name: t.quantize.activation_bits for t in targets if t.quantize is not None and t.quantize.activation_bits
+    }
     if not bits:
         return {}
     modules = dict(model.named_modules())
@@ -182,6 +199,8 @@ def compress(
         if recovery.finetune_steps and layers:
             state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
         if recovery.bn_images:
-            recalibrate_batchnorm(compressed, calibration, n_images=recovery.bn_images, batch_size=recovery.bn_batch_size)
+            recalibrate_batchnorm(
+                compressed, calibration, n_images=recovery.bn_images, batch_size=recovery.bn_batch_size
+            )
         state.activations = _calibrate_activations(compressed, targets, calibration)
     return compressed

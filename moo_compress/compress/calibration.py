@@ -46,8 +46,9 @@ class CalibrationData:
         if self.labels is not None:
             labels = np.asarray(self.labels)
             if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
-                raise DataFormatError(f"CalibrationData.labels must be {len(x)} integer class indices; got "
-                                      f"{labels.dtype} {labels.shape}")
+                raise DataFormatError(
+                    f"CalibrationData.labels must be {len(x)} integer class indices; got {labels.dtype} {labels.shape}"
+                )
             object.__setattr__(self, "labels", labels.astype(np.int64))
         for name in ("mean", "std"):
             value = getattr(self, name)
@@ -56,8 +57,10 @@ class CalibrationData:
             except (TypeError, ValueError):
                 stats = ()
             if len(stats) != 3 or (name == "std" and min(stats) <= 0):
-                raise ConfigError(f"CalibrationData.{name} must be three numbers{' > 0' if name == 'std' else ''}, "
-                                  f"got {value!r}; pass the model's normalisation (PretrainedModel.{name})")
+                raise ConfigError(
+                    f"CalibrationData.{name} must be three numbers{' > 0' if name == 'std' else ''}, "
+                    f"got {value!r}; pass the model's normalisation (PretrainedModel.{name})"
+                )
             object.__setattr__(self, name, stats)
 
     @classmethod
@@ -84,7 +87,9 @@ class CalibrationData:
         if n is not None:
             classes = len(np.unique(labels))
             if n < classes:
-                raise ConfigError(f"n={n} calibration images is fewer than the {classes} classes; ask for at least {classes}")
+                raise ConfigError(
+                    f"n={n} calibration images is fewer than the {classes} classes; ask for at least {classes}"
+                )
             index = stratified_indices(labels, n // classes, seed=seed)
             images, labels = images[index], labels[index]
         return cls(np.ascontiguousarray(images), tuple(mean), tuple(std), labels)  # type: ignore[arg-type]
@@ -107,7 +112,9 @@ class CalibrationData:
         shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=device).view(1, 3, 1, 1)
         return x.permute(0, 3, 1, 2).float().mul_(scale).add_(shift)
 
-    def batches(self, batch_size: int, *, device: torch.device | str = "cpu", limit: int | None = None) -> Iterator[torch.Tensor]:
+    def batches(
+        self, batch_size: int, *, device: torch.device | str = "cpu", limit: int | None = None
+    ) -> Iterator[torch.Tensor]:
         """Normalised batches of the first ``limit`` images (all when None), in order."""
         stop = len(self) if limit is None else min(limit, len(self))
         for start in range(0, stop, batch_size):

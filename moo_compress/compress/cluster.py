@@ -146,7 +146,8 @@ def kmeans_1d(
     if values.size == 0:
         return KMeansResult(np.zeros(0, np.float32), np.zeros(0, np.int16), 0, True)
     centroids, boundaries, remap, iterations, converged = _fit_sorted(
-        np.sort(values), n_clusters, init=init, rng=rng, max_iter=max_iter, tol=tol)
+        np.sort(values), n_clusters, init=init, rng=rng, max_iter=max_iter, tol=tol
+    )
     labels = assign(values, boundaries)
     return KMeansResult(centroids, labels if remap is None else remap[labels], iterations, converged)
 
@@ -177,8 +178,9 @@ def cluster_weights(
         s.sort()
     if s.size == 0:
         return np.zeros(0, np.float32), np.full(weights.shape, -1, dtype=np.int16)
-    codebook, boundaries, remap, _, _ = _fit_sorted(s, config.n_clusters, init=config.init, rng=rng,
-                                                    max_iter=_MAX_ITER, tol=_TOL)
+    codebook, boundaries, remap, _, _ = _fit_sorted(
+        s, config.n_clusters, init=config.init, rng=rng, max_iter=_MAX_ITER, tol=_TOL
+    )
     del s
     # assigning every weight and then blanking the zeros beats gathering and scattering the non-zeros
     indices = assign(flat, boundaries)

@@ -77,8 +77,9 @@ def _check_nested(owner: str, name: str, value: object, cls: type) -> None:
 
 def _patterns(owner: str, name: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
-        raise ConfigError(f"{owner}.{name} must be a sequence of glob patterns, got the string {value!r}; "
-                          f"write ({value!r},)")
+        raise ConfigError(
+            f"{owner}.{name} must be a sequence of glob patterns, got the string {value!r}; write ({value!r},)"
+        )
     if not isinstance(value, Sequence) or not all(isinstance(p, str) and p for p in value):
         raise ConfigError(f"{owner}.{name} must be a sequence of non-empty glob strings, got {value!r}")
     return tuple(value)
@@ -186,8 +187,13 @@ class PruneConfig(_Config):
                 f"e.g. 0.5 for 50%{hint}"
             )
         object.__setattr__(self, "sparsity", float(s))
-        _check_choice("PruneConfig", "scope", self.scope, self.SCOPES,
-                      ": one threshold across the layers, or every layer pruned to the sparsity")
+        _check_choice(
+            "PruneConfig",
+            "scope",
+            self.scope,
+            self.SCOPES,
+            ": one threshold across the layers, or every layer pruned to the sparsity",
+        )
         _check_bool("PruneConfig", "structured", self.structured)
 
 
@@ -210,8 +216,14 @@ class ClusterConfig(_Config):
     INITS: ClassVar[tuple[str, ...]] = ("kmeans++", "linear")
 
     def __post_init__(self) -> None:
-        k = _check_int("ClusterConfig", "n_clusters", self.n_clusters, low=2, high=_MAX_CLUSTERS,
-                       hint="; use 2 to 256 centroids per layer (16 is TF-MOT's usual choice)")
+        k = _check_int(
+            "ClusterConfig",
+            "n_clusters",
+            self.n_clusters,
+            low=2,
+            high=_MAX_CLUSTERS,
+            hint="; use 2 to 256 centroids per layer (16 is TF-MOT's usual choice)",
+        )
         object.__setattr__(self, "n_clusters", k)
         _check_choice("ClusterConfig", "init", self.init, self.INITS)
         _check_bool("ClusterConfig", "preserve_sparsity", self.preserve_sparsity)
@@ -242,7 +254,11 @@ class QuantizeConfig(_Config):
         b = self.weight_bits
         choices = ", ".join(map(str, WEIGHT_BITS))
         if b == 1 and not isinstance(b, bool):
-            kind = "symmetric 1-bit quantization has a single level (0)" if self.symmetric else "1-bit weights are not supported"
+            kind = (
+                "symmetric 1-bit quantization has a single level (0)"
+                if self.symmetric
+                else "1-bit weights are not supported"
+            )
             raise ConfigError(f"QuantizeConfig.weight_bits=1: {kind}; use 2 bits or more ({choices})")
         if isinstance(b, bool) or b not in WEIGHT_BITS:
             raise ConfigError(f"QuantizeConfig.weight_bits={b!r} is not supported; use one of {choices}")
@@ -252,7 +268,9 @@ class QuantizeConfig(_Config):
         a = self.activation_bits
         if a is not None:
             if isinstance(a, bool) or a not in WEIGHT_BITS:
-                raise ConfigError(f"QuantizeConfig.activation_bits={a!r} is not supported; use None or one of {choices}")
+                raise ConfigError(
+                    f"QuantizeConfig.activation_bits={a!r} is not supported; use None or one of {choices}"
+                )
             object.__setattr__(self, "activation_bits", int(a))
 
     @property
@@ -376,13 +394,17 @@ class CompressionPlan(_Config):
         if self.recovery is None:
             raise ConfigError("CompressionPlan.recovery must be a RecoveryConfig; use RecoveryConfig() for none")
         if isinstance(self.groups, (str, Mapping)) or not isinstance(self.groups, Sequence):
-            raise ConfigError("CompressionPlan.groups must be a sequence of LayerGroup; "
-                              "use CompressionPlan.for_layer_groups(...) to build one from a name -> patterns mapping")
+            raise ConfigError(
+                "CompressionPlan.groups must be a sequence of LayerGroup; "
+                "use CompressionPlan.for_layer_groups(...) to build one from a name -> patterns mapping"
+            )
         groups = tuple(self.groups)
         for g in groups:
             if not isinstance(g, LayerGroup):
-                raise ConfigError(f"CompressionPlan.groups must hold LayerGroup objects, got {type(g).__name__}; "
-                                  "build them with LayerGroup(name, patterns, prune=..., ...)")
+                raise ConfigError(
+                    f"CompressionPlan.groups must hold LayerGroup objects, got {type(g).__name__}; "
+                    "build them with LayerGroup(name, patterns, prune=..., ...)"
+                )
         names = [g.name for g in groups]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -415,15 +437,20 @@ class CompressionPlan(_Config):
         def part(p: PruneConfig | None, c: ClusterConfig | None, q: QuantizeConfig | None) -> str:
             bits = []
             if p is not None:
-                bits.append(f"P{100 * p.sparsity:g}" + ("s" if p.structured else "") + ("l" if p.scope == "layer" else ""))
+                bits.append(
+                    f"P{100 * p.sparsity:g}" + ("s" if p.structured else "") + ("l" if p.scope == "layer" else "")
+                )
             if c is not None:
                 bits.append(f"C{c.n_clusters}")
             if q is not None:
                 bits.append(f"Q{q.weight_bits}" + (f"A{q.activation_bits}" if q.activation_bits else ""))
             return "-".join(bits) or "none"
 
-        text = part(self.prune, self.cluster, self.quantize) if not self.groups or any(
-            c is not None for c in (self.prune, self.cluster, self.quantize)) else ""
+        text = (
+            part(self.prune, self.cluster, self.quantize)
+            if not self.groups or any(c is not None for c in (self.prune, self.cluster, self.quantize))
+            else ""
+        )
         groups = ",".join(f"{g.name}:{part(g.prune, g.cluster, g.quantize)}" for g in self.groups)
         return " ".join(t for t in (text, f"G({groups})" if groups else "") if t) or "none"
 
@@ -449,8 +476,10 @@ class CompressionPlan(_Config):
         """
         unknown = [g for g in settings if g not in layer_groups]
         if unknown:
-            raise ConfigError(f"unknown layer group {unknown[0]!r}{_close(unknown[0], list(layer_groups))} "
-                              f"(groups: {', '.join(layer_groups)})")
+            raise ConfigError(
+                f"unknown layer group {unknown[0]!r}{_close(unknown[0], list(layer_groups))} "
+                f"(groups: {', '.join(layer_groups)})"
+            )
         groups = []
         for name, patterns in layer_groups.items():
             if name not in settings:

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Encoding", "choose_encoding", "ceil_log2", "pack_uint", "unpack_uint", "relative_codes", "relative_positions"]
+__all__ = [
+    "Encoding",
+    "choose_encoding",
+    "ceil_log2",
+    "pack_uint",
+    "unpack_uint",
+    "relative_codes",
+    "relative_positions",
+]
 
 _MAX_RELATIVE_BITS = 16
 _CHUNK = 1 << 20
@@ -146,7 +154,7 @@ def unpack_uint(data: bytes | memoryview, bits: int, count: int) -> np.ndarray:
         return np.frombuffer(data, dtype=f"<u{bits // 8}", count=count).astype(np.uint32)
     raw = np.frombuffer(data, dtype=np.uint8)
     out = np.empty(count, dtype=np.uint32)
-    weights = (np.uint32(1) << np.arange(bits, dtype=np.uint32))
+    weights = np.uint32(1) << np.arange(bits, dtype=np.uint32)
     per_chunk = _CHUNK - _CHUNK % 8  # whole bytes per chunk: chunk * bits is a multiple of 8
     for start in range(0, count, per_chunk):
         stop = min(start + per_chunk, count)

@@ -96,8 +96,12 @@ def _pack_layer(state: LayerState, writer: _Writer) -> dict[str, Any]:
         if encoding.layout == "bitmask":
             blobs["positions"] = writer.add(np.packbits(present, bitorder="little").tobytes())
         else:
-            blobs["positions"] = writer.add(pack_uint(relative_codes(present, encoding.relative_bits),  # type: ignore[arg-type]
-                                                      encoding.relative_bits))
+            blobs["positions"] = writer.add(
+                pack_uint(
+                    relative_codes(present, encoding.relative_bits),  # type: ignore[arg-type]
+                    encoding.relative_bits,
+                )
+            )
         blobs["codes"] = writer.add(pack_uint(codes[present], code_bits))
     quant = state.quant
     if state.kind == "codebook":
@@ -117,8 +121,9 @@ def _pack_layer(state: LayerState, writer: _Writer) -> dict[str, Any]:
         "nonzero": state.nonzero,
         "has_mask": state.mask is not None,
         "codebook_size": None if state.codebook is None else int(state.codebook.size),
-        "quant": None if quant is None else {"bits": quant.bits, "symmetric": quant.symmetric,
-                                             "channels": int(quant.scale.size)},
+        "quant": None
+        if quant is None
+        else {"bits": quant.bits, "symmetric": quant.symmetric, "channels": int(quant.scale.size)},
         "group": state.group,
         "blobs": blobs,
     }
@@ -180,8 +185,11 @@ def _unpack_layer(entry: dict[str, Any], plan: CompressionPlan, data: memoryview
     if entry["quant"] is not None:
         q = entry["quant"]
         scale = np.frombuffer(_blob(data, blobs["scale"]), dtype="<f4").astype(np.float32)
-        zero = (np.zeros(q["channels"], np.int32) if q["symmetric"]
-                else np.frombuffer(_blob(data, blobs["zero_point"]), dtype="<i4").astype(np.int32))
+        zero = (
+            np.zeros(q["channels"], np.int32)
+            if q["symmetric"]
+            else np.frombuffer(_blob(data, blobs["zero_point"]), dtype="<i4").astype(np.int32)
+        )
         quant = QuantParams(q["bits"], q["symmetric"], scale, zero)
     # bits per code, and the code of an implicit zero (per row for per-channel affine grids)
     if kind == "codebook":
@@ -198,15 +206,19 @@ def _unpack_layer(entry: dict[str, Any], plan: CompressionPlan, data: memoryview
         grid = np.empty((rows, n // rows), dtype=np.int64)
         grid[:] = absent
         if layout == "rows":
-            kept = np.unpackbits(np.frombuffer(_blob(data, blobs["positions"]), np.uint8), bitorder="little",
-                                 count=rows).astype(bool)
-            grid[kept] = unpack_uint(_blob(data, blobs["codes"]), dense_bits, int(kept.sum()) * (n // rows)).reshape(-1, n // rows)
+            kept = np.unpackbits(
+                np.frombuffer(_blob(data, blobs["positions"]), np.uint8), bitorder="little", count=rows
+            ).astype(bool)
+            grid[kept] = unpack_uint(_blob(data, blobs["codes"]), dense_bits, int(kept.sum()) * (n // rows)).reshape(
+                -1, n // rows
+            )
             codes = grid.reshape(-1)
         else:
             codes = grid.reshape(-1)
             if layout == "bitmask":
-                present = np.unpackbits(np.frombuffer(_blob(data, blobs["positions"]), np.uint8), bitorder="little",
-                                        count=n).astype(bool)
+                present = np.unpackbits(
+                    np.frombuffer(_blob(data, blobs["positions"]), np.uint8), bitorder="little", count=n
+                ).astype(bool)
                 positions = np.flatnonzero(present)
             else:
                 r = entry["relative_bits"]
@@ -255,13 +267,17 @@ def unpack_compressed(data: bytes, model: nn.Module | None = None) -> nn.Module:
     (length,) = struct.unpack("<I", view[8:12])
     header = json.loads(bytes(view[12 : 12 + length]))
     if header.get("format") != _FORMAT or header.get("version") != _VERSION:
-        raise CheckpointError(f"unsupported packed format {header.get('format')} v{header.get('version')}; "
-                              f"this version reads {_FORMAT} v{_VERSION}")
+        raise CheckpointError(
+            f"unsupported packed format {header.get('format')} v{header.get('version')}; "
+            f"this version reads {_FORMAT} v{_VERSION}"
+        )
     blobs = view[12 + length :]
     if model is None:
         if not header.get("arch"):
-            raise ConfigError("the packed file names no architecture; pass model=create_model(arch, num_classes=...) "
-                              "or export with arch=...")
+            raise ConfigError(
+                "the packed file names no architecture; pass model=create_model(arch, num_classes=...) "
+                "or export with arch=..."
+            )
         from moo_compress.models import create_model
 
         model = create_model(header["arch"], num_classes=header["num_classes"] or 10)
@@ -273,10 +289,14 @@ def unpack_compressed(data: bytes, model: nn.Module | None = None) -> nn.Module:
     expected = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
     keys = [t["key"] for t in header["tensors"]]
     missing, unexpected = sorted(set(expected) - set(keys)), sorted(set(keys) - set(expected))
-    bad_shapes = [t["key"] for t in header["tensors"] if t["key"] in expected and list(expected[t["key"]].shape) != t["shape"]]
+    bad_shapes = [
+        t["key"] for t in header["tensors"] if t["key"] in expected and list(expected[t["key"]].shape) != t["shape"]
+    ]
     if missing or unexpected or bad_shapes:
-        raise CheckpointError(f"packed model does not fit {type(model).__name__}: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}, shape mismatches {bad_shapes[:5]}; pass the matching architecture")
+        raise CheckpointError(
+            f"packed model does not fit {type(model).__name__}: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, shape mismatches {bad_shapes[:5]}; pass the matching architecture"
+        )
     layers: dict[str, LayerState] = {}
     tensors: dict[str, torch.Tensor] = {}
     for entry in header["tensors"]:
@@ -312,8 +332,9 @@ def export_compressed(
     path = Path(path)
     with atomic_open(path, "wb") as handle:
         handle.write(data)
-    return ExportResult(path, len(data), len(gzip.compress(data, compresslevel=9, mtime=0)),
-                        size_report(model).compressed_bytes)
+    return ExportResult(
+        path, len(data), len(gzip.compress(data, compresslevel=9, mtime=0)), size_report(model).compressed_bytes
+    )
 
 
 def load_compressed(path: str | os.PathLike[str], model: nn.Module | None = None) -> nn.Module:

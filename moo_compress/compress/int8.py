@@ -69,13 +69,16 @@ def to_int8(
     if not int8_layers:
         raise ConfigError("no layer of this model is quantized to 8 bits; use QuantizeConfig(8) for the int8 path")
     if backend not in torch.backends.quantized.supported_engines:
-        raise ConfigError(f"quantized engine {backend!r} is not available here; use one of "
-                          f"{', '.join(torch.backends.quantized.supported_engines)}")
+        raise ConfigError(
+            f"quantized engine {backend!r} is not available here; use one of "
+            f"{', '.join(torch.backends.quantized.supported_engines)}"
+        )
     torch.backends.quantized.engine = backend
     qconfig = QConfig(
         activation=HistogramObserver.with_args(quant_min=0, quant_max=127 if backend in ("x86", "fbgemm") else 255),
-        weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
-                                                  quant_min=-127, quant_max=127),
+        weight=PerChannelMinMaxObserver.with_args(
+            dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127, quant_max=127
+        ),
     )
     mapping = QConfigMapping()
     for name, module in model.named_modules():

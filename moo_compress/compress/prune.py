@@ -31,7 +31,7 @@ def magnitude_mask(magnitudes: np.ndarray, n_prune: int) -> np.ndarray:
     keep = magnitudes > threshold
     n_below = n - int(np.count_nonzero(keep)) - int(np.count_nonzero(magnitudes == threshold))
     ties = np.flatnonzero(magnitudes == threshold)
-    keep[ties[n_prune - n_below:]] = True  # prune the first (n_prune - n_below) ties, keep the rest
+    keep[ties[n_prune - n_below :]] = True  # prune the first (n_prune - n_below) ties, keep the rest
     return keep
 
 
@@ -90,7 +90,9 @@ def prune_masks(weights: Sequence[np.ndarray], config: PruneConfig) -> list[np.n
         keeps = filter_mask(rows, config.sparsity, scope=config.scope)
         return [np.broadcast_to(k[:, None], r.shape).reshape(w.shape).copy() for k, r, w in zip(keeps, rows, weights)]
     if config.scope == "layer":
-        return [magnitude_mask(np.abs(w).ravel(), int(round(config.sparsity * w.size))).reshape(w.shape) for w in weights]
+        return [
+            magnitude_mask(np.abs(w).ravel(), int(round(config.sparsity * w.size))).reshape(w.shape) for w in weights
+        ]
     return _global_masks([np.abs(w).reshape(-1) for w in weights], config.sparsity, [w.shape for w in weights])
 
 
@@ -114,7 +116,7 @@ def _global_masks(magnitudes: list[np.ndarray], sparsity: float, shapes: list[tu
         if restore <= 0:
             break
         ties = np.flatnonzero(m == threshold)
-        take = ties[max(0, ties.size - restore):]
+        take = ties[max(0, ties.size - restore) :]
         keep[take] = True
         restore -= take.size
     return [k.reshape(shape) for k, shape in zip(keeps, shapes)]

@@ -111,7 +111,9 @@ def dequantize(codes: np.ndarray, params: QuantParams) -> np.ndarray:
     return shifted * params.scale[:, None]
 
 
-def quantize_weights(weights: np.ndarray, bits: int, *, symmetric: bool, per_channel: bool) -> tuple[QuantParams, np.ndarray]:
+def quantize_weights(
+    weights: np.ndarray, bits: int, *, symmetric: bool, per_channel: bool
+) -> tuple[QuantParams, np.ndarray]:
     """Fits a grid to ``weights`` (rows = first axis when per channel) and returns ``(params, codes)``.
 
     ``codes`` has the shape of ``weights``.
@@ -165,7 +167,9 @@ class ActivationQuant:
 
 
 @torch.no_grad()
-def observe_activation_ranges(model: nn.Module, modules: dict[str, nn.Module], batches: list[torch.Tensor]) -> dict[str, tuple[float, float]]:
+def observe_activation_ranges(
+    model: nn.Module, modules: dict[str, nn.Module], batches: list[torch.Tensor]
+) -> dict[str, tuple[float, float]]:
     """Runs ``batches`` through ``model`` (eval mode) and returns the min/max input of each of ``modules``."""
     ranges: dict[str, list[float]] = {}
     handles = []

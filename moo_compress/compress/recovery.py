@@ -33,7 +33,9 @@ __all__ = ["recalibrate_batchnorm", "finetune"]
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, calibration: CalibrationData, *, n_images: int, batch_size: int = 128) -> int:
+def recalibrate_batchnorm(
+    model: nn.Module, calibration: CalibrationData, *, n_images: int, batch_size: int = 128
+) -> int:
     """Re-estimates every batch-norm layer's running mean and variance on the first ``n_images`` images.
 
     Statistics are reset and then averaged equally over the batches (``momentum=None``); all other
@@ -60,7 +62,9 @@ def recalibrate_batchnorm(model: nn.Module, calibration: CalibrationData, *, n_i
     return len(norms)
 
 
-def _ste_round_grid(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+def _ste_round_grid(
+    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int
+) -> torch.Tensor:
     q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
     y = (q - zero_point) * scale
     return x + (y - x).detach()
@@ -110,7 +114,9 @@ class _Projector:
             if s.quant is None:
                 return dataclasses.replace(s, codebook=latent, _encoding=None)
             codes = quantize(latent[None, :], s.quant)
-            return dataclasses.replace(s, codebook=dequantize(codes, s.quant)[0], codebook_codes=codes[0], _encoding=None)
+            return dataclasses.replace(
+                s, codebook=dequantize(codes, s.quant)[0], codebook_codes=codes[0], _encoding=None
+            )
         if s.mask is not None:
             latent = latent * s.mask
         if s.quant is None:

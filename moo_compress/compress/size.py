@@ -32,8 +32,16 @@ from torch import nn
 from moo_compress.compress.encoding import Encoding, ceil_log2, choose_encoding
 from moo_compress.compress.state import LayerState, compression_state, is_compressed
 
-__all__ = ["TensorSize", "SizeReport", "layer_encoding", "side_bits", "size_report", "compression_ratio",
-           "state_dict_bytes", "gzip_bytes"]
+__all__ = [
+    "TensorSize",
+    "SizeReport",
+    "layer_encoding",
+    "side_bits",
+    "size_report",
+    "compression_ratio",
+    "state_dict_bytes",
+    "gzip_bytes",
+]
 
 FLOAT_BITS = 32
 
@@ -136,8 +144,10 @@ class SizeReport:
         rows = ["| tensor | shape | sparsity | kind | layout | bits | ratio |", "|---|---|---|---|---|---|---|"]
         for t in self.layers() if compressed_only else self.tensors:
             sparsity = 1 - t.nonzero / t.numel if t.numel else 0.0
-            rows.append(f"| {t.name} | {'x'.join(map(str, t.shape))} | {100 * sparsity:.1f}% | {t.kind} | {t.layout} "
-                        f"| {t.bits:,} | {t.ratio:.2f}x |")
+            rows.append(
+                f"| {t.name} | {'x'.join(map(str, t.shape))} | {100 * sparsity:.1f}% | {t.kind} | {t.layout} "
+                f"| {t.bits:,} | {t.ratio:.2f}x |"
+            )
         rows.append(f"| **total** | | | | | {self.compressed_bits:,} | {self.compression_ratio:.2f}x |")
         return "\n".join(rows)
 
@@ -156,8 +166,18 @@ def size_report(model: nn.Module) -> SizeReport:
             out.append(TensorSize(key, shape, numel, numel, "raw", "dense", numel * FLOAT_BITS, numel * FLOAT_BITS))
             continue
         encoding = layer_encoding(state)
-        out.append(TensorSize(key, shape, numel, state.nonzero, state.kind, encoding.layout,
-                              encoding.bits + side_bits(state), numel * FLOAT_BITS))
+        out.append(
+            TensorSize(
+                key,
+                shape,
+                numel,
+                state.nonzero,
+                state.kind,
+                encoding.layout,
+                encoding.bits + side_bits(state),
+                numel * FLOAT_BITS,
+            )
+        )
     return SizeReport(tuple(out))
 
 

@@ -137,6 +137,8 @@ def compression_state(model: nn.Module) -> CompressionState:
     """
     state = getattr(model, STATE_ATTRIBUTE, None)
     if not isinstance(state, CompressionState):
-        raise ConfigError(f"{type(model).__name__} carries no compression state; pass a model returned by "
-                          "moo_compress.compress.compress() or load_compressed()")
+        raise ConfigError(
+            f"{type(model).__name__} carries no compression state; pass a model returned by "
+            "moo_compress.compress.compress() or load_compressed()"
+        )
     return state

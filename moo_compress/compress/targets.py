@@ -63,8 +63,10 @@ def resolve_targets(model: nn.Module, plan: CompressionPlan, filter_fn: LayerFil
     layers = candidate_layers(model, filter_fn)
     names = [n for n, _ in layers]
     if not layers:
-        raise ConfigError(f"{type(model).__name__} has no layer the filter selects (default: Conv2d and Linear); "
-                          "pass a filter_fn that selects the layers to compress")
+        raise ConfigError(
+            f"{type(model).__name__} has no layer the filter selects (default: Conv2d and Linear); "
+            "pass a filter_fn that selects the layers to compress"
+        )
     excluded: set[str] = set()
     if plan.exclude_first_conv:
         convs = [n for n, m in layers if isinstance(m, nn.Conv2d)]
@@ -74,8 +76,10 @@ def resolve_targets(model: nn.Module, plan: CompressionPlan, filter_fn: LayerFil
     if plan.exclude_classifier:
         linears = [n for n, m in layers if isinstance(m, nn.Linear)]
         if not linears:
-            raise ConfigError("exclude_classifier is set but the model has no Linear layer; set it to False "
-                              "or name the head in 'exclude'")
+            raise ConfigError(
+                "exclude_classifier is set but the model has no Linear layer; set it to False "
+                "or name the head in 'exclude'"
+            )
         excluded.add(linears[-1])
     for pattern in plan.exclude:
         hits = fnmatch.filter(names, pattern)
@@ -87,12 +91,15 @@ def resolve_targets(model: nn.Module, plan: CompressionPlan, filter_fn: LayerFil
     for group in plan.groups:
         hits = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in group.patterns)]
         if not hits:
-            raise ConfigError(f"group {group.name!r} patterns {list(group.patterns)} match no layer; "
-                              f"layers are: {_sample(names)}")
+            raise ConfigError(
+                f"group {group.name!r} patterns {list(group.patterns)} match no layer; layers are: {_sample(names)}"
+            )
         for n in hits:
             if n in owner:
-                raise ConfigError(f"layer {n!r} is matched by groups {owner[n]!r} and {group.name!r}; "
-                                  "make the groups' patterns disjoint")
+                raise ConfigError(
+                    f"layer {n!r} is matched by groups {owner[n]!r} and {group.name!r}; "
+                    "make the groups' patterns disjoint"
+                )
             owner[n] = group.name
 
     targets = []

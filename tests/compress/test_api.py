@@ -31,8 +31,12 @@ def _snapshot(model):
 
 def test_compress_leaves_its_input_untouched(tiny, calibration):
     before = _snapshot(tiny)
-    plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(8, activation_bits=8),
-                           recovery=RecoveryConfig(bn_images=32, finetune_steps=2, finetune_batch_size=8))
+    plan = CompressionPlan(
+        prune=PruneConfig(0.5),
+        cluster=ClusterConfig(8),
+        quantize=QuantizeConfig(8, activation_bits=8),
+        recovery=RecoveryConfig(bn_images=32, finetune_steps=2, finetune_batch_size=8),
+    )
     small = compress(tiny, plan, calibration)
     after = tiny.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -42,8 +46,13 @@ def test_compress_leaves_its_input_untouched(tiny, calibration):
 
 
 def test_compress_is_deterministic(tiny, calibration):
-    plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(6),
-                           recovery=RecoveryConfig(bn_images=32, finetune_steps=3, finetune_batch_size=8), seed=4)
+    plan = CompressionPlan(
+        prune=PruneConfig(0.5),
+        cluster=ClusterConfig(8),
+        quantize=QuantizeConfig(6),
+        recovery=RecoveryConfig(bn_images=32, finetune_steps=3, finetune_batch_size=8),
+        seed=4,
+    )
     a, b = compress(tiny, plan, calibration), compress(tiny, plan, calibration)
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
 
@@ -76,8 +85,10 @@ def test_forward_uses_the_compressed_weights(tiny, inputs):
 
 def test_per_group_plan_applies_each_groups_settings(tiny):
     plan = CompressionPlan(
-        groups=(LayerGroup("convs", ("conv*",), prune=PruneConfig(0.8, scope="layer")),
-                LayerGroup("head", ("fc2",), quantize=QuantizeConfig(2))),
+        groups=(
+            LayerGroup("convs", ("conv*",), prune=PruneConfig(0.8, scope="layer")),
+            LayerGroup("head", ("fc2",), quantize=QuantizeConfig(2)),
+        ),
         cluster=ClusterConfig(4),  # the top level covers the remaining layer (fc1)
     )
     small = compress(tiny, plan)
@@ -93,10 +104,13 @@ def test_per_group_plan_applies_each_groups_settings(tiny):
 def test_plans_from_model_layer_groups():
     model = create_model("resnet20").eval()
     groups = model_defaults("resnet20").layer_groups
-    plan = CompressionPlan.for_layer_groups(groups, {
-        "layer1": {"prune": PruneConfig(0.3)},
-        "layer3": {"cluster": ClusterConfig(8), "quantize": QuantizeConfig(4)},
-    })
+    plan = CompressionPlan.for_layer_groups(
+        groups,
+        {
+            "layer1": {"prune": PruneConfig(0.3)},
+            "layer3": {"cluster": ClusterConfig(8), "quantize": QuantizeConfig(4)},
+        },
+    )
     small = compress(model, plan)
     layers = compression_state(small).layers
     assert all(n.startswith(("layer1", "layer3")) for n in layers)
@@ -108,8 +122,15 @@ def test_plans_from_model_layer_groups():
     ("plan", "message"),
     [
         (CompressionPlan(groups=(LayerGroup("g", ("nothing*",), prune=PruneConfig(0.5)),)), "match no layer"),
-        (CompressionPlan(groups=(LayerGroup("a", ("conv*",), prune=PruneConfig(0.5)),
-                                 LayerGroup("b", ("conv2",), prune=PruneConfig(0.5)))), "make the groups' patterns disjoint"),
+        (
+            CompressionPlan(
+                groups=(
+                    LayerGroup("a", ("conv*",), prune=PruneConfig(0.5)),
+                    LayerGroup("b", ("conv2",), prune=PruneConfig(0.5)),
+                )
+            ),
+            "make the groups' patterns disjoint",
+        ),
         (CompressionPlan(prune=PruneConfig(0.5), exclude=("fc9",)), "exclude pattern 'fc9' matches no layer"),
         (CompressionPlan(recovery=RecoveryConfig(bn_images=8)), "needs calibration images"),
         (CompressionPlan(recovery=RecoveryConfig(finetune_steps=8)), "needs calibration images"),
@@ -133,7 +154,11 @@ def test_bad_arguments_raise(tiny, calibration):
         compress(nn.Sequential(nn.ReLU()), FULL)
     calibration_unlabelled = type(calibration)(calibration.images, calibration.mean, calibration.std)
     with pytest.raises(ConfigError, match="labelled calibration"):
-        compress(tiny, CompressionPlan(prune=PruneConfig(0.5), recovery=RecoveryConfig(finetune_steps=1)), calibration_unlabelled)
+        compress(
+            tiny,
+            CompressionPlan(prune=PruneConfig(0.5), recovery=RecoveryConfig(finetune_steps=1)),
+            calibration_unlabelled,
+        )
 
 
 def test_a_custom_filter_selects_layers(tiny):
@@ -163,8 +188,9 @@ def test_compress_on_cuda_matches_cpu(inputs):
 def test_every_registered_architecture_compresses(arch):
     torch.manual_seed(0)
     model = create_model(arch, num_classes=10).eval()
-    plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(4), quantize=QuantizeConfig(8),
-                           exclude_first_conv=True)
+    plan = CompressionPlan(
+        prune=PruneConfig(0.5), cluster=ClusterConfig(4), quantize=QuantizeConfig(8), exclude_first_conv=True
+    )
     small = compress(model, plan)
     with torch.no_grad():
         out = small(torch.randn(2, 3, 32, 32))

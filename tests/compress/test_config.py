@@ -19,7 +19,12 @@ GLOBAL_PLAN = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16),
 GROUP_PLAN = CompressionPlan(
     groups=(
         LayerGroup("block1", ("features.0", "features.3"), quantize=QuantizeConfig(8, per_channel=False)),
-        LayerGroup("classifier", ("classifier.*",), prune=PruneConfig(0.8, scope="layer"), cluster=ClusterConfig(8, init="linear")),
+        LayerGroup(
+            "classifier",
+            ("classifier.*",),
+            prune=PruneConfig(0.8, scope="layer"),
+            cluster=ClusterConfig(8, init="linear"),
+        ),
     ),
     exclude_first_conv=True,
     exclude=("features.49",),
@@ -62,10 +67,14 @@ def test_canonical_form_omits_defaults_and_normalises_numbers():
 
 
 def test_key_is_stable_across_processes():
-    code = "import sys; from moo_compress.compress import CompressionPlan; print(CompressionPlan.from_json(sys.argv[1]).key())"
+    code = (
+        "import sys; from moo_compress.compress import CompressionPlan; "
+        "print(CompressionPlan.from_json(sys.argv[1]).key())"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "123"}
-    out = subprocess.run([sys.executable, "-c", code, GROUP_PLAN.to_json()], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code, GROUP_PLAN.to_json()], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == GROUP_PLAN.key()
     # a golden value: if the canonical form changes, every cached result keyed by plans is invalidated
     assert GLOBAL_PLAN.key() == "72f553141ee95d5a"

@@ -1,6 +1,5 @@
 import gzip
 
-import numpy as np
 import pytest
 import torch
 
@@ -33,10 +32,14 @@ PLANS = {
     "cluster": CompressionPlan(cluster=ClusterConfig(7)),
     "p-c-q": CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8)),
     "no-preserve": CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(4, preserve_sparsity=False)),
-    "structured": CompressionPlan(prune=PruneConfig(0.5, structured=True), cluster=ClusterConfig(8), quantize=QuantizeConfig(4)),
+    "structured": CompressionPlan(
+        prune=PruneConfig(0.5, structured=True), cluster=ClusterConfig(8), quantize=QuantizeConfig(4)
+    ),
     "groups": CompressionPlan(
-        groups=(LayerGroup("convs", ("conv*",), prune=PruneConfig(0.4), quantize=QuantizeConfig(6)),
-                LayerGroup("head", ("fc*",), cluster=ClusterConfig(4, init="linear"))),
+        groups=(
+            LayerGroup("convs", ("conv*",), prune=PruneConfig(0.4), quantize=QuantizeConfig(6)),
+            LayerGroup("head", ("fc*",), cluster=ClusterConfig(4, init="linear")),
+        ),
         exclude_first_conv=True,
     ),
 }
@@ -72,7 +75,9 @@ def test_activation_quantization_survives_the_round_trip(tiny, calibration, inpu
 
 def test_load_without_skeleton_uses_the_architecture_name(tmp_path):
     model = create_model("resnet20").eval()
-    small = compress(model, CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(8)))
+    small = compress(
+        model, CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(8))
+    )
     export_compressed(small, tmp_path / "r.mcpk", arch="resnet20")
     loaded = load_compressed(tmp_path / "r.mcpk")
     x = torch.randn(2, 3, 32, 32)

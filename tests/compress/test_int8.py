@@ -12,9 +12,11 @@ from moo_compress.compress import (
 )
 from moo_compress.errors import ConfigError
 
-pytestmark = pytest.mark.skipif("x86" not in torch.backends.quantized.supported_engines
-                                and "fbgemm" not in torch.backends.quantized.supported_engines,
-                                reason="no x86 quantized engine")
+pytestmark = pytest.mark.skipif(
+    "x86" not in torch.backends.quantized.supported_engines
+    and "fbgemm" not in torch.backends.quantized.supported_engines,
+    reason="no x86 quantized engine",
+)
 
 
 def _engine():
@@ -36,7 +38,10 @@ def test_int8_model_follows_the_fake_quantized_one(tiny, calibration):
 
 
 def test_int8_needs_8_bit_layers(tiny, calibration):
-    for plan in (CompressionPlan(prune=PruneConfig(0.5)), CompressionPlan(cluster=ClusterConfig(4), quantize=QuantizeConfig(4))):
+    for plan in (
+        CompressionPlan(prune=PruneConfig(0.5)),
+        CompressionPlan(cluster=ClusterConfig(4), quantize=QuantizeConfig(4)),
+    ):
         with pytest.raises(ConfigError, match="quantized to 8 bits"):
             to_int8(compress(tiny, plan), calibration)
     with pytest.raises(ConfigError, match="carries no compression state"):

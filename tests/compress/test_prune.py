@@ -59,7 +59,9 @@ def test_structured_layer_scope_removes_whole_filters(tiny):
 
 def test_structured_global_hits_the_target_and_keeps_a_filter_per_layer():
     rng = np.random.default_rng(0)
-    weights = [rng.normal(scale=s, size=(c, 3 * 3 * 32)).astype(np.float32) for c, s in ((64, 0.1), (128, 1.0), (256, 0.5))]
+    weights = [
+        rng.normal(scale=s, size=(c, 3 * 3 * 32)).astype(np.float32) for c, s in ((64, 0.1), (128, 1.0), (256, 0.5))
+    ]
     for sparsity in (0.3, 0.5, 0.9, 0.99):
         masks = prune_masks(weights, PruneConfig(sparsity, structured=True))
         achieved = sum(np.count_nonzero(~m) for m in masks) / sum(w.size for w in weights)

@@ -49,8 +49,9 @@ def test_recalibrate_batchnorm_directly(tiny, calibration):
     ids=lambda p: p.label(),
 )
 def test_finetuning_keeps_masks_clusters_and_grid(tiny, calibration, plan):
-    tuned_plan = CompressionPlan.from_dict({**plan.to_dict(), "recovery": {"finetune_steps": 6, "finetune_batch_size": 16,
-                                                                          "finetune_lr": 1e-2}})
+    tuned_plan = CompressionPlan.from_dict(
+        {**plan.to_dict(), "recovery": {"finetune_steps": 6, "finetune_batch_size": 16, "finetune_lr": 1e-2}}
+    )
     before = compress(tiny, plan)
     after = compress(tiny, tuned_plan, calibration)
     changed = False
@@ -73,13 +74,18 @@ def test_finetuning_keeps_masks_clusters_and_grid(tiny, calibration, plan):
 
 def test_finetuning_lowers_the_training_loss(tiny, calibration):
     plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(8))
-    tuned = CompressionPlan(prune=plan.prune, cluster=plan.cluster, quantize=plan.quantize,
-                            recovery=RecoveryConfig(finetune_steps=15, finetune_batch_size=32, finetune_lr=3e-3))
+    tuned = CompressionPlan(
+        prune=plan.prune,
+        cluster=plan.cluster,
+        quantize=plan.quantize,
+        recovery=RecoveryConfig(finetune_steps=15, finetune_batch_size=32, finetune_lr=3e-3),
+    )
 
     def loss(model):
         with torch.no_grad():
-            return torch.nn.functional.cross_entropy(model.eval()(calibration.tensor(slice(0, 64))),
-                                                     torch.from_numpy(calibration.labels)).item()
+            return torch.nn.functional.cross_entropy(
+                model.eval()(calibration.tensor(slice(0, 64))), torch.from_numpy(calibration.labels)
+            ).item()
 
     assert loss(compress(tiny, tuned, calibration)) < loss(compress(tiny, plan))
 
@@ -102,7 +108,10 @@ def test_calibration_data_validation_and_subsets():
     split.images, split.labels = images, labels
     calib = CalibrationData.from_dataset(split, mean=(0.5,) * 3, std=(0.2,) * 3, n=8, seed=1)
     assert len(calib) == 8 and np.bincount(calib.labels).tolist() == [2, 2, 2, 2]
-    assert calib.fingerprint() == CalibrationData.from_dataset(split, mean=(0.5,) * 3, std=(0.2,) * 3, n=8, seed=1).fingerprint()
+    assert (
+        calib.fingerprint()
+        == CalibrationData.from_dataset(split, mean=(0.5,) * 3, std=(0.2,) * 3, n=8, seed=1).fingerprint()
+    )
     x = calib.tensor(slice(0, 2))
     assert x.shape == (2, 3, 8, 8) and x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(x[0, :, 0, 0], (torch.from_numpy(calib.images[0, 0, 0]).float() / 255 - 0.5) / 0.2)

@@ -56,7 +56,9 @@ def test_quantized_layer_bits_by_hand():
 
 def test_clustered_pruned_layer_bits_by_hand():
     model = _linear(rows=64, cols=256)
-    plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8, symmetric=False))
+    plan = CompressionPlan(
+        prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8, symmetric=False)
+    )
     small = compress(model, plan)
     layer = compression_state(small).layers["0"]
     t = next(t for t in size_report(small).tensors if t.name == "0.weight")
@@ -71,7 +73,9 @@ def test_clustered_pruned_layer_bits_by_hand():
 
 def test_structured_pruning_uses_the_per_filter_layout():
     model = _linear(rows=64, cols=128)
-    small = compress(model, CompressionPlan(prune=PruneConfig(0.5, structured=True, scope="layer"), quantize=QuantizeConfig(8)))
+    small = compress(
+        model, CompressionPlan(prune=PruneConfig(0.5, structured=True, scope="layer"), quantize=QuantizeConfig(8))
+    )
     t = next(t for t in size_report(small).tensors if t.name == "0.weight")
     assert t.layout == "rows"
     assert t.bits == 64 + 32 * 128 * 8 + 64 * 32

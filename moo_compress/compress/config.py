@@ -203,7 +203,8 @@ class ClusterConfig(_Config):
 
     Attributes:
         n_clusters: Centroids per layer, in [2, 256].
-        init: ``"kmeans++"`` (seeded by the plan's seed) or ``"linear"`` (evenly spaced between the
+        init: ``"kmeans++"`` (seeded by the plan's seed and the layer's name, so a layer clusters the
+            same whichever other layers a plan compresses) or ``"linear"`` (evenly spaced between the
             smallest and largest weight).
         preserve_sparsity: Zero weights stay zero and take no centroid (as TF-MOT's
             sparsity-preserving clustering); otherwise zeros are clustered like any weight.

@@ -60,6 +60,10 @@ def to_int8(
 
     Raises:
         ConfigError: if no layer is quantized to 8 bits, or the backend is not available.
+
+    Note:
+        Sets ``torch.backends.quantized.engine`` to ``backend`` (process-wide): the int8 model's
+        packed weights run on that engine.
     """
     from torch.ao.quantization import HistogramObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx

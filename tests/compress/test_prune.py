@@ -97,3 +97,14 @@ def test_pruning_already_sparse_weights_counts_existing_zeros():
         model.fc1.weight[:, ::2] = 0  # half of fc1 is already zero
     small = compress(model, CompressionPlan(prune=PruneConfig(0.5, scope="layer")))
     assert abs(np.mean(weight(small, "fc1") == 0) - 0.5) < 1e-3
+
+
+def test_global_ties_across_layers_are_broken_exactly():
+    a = np.zeros(600, np.float32)
+    a[:100] = 1.0  # 500 tied zeros
+    b = np.zeros(400, np.float32)
+    b[:300] = 2.0  # 100 tied zeros
+    masks = prune_masks([a, b], PruneConfig(0.55))  # 550 of 1000: all but 50 of the 600 tied zeros
+    assert sum(np.count_nonzero(~m) for m in masks) == 550
+    assert masks[0][:100].all() and masks[1][:300].all()
+    assert masks[1][300:].sum() == 50  # the last ties (in layer order) are the ones kept

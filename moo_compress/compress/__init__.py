@@ -1,0 +1,80 @@
+"""The compression engine: pruning -> clustering -> quantization, composed, with honest size accounting.
+
+>>> from moo_compress.compress import ClusterConfig, CompressionPlan, PruneConfig, QuantizeConfig, compress
+>>> plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8))
+>>> small = compress(model, plan)                      # a new model; ``model`` is untouched
+>>> size_report(small).compression_ratio               # dense fp32 bits / compressed bits
+>>> export_compressed(small, "vgg19.mcpk", arch="vgg19").bytes
+
+Modules: ``config`` (the frozen configs and the plan), ``targets`` (which layers), ``prune``,
+``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed model carries), ``encoding`` and
+``size`` (the storage model), ``export`` (packed files), ``int8`` (a real int8 CPU path), ``api``.
+"""
+
+from moo_compress.compress.api import ACTIVATION_CALIBRATION_IMAGES, compress
+from moo_compress.compress.calibration import CalibrationData
+from moo_compress.compress.cluster import KMeansResult, kmeans_1d
+from moo_compress.compress.config import (
+    WEIGHT_BITS,
+    ClusterConfig,
+    CompressionPlan,
+    LayerGroup,
+    PruneConfig,
+    QuantizeConfig,
+    RecoveryConfig,
+)
+from moo_compress.compress.export import (
+    ExportResult,
+    export_compressed,
+    load_compressed,
+    pack_compressed,
+    unpack_compressed,
+)
+from moo_compress.compress.int8 import measure_latency, to_int8
+from moo_compress.compress.recovery import recalibrate_batchnorm
+from moo_compress.compress.size import (
+    SizeReport,
+    TensorSize,
+    compression_ratio,
+    gzip_bytes,
+    size_report,
+    state_dict_bytes,
+)
+from moo_compress.compress.state import CompressionState, LayerState, compression_state, is_compressed
+from moo_compress.compress.targets import LayerFilter, candidate_layers, is_compressible
+
+__all__ = [
+    "ACTIVATION_CALIBRATION_IMAGES",
+    "WEIGHT_BITS",
+    "CalibrationData",
+    "ClusterConfig",
+    "CompressionPlan",
+    "CompressionState",
+    "ExportResult",
+    "KMeansResult",
+    "LayerFilter",
+    "LayerGroup",
+    "LayerState",
+    "PruneConfig",
+    "QuantizeConfig",
+    "RecoveryConfig",
+    "SizeReport",
+    "TensorSize",
+    "candidate_layers",
+    "compress",
+    "compression_ratio",
+    "compression_state",
+    "export_compressed",
+    "gzip_bytes",
+    "is_compressed",
+    "is_compressible",
+    "kmeans_1d",
+    "load_compressed",
+    "measure_latency",
+    "pack_compressed",
+    "recalibrate_batchnorm",
+    "size_report",
+    "state_dict_bytes",
+    "to_int8",
+    "unpack_compressed",
+]

@@ -1,0 +1,206 @@
+"""``compress(model, plan)``: the one entry that applies a :class:`CompressionPlan`.
+
+Order of work: copy the model; resolve the layers; prune (per group: one global ranking, or per
+layer); per layer cluster the surviving weights, then quantize (the centroids when clustered, else
+the weights); write the rebuilt weights into the copy; then, when asked, fine-tune with the
+compression kept, re-estimate batch-norm statistics and calibrate activation fake-quantization.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import zlib
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch import nn
+
+from moo_compress.compress.calibration import CalibrationData
+from moo_compress.compress.cluster import cluster_weights
+from moo_compress.compress.config import CompressionPlan
+from moo_compress.compress.prune import prune_masks
+from moo_compress.compress.quantize import (
+    ActivationQuant,
+    dequantize,
+    fit_grid,
+    observe_activation_ranges,
+    quantize,
+    quantize_weights,
+)
+from moo_compress.compress.recovery import finetune, recalibrate_batchnorm
+from moo_compress.compress.state import STATE_ATTRIBUTE, CompressionState, LayerState, is_compressed
+from moo_compress.compress.targets import LayerFilter, Target, is_compressible, resolve_targets
+from moo_compress.errors import ConfigError
+
+__all__ = ["compress", "ACTIVATION_CALIBRATION_IMAGES", "install_activation_quant"]
+
+#: Activation observers see at most this many calibration images (in order).
+ACTIVATION_CALIBRATION_IMAGES = 512
+
+
+def _check_inputs(model: nn.Module, plan: CompressionPlan, calibration: CalibrationData | None) -> None:
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"compress() needs a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(plan, CompressionPlan):
+        raise ConfigError(
+            f"compress() needs a CompressionPlan, got {type(plan).__name__}; build one with "
+            "CompressionPlan(...) or CompressionPlan.from_dict(...)"
+        )
+    if is_compressed(model):
+        raise ConfigError("this model is already compressed; compress the original (uncompressed) model instead")
+    if calibration is not None and not isinstance(calibration, CalibrationData):
+        raise ConfigError(
+            f"calibration must be a CalibrationData, got {type(calibration).__name__}; "
+            "build one with CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
+        )
+    needs = []
+    if plan.recovery.bn_images:
+        needs.append(f"batch-norm re-estimation (recovery.bn_images={plan.recovery.bn_images})")
+    if plan.recovery.finetune_steps:
+        needs.append(f"fine-tuning (recovery.finetune_steps={plan.recovery.finetune_steps})")
+    quantizers = [plan.quantize] + [g.quantize for g in plan.groups]
+    if any(q is not None and q.activation_bits for q in quantizers):
+        needs.append("activation quantization (activation_bits)")
+    if needs and calibration is None:
+        raise ConfigError(
+            f"the plan asks for {', '.join(needs)}, which needs calibration images: pass "
+            "calibration=CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
+        )
+    if calibration is not None and plan.recovery.bn_images > len(calibration):
+        raise ConfigError(
+            f"recovery.bn_images={plan.recovery.bn_images} but the calibration data holds "
+            f"{len(calibration)} images; pass more images or lower bn_images"
+        )
+
+
+def _layer_rng(seed: int, name: str) -> np.random.Generator:
+    # depends on the seed and the layer's name only, not on which other layers are compressed
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def _zero_mask(nonzero: np.ndarray) -> np.ndarray | None:
+    return None if nonzero.all() else nonzero
+
+
+def _layer_state(target: Target, weight: np.ndarray, keep: np.ndarray | None, seed: int) -> LayerState:
+    state = LayerState(target.name, tuple(weight.shape), target.group, target.prune, target.cluster, target.quantize)
+    w = weight if keep is None else weight * keep
+    q = target.quantize
+    if target.cluster is not None:
+        codebook, indices = cluster_weights(w, target.cluster, rng=_layer_rng(seed, target.name))
+        state.indices, state.mask = indices, _zero_mask(indices >= 0)
+        if q is not None and codebook.size:
+            # one grid for the codebook: it is shared by every channel of the layer
+            params = fit_grid(codebook[None, :], q.weight_bits, symmetric=q.symmetric)
+            codes = quantize(codebook[None, :], params)
+            state.quant, state.codebook_codes = params, codes[0]
+            codebook = dequantize(codes, params)[0]
+        state.codebook = codebook
+    elif q is not None:
+        params, codes = quantize_weights(w, q.weight_bits, symmetric=q.symmetric, per_channel=q.per_channel)
+        state.quant, state.codes = params, codes
+        state.mask = _zero_mask(codes != params.zero_point.reshape((-1,) + (1,) * (w.ndim - 1)))
+    else:
+        state.values = np.ascontiguousarray(w, dtype=np.float32)
+        state.mask = _zero_mask(w != 0)
+    return state
+
+
+def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]:
+    weights = {t.name: t.module.weight.detach().float().cpu().numpy() for t in targets}
+    keeps: dict[str, np.ndarray] = {}
+    by_group: dict[str | None, list[Target]] = defaultdict(list)
+    for t in targets:
+        if t.prune is not None:
+            by_group[t.group].append(t)
+    for members in by_group.values():
+        masks = prune_masks([weights[t.name] for t in members], members[0].prune)  # type: ignore[arg-type]
+        keeps.update({t.name: m for t, m in zip(members, masks)})
+    return {t.name: _layer_state(t, weights[t.name], keeps.get(t.name), seed) for t in targets}
+
+
+def _copy_without(model: nn.Module, skip: list[nn.Parameter]) -> nn.Module:
+    """A deep copy of ``model`` whose ``skip`` parameters are left uninitialised (they are overwritten)."""
+    memo: dict[int, object] = {id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad) for p in skip}
+    return copy.deepcopy(model, memo)
+
+
+def _write_weight(weight: torch.Tensor, state: LayerState) -> None:
+    if weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.is_contiguous():
+        state.weight(out=weight.detach().numpy())  # decode straight into the parameter's memory
+    else:
+        weight.copy_(torch.from_numpy(state.weight()).to(weight.device, weight.dtype))
+
+
+def install_activation_quant(model: nn.Module, activations: dict[str, ActivationQuant]) -> None:
+    """Registers each :class:`ActivationQuant` as a forward pre-hook of the named module."""
+    modules = dict(model.named_modules())
+    for name, hook in activations.items():
+        modules[name].register_forward_pre_hook(hook)
+
+
+def _calibrate_activations(
+    model: nn.Module, targets: list[Target], calibration: CalibrationData
+) -> dict[str, ActivationQuant]:
+    bits = {
+        t.name: t.quantize.activation_bits for t in targets if t.quantize is not None and t.quantize.activation_bits
+    }
+    if not bits:
+        return {}
+    modules = dict(model.named_modules())
+    device = next(model.parameters()).device
+    batches = list(calibration.batches(128, device=device, limit=ACTIVATION_CALIBRATION_IMAGES))
+    ranges = observe_activation_ranges(model, {n: modules[n] for n in bits}, batches)
+    activations = {n: ActivationQuant.from_range(*ranges[n], bits[n]) for n in bits}
+    install_activation_quant(model, activations)
+    return activations
+
+
+def compress(
+    model: nn.Module,
+    plan: CompressionPlan,
+    calibration: CalibrationData | None = None,
+    *,
+    filter_fn: LayerFilter | None = None,
+) -> nn.Module:
+    """Returns a compressed copy of ``model``; ``model`` itself is never modified.
+
+    The copy's layers hold the compressed weights as floats (dequantized), so it runs anywhere the
+    original runs; its :class:`~moo_compress.compress.CompressionState` (``compression_state(copy)``)
+    holds masks, codebooks and indices, grids and codes for size accounting and export. The result
+    is deterministic: the same model, plan (including its seed) and calibration give the same weights.
+
+    Args:
+        model: The network (not modified; any device).
+        plan: What to do, see :class:`CompressionPlan`.
+        calibration: Training images for recovery steps and activation observers; required when
+            the plan re-estimates batch norm, fine-tunes or quantizes activations.
+        filter_fn: Which modules are candidate layers (default: Conv2d and Linear).
+
+    Raises:
+        ConfigError: for a plan that does not fit the model (patterns matching nothing, overlapping
+            groups), missing calibration data, or an already-compressed model.
+    """
+    _check_inputs(model, plan, calibration)
+    targets = resolve_targets(model, plan, filter_fn or is_compressible)  # read-only on the input
+    layers = _compress_weights(targets, plan.seed)
+    compressed = _copy_without(model, [t.module.weight for t in targets])
+    modules = dict(compressed.named_modules())
+    targets = [dataclasses.replace(t, module=modules[t.name]) for t in targets]
+    with torch.no_grad():
+        for t in targets:
+            _write_weight(t.module.weight, layers[t.name])
+    state = CompressionState(plan, layers)
+    setattr(compressed, STATE_ATTRIBUTE, state)
+    if calibration is not None:
+        recovery = plan.recovery
+        if recovery.finetune_steps and layers:
+            state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
+        if recovery.bn_images:
+            recalibrate_batchnorm(
+                compressed, calibration, n_images=recovery.bn_images, batch_size=recovery.bn_batch_size
+            )
+        state.activations = _calibrate_activations(compressed, targets, calibration)
+    return compressed

@@ -1,0 +1,121 @@
+"""Calibration data: the few training images that batch-norm re-estimation, activation observers and
+short fine-tuning read, kept as uint8 NHWC arrays with the model's normalisation."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from moo_compress.data.subsets import stratified_indices
+from moo_compress.errors import ConfigError, DataFormatError
+
+__all__ = ["CalibrationData"]
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationData:
+    """Images (and optionally labels) for calibration, normalised on the fly as the model expects.
+
+    Attributes:
+        images: uint8 array (N, H, W, 3), as :class:`~moo_compress.data.ArrayDataset` holds them.
+        mean: Per-channel normalisation mean on [0, 1] pixels (the model's, e.g. ``PretrainedModel.mean``).
+        std: Per-channel normalisation std on [0, 1] pixels.
+        labels: int class indices (N,); needed only by fine-tuning.
+
+    Example:
+        >>> calib = CalibrationData.from_dataset(train, mean=pre.mean, std=pre.std, n=500, seed=0)
+        >>> small = compress(pre.model, plan, calibration=calib)
+    """
+
+    images: np.ndarray
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        x = self.images
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
+            raise DataFormatError(
+                f"CalibrationData.images must be a non-empty uint8 array (N, H, W, 3); got "
+                f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', None)}"
+            )
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            if labels.shape != (len(x),) or not np.issubdtype(labels.dtype, np.integer):
+                raise DataFormatError(
+                    f"CalibrationData.labels must be {len(x)} integer class indices; got {labels.dtype} {labels.shape}"
+                )
+            object.__setattr__(self, "labels", labels.astype(np.int64))
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            try:
+                stats = tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                stats = ()
+            if len(stats) != 3 or (name == "std" and min(stats) <= 0):
+                raise ConfigError(
+                    f"CalibrationData.{name} must be three numbers{' > 0' if name == 'std' else ''}, "
+                    f"got {value!r}; pass the model's normalisation (PretrainedModel.{name})"
+                )
+            object.__setattr__(self, name, stats)
+
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset: object,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        n: int | None = None,
+        seed: int = 0,
+    ) -> CalibrationData:
+        """Takes a stratified subset of about ``n`` images (``n // classes`` per class) of a dataset.
+
+        Args:
+            dataset: Anything with ``images`` (uint8 NHWC) and ``labels``, e.g. an ``ArrayDataset``
+                of the training split.
+            mean: Normalisation mean.
+            std: Normalisation std.
+            n: Number of images (all when None).
+            seed: Seed of the subset choice.
+        """
+        images, labels = np.asarray(dataset.images), np.asarray(dataset.labels)  # type: ignore[attr-defined]
+        if n is not None:
+            classes = len(np.unique(labels))
+            if n < classes:
+                raise ConfigError(
+                    f"n={n} calibration images is fewer than the {classes} classes; ask for at least {classes}"
+                )
+            index = stratified_indices(labels, n // classes, seed=seed)
+            images, labels = images[index], labels[index]
+        return cls(np.ascontiguousarray(images), tuple(mean), tuple(std), labels)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex digest of the images, labels and normalisation (a cache key for results)."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.images).data)
+        if self.labels is not None:
+            digest.update(np.ascontiguousarray(self.labels).data)
+        digest.update(repr((self.mean, self.std)).encode())
+        return digest.hexdigest()
+
+    def tensor(self, index: slice | np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Normalised float32 NCHW batch (channels-last memory) of the images at ``index``."""
+        x = torch.from_numpy(np.array(self.images[index], dtype=np.uint8, order="C")).to(device)
+        scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(1, 3, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=device).view(1, 3, 1, 1)
+        return x.permute(0, 3, 1, 2).float().mul_(scale).add_(shift)
+
+    def batches(
+        self, batch_size: int, *, device: torch.device | str = "cpu", limit: int | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Normalised batches of the first ``limit`` images (all when None), in order."""
+        stop = len(self) if limit is None else min(limit, len(self))
+        for start in range(0, stop, batch_size):
+            yield self.tensor(slice(start, min(start + batch_size, stop)), device)

@@ -1,0 +1,179 @@
+"""Accuracy recovery after compression: batch-norm re-estimation and short STE fine-tuning.
+
+Fine-tuning keeps the compression exact. Each compressed layer trains a latent tensor that is
+projected onto its compressed form in every forward pass:
+
+* clustered: the ``k`` centroids are the trainable values and the cluster assignment is fixed
+  (a centroid's gradient is the sum of its members' gradients, as in TF-MOT's cluster-preserving
+  training); quantized clustered layers fake-quantize the centroids on their fixed grid;
+* quantized: the weights are masked, then fake-quantized on the fixed per-channel grid;
+* pruned: the weights are masked.
+
+Rounding passes gradients straight through (STE). Masks, assignments and grids never change, so
+every exact property of the plan (sparsity, distinct values, levels) holds after fine-tuning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from moo_compress.compress.calibration import CalibrationData
+from moo_compress.compress.config import RecoveryConfig
+from moo_compress.compress.quantize import QuantParams, dequantize, quantize
+from moo_compress.compress.state import LayerState
+from moo_compress.errors import ConfigError
+
+__all__ = ["recalibrate_batchnorm", "finetune"]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module, calibration: CalibrationData, *, n_images: int, batch_size: int = 128
+) -> int:
+    """Re-estimates every batch-norm layer's running mean and variance on the first ``n_images`` images.
+
+    Statistics are reset and then averaged equally over the batches (``momentum=None``); all other
+    layers stay in eval mode (no dropout). Returns the number of batch-norm layers updated.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    device = next(model.parameters()).device
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        for x in calibration.batches(batch_size, device=device, limit=n_images):
+            model(x)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(norms)
+
+
+def _ste_round_grid(
+    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int
+) -> torch.Tensor:
+    q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
+    y = (q - zero_point) * scale
+    return x + (y - x).detach()
+
+
+def _grid_tensors(quant: QuantParams, ndim: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (-1,) + (1,) * (ndim - 1)
+    scale = torch.from_numpy(quant.scale.copy()).to(device).view(shape)
+    zero = torch.from_numpy(quant.zero_point.astype(np.float32)).to(device).view(shape)
+    return scale, zero
+
+
+class _Projector:
+    """Holds one layer's latent tensor and projects it onto the layer's compressed form."""
+
+    def __init__(self, state: LayerState, device: torch.device) -> None:
+        self.state = state
+        if state.kind == "codebook":
+            self.latent = nn.Parameter(torch.from_numpy(state.codebook.copy()).to(device))  # type: ignore[union-attr]
+            index = state.indices.astype(np.int64).ravel()  # type: ignore[union-attr]
+            index[index < 0] = state.codebook.size  # type: ignore[union-attr]  # -> appended zero
+            self.index = torch.from_numpy(index).to(device)
+            if state.quant is not None:
+                self.scale, self.zero = _grid_tensors(state.quant, 1, device)
+        else:
+            self.latent = nn.Parameter(torch.from_numpy(np.array(state.weight(), dtype=np.float32)).to(device))
+            self.mask = None if state.mask is None else torch.from_numpy(state.mask).to(device)
+            if state.quant is not None:
+                self.scale, self.zero = _grid_tensors(state.quant, len(state.shape), device)
+
+    def _grid(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.state.quant
+        return x if q is None else _ste_round_grid(x, self.scale, self.zero, q.qmin, q.qmax)
+
+    def weight(self) -> torch.Tensor:
+        if self.state.kind == "codebook":
+            table = torch.cat([self._grid(self.latent), self.latent.new_zeros(1)])
+            return table[self.index].view(self.state.shape)
+        w = self.latent if self.mask is None else self.latent * self.mask
+        return self._grid(w)
+
+    def final_state(self) -> LayerState:
+        """The layer state after training: same mask, assignment and grid, new values."""
+        s = self.state
+        latent = self.latent.detach().cpu().numpy().astype(np.float32)
+        if s.kind == "codebook":
+            if s.quant is None:
+                return dataclasses.replace(s, codebook=latent, _encoding=None)
+            codes = quantize(latent[None, :], s.quant)
+            return dataclasses.replace(
+                s, codebook=dequantize(codes, s.quant)[0], codebook_codes=codes[0], _encoding=None
+            )
+        if s.mask is not None:
+            latent = latent * s.mask
+        if s.quant is None:
+            return dataclasses.replace(s, values=latent, _encoding=None)
+        codes = quantize(latent.reshape(s.quant.scale.size, -1), s.quant).reshape(s.shape)
+        mask = codes != s.quant.zero_point.reshape((-1,) + (1,) * (len(s.shape) - 1))
+        return dataclasses.replace(s, codes=codes, mask=None if mask.all() else mask, _encoding=None)
+
+
+def finetune(
+    model: nn.Module,
+    layers: dict[str, LayerState],
+    calibration: CalibrationData,
+    config: RecoveryConfig,
+    *,
+    seed: int,
+) -> dict[str, LayerState]:
+    """Trains ``model`` for ``config.finetune_steps`` Adam steps keeping its compression (see module doc).
+
+    Biases and batch-norm parameters train freely. The compressed weights are written back into the
+    model, and the updated layer states are returned.
+
+    Raises:
+        ConfigError: if the calibration data has no labels.
+    """
+    if calibration.labels is None:
+        raise ConfigError("fine-tuning needs labelled calibration data; pass CalibrationData(..., labels=...)")
+    device = next(model.parameters()).device
+    modules = dict(model.named_modules())
+    projectors = {name: _Projector(state, device) for name, state in layers.items()}
+    frozen = {id(modules[name].weight) for name in layers}
+    free = [p for p in model.parameters() if id(p) not in frozen and p.requires_grad]
+    optimizer = torch.optim.Adam([p.latent for p in projectors.values()] + free, lr=config.finetune_lr)
+    rng = np.random.default_rng([seed, 1])
+    labels = torch.from_numpy(calibration.labels)  # type: ignore[arg-type]
+    order = rng.permutation(len(calibration))
+    cursor = 0
+    was_training = model.training
+    model.train()
+    try:
+        for _ in range(config.finetune_steps):
+            if cursor + config.finetune_batch_size > len(order):
+                order, cursor = rng.permutation(len(calibration)), 0
+            index = np.sort(order[cursor : cursor + config.finetune_batch_size])
+            cursor += config.finetune_batch_size
+            x = calibration.tensor(index, device)
+            y = labels[index].to(device)
+            weights = {f"{name}.weight": p.weight() for name, p in projectors.items()}
+            loss = F.cross_entropy(functional_call(model, weights, (x,)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        model.train(was_training)
+    updated = {name: p.final_state() for name, p in projectors.items()}
+    with torch.no_grad():
+        for name, state in updated.items():
+            w = modules[name].weight
+            w.copy_(torch.from_numpy(state.weight()).to(w.device, w.dtype))
+    return updated

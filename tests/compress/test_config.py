@@ -1,0 +1,140 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from moo_compress.compress import (
+    ClusterConfig,
+    CompressionPlan,
+    LayerGroup,
+    PruneConfig,
+    QuantizeConfig,
+    RecoveryConfig,
+)
+from moo_compress.errors import ConfigError
+
+GLOBAL_PLAN = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8))
+GROUP_PLAN = CompressionPlan(
+    groups=(
+        LayerGroup("block1", ("features.0", "features.3"), quantize=QuantizeConfig(8, per_channel=False)),
+        LayerGroup(
+            "classifier",
+            ("classifier.*",),
+            prune=PruneConfig(0.8, scope="layer"),
+            cluster=ClusterConfig(8, init="linear"),
+        ),
+    ),
+    exclude_first_conv=True,
+    exclude=("features.49",),
+    recovery=RecoveryConfig(bn_images=256, finetune_steps=10),
+    seed=3,
+)
+
+CONFIGS = [
+    PruneConfig(0.5),
+    PruneConfig(0.3, scope="layer", structured=True),
+    ClusterConfig(16),
+    ClusterConfig(4, init="linear", preserve_sparsity=False),
+    QuantizeConfig(8),
+    QuantizeConfig(4, per_channel=False, symmetric=False, activation_bits=8),
+    RecoveryConfig(),
+    RecoveryConfig(bn_images=100, finetune_steps=5, finetune_lr=1e-3, finetune_batch_size=8),
+    LayerGroup("stem", ("conv1",), prune=PruneConfig(0.2)),
+    CompressionPlan(),
+    GLOBAL_PLAN,
+    GROUP_PLAN,
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{type(c).__name__}:{c.key()}")
+def test_json_round_trip(config):
+    assert type(config).from_dict(config.to_dict()) == config
+    assert type(config).from_json(config.to_json()) == config
+    assert type(config).from_dict(json.loads(json.dumps(config.to_dict()))).key() == config.key()
+    assert json.loads(config.to_json()) == config.to_dict()
+
+
+def test_canonical_form_omits_defaults_and_normalises_numbers():
+    assert QuantizeConfig(8).to_dict() == {"weight_bits": 8}
+    assert CompressionPlan().to_dict() == {}
+    assert PruneConfig(0).key() == PruneConfig(0.0).key()
+    assert ClusterConfig(16.0).n_clusters == 16 and isinstance(ClusterConfig(16.0).n_clusters, int)
+    assert GLOBAL_PLAN.to_json() == (
+        '{"cluster":{"n_clusters":16},"prune":{"sparsity":0.5},"quantize":{"weight_bits":8}}'
+    )
+
+
+def test_key_is_stable_across_processes():
+    code = (
+        "import sys; from moo_compress.compress import CompressionPlan; "
+        "print(CompressionPlan.from_json(sys.argv[1]).key())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, GROUP_PLAN.to_json()], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == GROUP_PLAN.key()
+    # a golden value: if the canonical form changes, every cached result keyed by plans is invalidated
+    assert GLOBAL_PLAN.key() == "72f553141ee95d5a"
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda: PruneConfig(1.2), "outside [0, 1)"),
+        (lambda: PruneConfig(50), "for 50% write 0.5"),
+        (lambda: PruneConfig(-0.1), "fraction of weights"),
+        (lambda: PruneConfig(0.5, scope="glob"), "did you mean 'global'"),
+        (lambda: PruneConfig(0.5, structured="yes"), "True or False"),
+        (lambda: ClusterConfig(0), "use 2 to 256"),
+        (lambda: ClusterConfig(1000), "use 2 to 256"),
+        (lambda: ClusterConfig(True), "must be an integer"),
+        (lambda: ClusterConfig(16, init="kmeans"), "did you mean 'kmeans++'"),
+        (lambda: QuantizeConfig(1), "symmetric 1-bit quantization has a single level"),
+        (lambda: QuantizeConfig(1, symmetric=False), "use 2 bits or more"),
+        (lambda: QuantizeConfig(12), "use one of 2, 3, 4, 5, 6, 7, 8, 16"),
+        (lambda: QuantizeConfig(8, activation_bits=32), "activation_bits=32"),
+        (lambda: RecoveryConfig(bn_images=-1), "bn_images=-1"),
+        (lambda: RecoveryConfig(finetune_lr=5.0), "try 1e-4"),
+        (lambda: LayerGroup("g", "layer1.*"), "write ('layer1.*',)"),
+        (lambda: LayerGroup("g", ()), "at least one"),
+        (lambda: CompressionPlan(prune={"sparsity": 0.5}), "PruneConfig.from_dict"),
+        (lambda: CompressionPlan(groups=(LayerGroup("a", ("x",)), LayerGroup("a", ("y",)))), "repeats the group name"),
+        (lambda: CompressionPlan(seed=-1), "seed=-1"),
+        (lambda: CompressionPlan(groups=(None,)), "must hold LayerGroup objects"),
+        (lambda: CompressionPlan.from_dict({"prune": {"sparsity": 0.5}, "sed": 1}), "did you mean 'seed'"),
+        (lambda: CompressionPlan.from_dict({"prune": {"sparsty": 0.5}}), "did you mean 'sparsity'"),
+        (lambda: QuantizeConfig.from_dict({}), "weight_bits"),
+        (lambda: CompressionPlan.from_json("{"), "invalid JSON"),
+    ],
+)
+def test_invalid_configs_raise_clear_errors(build, expected):
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert expected in str(info.value)
+
+
+def test_configs_are_frozen_and_hashable():
+    with pytest.raises(AttributeError):
+        GLOBAL_PLAN.seed = 1  # type: ignore[misc]
+    assert len({GLOBAL_PLAN, CompressionPlan.from_dict(GLOBAL_PLAN.to_dict())}) == 1
+
+
+def test_for_layer_groups_builds_self_contained_groups():
+    layer_groups = {"block1": ("features.0", "features.3"), "classifier": ("classifier.*",)}
+    plan = CompressionPlan.for_layer_groups(layer_groups, {"classifier": {"quantize": QuantizeConfig(4)}}, seed=2)
+    assert plan.groups == (LayerGroup("classifier", ("classifier.*",), quantize=QuantizeConfig(4)),)
+    assert plan.seed == 2
+    assert plan.configs_for("classifier") == (None, None, QuantizeConfig(4))
+    with pytest.raises(ConfigError, match="did you mean 'block1'"):
+        CompressionPlan.for_layer_groups(layer_groups, {"blok1": {}})
+    with pytest.raises(ConfigError, match="unknown key 'quant'"):
+        CompressionPlan.for_layer_groups(layer_groups, {"block1": {"quant": QuantizeConfig(4)}})
+
+
+def test_label_and_identity():
+    assert GLOBAL_PLAN.label() == "P50-C16-Q8"
+    assert CompressionPlan().is_identity and not GLOBAL_PLAN.is_identity
+    assert "classifier:P80l-C8" in GROUP_PLAN.label()

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+import torch
+
+from moo_compress.compress import (
+    CalibrationData,
+    ClusterConfig,
+    CompressionPlan,
+    PruneConfig,
+    QuantizeConfig,
+    RecoveryConfig,
+    compress,
+    compression_state,
+    recalibrate_batchnorm,
+)
+from moo_compress.errors import ConfigError, DataFormatError
+
+from .conftest import weight
+
+LAYERS = ("conv1", "conv2", "fc1", "fc2")
+
+
+def test_batchnorm_reestimation_matches_the_data(tiny, calibration):
+    plan = CompressionPlan(prune=PruneConfig(0.5), recovery=RecoveryConfig(bn_images=64, bn_batch_size=64))
+    small = compress(tiny, plan, calibration)
+    # with one batch of all the images the running mean is exactly the batch mean of bn1's input
+    x = calibration.tensor(slice(0, 64))
+    with torch.no_grad():
+        expected = small.conv1(x).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(small.bn1.running_mean, expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(small.bn1.running_mean, tiny.bn1.running_mean)
+    assert small.bn1.momentum == tiny.bn1.momentum and not small.training
+
+
+def test_recalibrate_batchnorm_directly(tiny, calibration):
+    model = compress(tiny, CompressionPlan())
+    assert recalibrate_batchnorm(model, calibration, n_images=16, batch_size=8) == 2
+    assert model.bn2.num_batches_tracked.item() == 2
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        CompressionPlan(prune=PruneConfig(0.5)),
+        CompressionPlan(prune=PruneConfig(0.5), quantize=QuantizeConfig(4)),
+        CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8)),
+        CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(4, symmetric=False)),
+    ],
+    ids=lambda p: p.label(),
+)
+def test_finetuning_keeps_masks_clusters_and_grid(tiny, calibration, plan):
+    tuned_plan = CompressionPlan.from_dict(
+        {**plan.to_dict(), "recovery": {"finetune_steps": 6, "finetune_batch_size": 16, "finetune_lr": 1e-2}}
+    )
+    before = compress(tiny, plan)
+    after = compress(tiny, tuned_plan, calibration)
+    changed = False
+    for n in LAYERS:
+        w0, w1 = weight(before, n), weight(after, n)
+        assert np.all(w1[w0 == 0] == 0)  # pruned weights stay pruned
+        changed |= not np.array_equal(w0, w1)
+        s0, s1 = compression_state(before).layers[n], compression_state(after).layers[n]
+        if s0.indices is not None:
+            np.testing.assert_array_equal(s0.indices, s1.indices)  # same assignment
+            assert np.unique(w1[w1 != 0]).size <= 8
+        if s0.quant is not None:
+            np.testing.assert_array_equal(s0.quant.scale, s1.quant.scale)  # same grid
+            rows = w1.reshape(w1.shape[0] if s0.quant.scale.size > 1 else 1, -1)
+            grid = rows / s0.quant.scale[:, None]
+            np.testing.assert_allclose(grid, np.rint(grid), atol=1e-3)
+        np.testing.assert_array_equal(s1.weight(), w1)
+    assert changed
+
+
+def test_finetuning_lowers_the_training_loss(tiny, calibration):
+    plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(8), quantize=QuantizeConfig(8))
+    tuned = CompressionPlan(
+        prune=plan.prune,
+        cluster=plan.cluster,
+        quantize=plan.quantize,
+        recovery=RecoveryConfig(finetune_steps=15, finetune_batch_size=32, finetune_lr=3e-3),
+    )
+
+    def loss(model):
+        with torch.no_grad():
+            return torch.nn.functional.cross_entropy(
+                model.eval()(calibration.tensor(slice(0, 64))), torch.from_numpy(calibration.labels)
+            ).item()
+
+    assert loss(compress(tiny, tuned, calibration)) < loss(compress(tiny, plan))
+
+
+def test_calibration_data_validation_and_subsets():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(4), 10)
+    with pytest.raises(DataFormatError, match="uint8"):
+        CalibrationData(images.astype(np.float32), (0.5,) * 3, (0.2,) * 3)
+    with pytest.raises(DataFormatError, match="40 integer class indices"):
+        CalibrationData(images, (0.5,) * 3, (0.2,) * 3, labels[:5])
+    with pytest.raises(ConfigError, match="three numbers > 0"):
+        CalibrationData(images, (0.5,) * 3, (0.2, 0.0, 0.2))
+
+    class Split:
+        pass
+
+    split = Split()
+    split.images, split.labels = images, labels
+    calib = CalibrationData.from_dataset(split, mean=(0.5,) * 3, std=(0.2,) * 3, n=8, seed=1)
+    assert len(calib) == 8 and np.bincount(calib.labels).tolist() == [2, 2, 2, 2]
+    assert (
+        calib.fingerprint()
+        == CalibrationData.from_dataset(split, mean=(0.5,) * 3, std=(0.2,) * 3, n=8, seed=1).fingerprint()
+    )
+    x = calib.tensor(slice(0, 2))
+    assert x.shape == (2, 3, 8, 8) and x.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(x[0, :, 0, 0], (torch.from_numpy(calib.images[0, 0, 0]).float() / 255 - 0.5) / 0.2)
+    assert [b.shape[0] for b in calib.batches(3, limit=7)] == [3, 3, 1]

@@ -1,0 +1,136 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from moo_compress.compress import (
+    ClusterConfig,
+    CompressionPlan,
+    PruneConfig,
+    QuantizeConfig,
+    compress,
+    compression_ratio,
+    compression_state,
+    size_report,
+)
+from moo_compress.compress.encoding import (
+    ceil_log2,
+    choose_encoding,
+    pack_uint,
+    relative_codes,
+    relative_positions,
+    unpack_uint,
+)
+
+
+def _linear(rows=32, cols=64, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(cols, rows))
+
+
+def test_uncompressed_model_has_ratio_one(tiny):
+    report = size_report(tiny)
+    floats = sum(v.numel() for v in tiny.state_dict().values() if v.is_floating_point())
+    assert report.dense_bits == report.compressed_bits == 32 * floats
+    assert compression_ratio(tiny) == 1.0
+    assert all(t.kind == "raw" for t in report.tensors)
+    assert not any("num_batches_tracked" in t.name for t in report.tensors)
+
+
+def test_quantized_layer_bits_by_hand():
+    model = _linear()
+    small = compress(model, CompressionPlan(quantize=QuantizeConfig(4)))
+    report = size_report(small)
+    w = next(t for t in report.tensors if t.name == "0.weight")
+    layer = compression_state(small).layers["0"]
+    side = 32 * 32  # one fp32 scale per output channel (symmetric: no zero point)
+    # dense at 4 bits, unless rounding produced enough zeros for a sparse layout to win
+    assert w.bits == choose_encoding(layer.mask, (32, 64), dense_bits=4, code_bits=4).bits + side
+    assert w.bits <= 32 * 64 * 4 + side
+    bias = next(t for t in report.tensors if t.name == "0.bias")
+    assert bias.bits == 32 * 32 and bias.kind == "raw"
+    assert report.compression_ratio == pytest.approx(report.dense_bits / report.compressed_bits)
+
+
+def test_clustered_pruned_layer_bits_by_hand():
+    model = _linear(rows=64, cols=256)
+    plan = CompressionPlan(
+        prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8, symmetric=False)
+    )
+    small = compress(model, plan)
+    layer = compression_state(small).layers["0"]
+    t = next(t for t in size_report(small).tensors if t.name == "0.weight")
+    n, nnz = 64 * 256, layer.nonzero
+    k = layer.codebook.size
+    side = k * 8 + 32 + 32  # codebook at 8 bits, one scale and one zero point
+    candidates = [n * ceil_log2(k + 1), n + nnz * ceil_log2(k)]  # dense with a zero code, bitmask
+    assert t.bits - side <= min(candidates)
+    assert t.layout in ("bitmask", "relative")
+    assert t.nonzero == nnz == n // 2
+
+
+def test_structured_pruning_uses_the_per_filter_layout():
+    model = _linear(rows=64, cols=128)
+    small = compress(
+        model, CompressionPlan(prune=PruneConfig(0.5, structured=True, scope="layer"), quantize=QuantizeConfig(8))
+    )
+    t = next(t for t in size_report(small).tensors if t.name == "0.weight")
+    assert t.layout == "rows"
+    assert t.bits == 64 + 32 * 128 * 8 + 64 * 32
+
+
+def test_choose_encoding_takes_the_smallest():
+    shape = (10, 100)
+    assert choose_encoding(None, shape, dense_bits=4, code_bits=4).layout == "dense"
+    dense_mostly = np.ones(1000, bool)
+    dense_mostly[::50] = False
+    assert choose_encoding(dense_mostly, shape, dense_bits=4, code_bits=4).layout == "dense"
+    half = np.zeros(1000, bool)
+    half[1::2] = True
+    assert choose_encoding(half, shape, dense_bits=32, code_bits=32).layout == "bitmask"
+    half[-1] = False  # 1-bit relative codes are a bitmask that stops at the last stored code: cheaper
+    assert choose_encoding(half, shape, dense_bits=32, code_bits=32).bits == 998 + 499 * 32  # last code at 997
+    rare = np.zeros(1000, bool)
+    rare[::97] = True
+    enc = choose_encoding(rare, shape, dense_bits=8, code_bits=8)
+    assert enc.layout == "relative" and enc.relative_bits >= 5
+    nnz = int(rare.sum())
+    assert enc.bits < 1000 + nnz * 8
+    rows = np.zeros((10, 100), bool)
+    rows[:3] = True
+    assert choose_encoding(rows.ravel(), shape, dense_bits=8, code_bits=8).layout == "rows"
+
+
+@pytest.mark.parametrize("r", [1, 2, 3, 5, 8])
+def test_relative_codes_round_trip(r):
+    rng = np.random.default_rng(r)
+    present = rng.random(5000) < 0.1
+    present[0] = True
+    codes = relative_codes(present, r)
+    assert codes.max() <= 2**r - 1
+    np.testing.assert_array_equal(relative_positions(codes, r), np.flatnonzero(present))
+    enc = choose_encoding(present, (1, 5000), dense_bits=32, code_bits=0)
+    if enc.layout == "relative":
+        assert enc.bits == enc.relative_bits * relative_codes(present, enc.relative_bits).size
+
+
+@pytest.mark.parametrize("bits", [0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 32])
+def test_pack_uint_round_trip(bits):
+    rng = np.random.default_rng(bits)
+    count = 3001
+    values = rng.integers(0, 2**bits, size=count, dtype=np.uint64) if bits else np.zeros(count, np.uint64)
+    data = pack_uint(values, bits)
+    assert len(data) == math.ceil(count * bits / 8)
+    np.testing.assert_array_equal(unpack_uint(data, bits, count), values.astype(np.uint32))
+
+
+def test_report_table_and_records(tiny):
+    small = compress(tiny, CompressionPlan(prune=PruneConfig(0.5), quantize=QuantizeConfig(8)))
+    report = size_report(small)
+    text = report.to_markdown()
+    assert "conv1.weight" in text and "**total**" in text and "bn1" not in text
+    assert len(report.layers()) == 4
+    assert report.to_records()[0]["ratio"] > 0
+    assert 3.5 < report.compression_ratio < 8

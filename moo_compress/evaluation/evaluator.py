@@ -40,7 +40,7 @@ class Evaluator:
         std: Per-channel normalisation std on [0, 1] pixels.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         precision: ``fp32`` or ``bf16`` (autocast).
-        batch_size: Images per forward pass.
+        batch_size: Images per forward pass (halved automatically on an out-of-memory error).
     """
 
     def __init__(
@@ -75,14 +75,28 @@ class Evaluator:
 
     @torch.inference_mode()
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Predicted class index of every image, as an int64 array."""
+        """Predicted class index of every image, as an int64 array.
+
+        A batch that runs out of device memory is retried at half the size (and the smaller size is
+        kept), so the batch size adapts to the memory of the GPU at hand.
+        """
         check_images(images)
         out = torch.empty(len(images), dtype=torch.int64)
+        start = 0
         with autocast(self.device, self.precision):
-            for start in range(0, len(images), self.batch_size):
+            while start < len(images):
                 stop = start + self.batch_size
-                logits = self.model(self._batch(images[start:stop]))
+                try:
+                    logits = self.model(self._batch(images[start:stop]))
+                except torch.OutOfMemoryError:
+                    if self.batch_size == 1:
+                        raise
+                    self.batch_size = max(1, self.batch_size // 2)
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    continue
                 out[start:stop] = logits.argmax(1).cpu()
+                start = stop
         return out.numpy()
 
     def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:

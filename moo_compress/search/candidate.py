@@ -33,7 +33,7 @@ from moo_compress.models import PretrainedModel, load_pretrained
 from moo_compress.search.cache import EvaluationCache
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "evaluate_plan",
-           "evaluate_and_store", "corruption_key"]
+           "evaluate_and_store", "failed_record", "corruption_key"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
 EVALUATION_VERSION = 1
@@ -184,6 +184,7 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]
         ``label``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` -> accuracy),
         ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
     """
+    res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
     start = time.perf_counter()
     record: dict[str, Any] = {
         "status": "ok",
@@ -195,7 +196,6 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]
         "precision": spec.precision,
         "moo_compress_version": __version__,
     }
-    res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
     try:
         t0 = time.perf_counter()
         model = compress(res.pretrained.model, plan, calibration=res.calibration)
@@ -226,6 +226,12 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]
                       traceback=traceback.format_exc(limit=6))
     record["seconds"] = round(time.perf_counter() - start, 3)
     return record
+
+
+def failed_record(plan: CompressionPlan, error: str) -> dict[str, Any]:
+    """The record of a plan whose evaluation failed with ``error``."""
+    return {"status": "failed", "error": error, "plan": plan.to_dict(), "plan_key": plan.key(),
+            "label": plan.label(), "seconds": 0.0, "moo_compress_version": __version__}
 
 
 def evaluate_and_store(spec: EvaluationSpec, plan_dict: dict[str, Any]) -> dict[str, Any]:

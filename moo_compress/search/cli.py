@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "autocast is ~3x faster on this kind of CPU)")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     r.add_argument("--batch-size", type=int, default=256)
-    r.add_argument("--workers", type=int, default=1, help="local worker processes evaluating a generation")
+    r.add_argument("--workers", type=int, help="worker processes evaluating a generation in parallel (default: one "
+                   "per GPU with several CUDA devices, else 1); each gets cores // workers torch threads")
     r.add_argument("--scheduler", help="run evaluations on Dask: 'local' (a LocalCluster of --workers) or "
                    "tcp://host:port")
     o = parser.add_argument_group("output")

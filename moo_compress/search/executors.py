@@ -9,6 +9,7 @@ tasks, and writes every record to the shared evaluation cache itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from moo_compress.errors import ConfigError
 from moo_compress.search.candidate import EvaluationSpec, evaluate_and_store
 
-__all__ = ["ExecutorConfig", "run_tasks", "close_executors", "default_threads"]
+__all__ = ["ExecutorConfig", "run_tasks", "close_executors", "default_threads", "default_workers", "gpu_count"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,27 @@ def _task(spec: EvaluationSpec, plan: dict[str, Any], threads: int | None) -> di
     return evaluate_and_store(spec, plan)
 
 
+def gpu_count() -> int:
+    """Number of visible CUDA devices (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_workers(device: str) -> int:
+    """One worker per GPU when evaluating on CUDA (``cuda`` or ``auto`` with GPUs), else 1."""
+    gpus = gpu_count()
+    return gpus if gpus > 1 and str(device) in ("cuda", "auto") else 1
+
+
+def _device_specs(spec: EvaluationSpec, n: int) -> list[EvaluationSpec]:
+    """Spreads tasks over the GPUs round-robin (``cuda:0``, ``cuda:1``...) when several are visible."""
+    gpus = gpu_count()
+    if gpus < 2 or str(spec.device) not in ("cuda", "auto"):
+        return [spec] * n
+    return [dataclasses.replace(spec, device=f"cuda:{i % gpus}") for i in range(n)]
+
+
 _CLIENTS: dict[str, Any] = {}
 
 
@@ -89,9 +111,10 @@ def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict
     """Evaluates ``plans`` and yields their records in order, each as soon as it (and those before it) finish."""
     if not plans:
         return
+    specs = _device_specs(spec, len(plans))
     if config.kind == "serial":
-        for plan in plans:
-            yield _task(spec, plan, config.threads_per_worker)
+        for task_spec, plan in zip(specs, plans):
+            yield _task(task_spec, plan, config.threads_per_worker)
         return
     from joblib import Parallel, delayed, parallel_config
 
@@ -103,7 +126,8 @@ def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict
         threads = config.threads_per_worker or 1
         backend = {"backend": "dask", "n_jobs": -1}
     with parallel_config(**backend):
-        yield from Parallel(return_as="generator")(delayed(_task)(spec, plan, threads) for plan in plans)
+        yield from Parallel(return_as="generator")(
+            delayed(_task)(task_spec, plan, threads) for task_spec, plan in zip(specs, plans))
 
 
 def close_executors() -> None:

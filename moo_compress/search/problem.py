@@ -8,7 +8,8 @@ model or dataset, because pymoo deep-copies problems and algorithms.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,8 @@ from pymoo.core.problem import Problem
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.search.cache import EvaluationCache
-from moo_compress.search.candidate import EvaluationSpec
+from moo_compress.errors import MooCompressError
+from moo_compress.search.candidate import EvaluationSpec, failed_record
 from moo_compress.search.executors import ExecutorConfig, run_tasks
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.space import Encoding
@@ -39,28 +41,48 @@ class PlanEvaluator:
     cache_dir: str
     executor: ExecutorConfig = ExecutorConfig()
 
-    def __call__(self, plans: Sequence[CompressionPlan],
-                 on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-        """Records of ``plans`` (in order); each gets ``cache_hit`` set. Repeated plans are evaluated once."""
+    def __call__(self, plans: Sequence[CompressionPlan]) -> list[dict[str, Any]]:
+        """Records of ``plans`` (in order); each gets ``cache_hit`` set. Repeated plans are evaluated once.
+
+        If a worker dies (killed, out of memory), the results it and the others already stored are read
+        back from the cache and the missing plans are submitted once more; a plan whose second attempt
+        also loses its worker is recorded as failed (not cached, so a later run retries it).
+        """
         cache = EvaluationCache(self.cache_dir)
         context = self.spec.context_key()
         records: dict[str, dict[str, Any]] = {}
-        todo: dict[str, CompressionPlan] = {}
+        pending: dict[str, CompressionPlan] = {}
         for plan in plans:
             key = plan.key()
-            if key in records or key in todo:
+            if key in records or key in pending:
                 continue
             hit = cache.get(context, key)
             if hit is not None:
                 records[key] = {**hit, "cache_hit": True}
-                if on_record:
-                    on_record(records[key])
             else:
-                todo[key] = plan
-        for record in run_tasks(self.executor, self.spec, [p.to_dict() for p in todo.values()]):
-            records[record["plan_key"]] = {**record, "cache_hit": False}
-            if on_record:
-                on_record(records[record["plan_key"]])
+                pending[key] = plan
+        error: Exception | None = None
+        for _attempt in range(2):
+            if not pending:
+                break
+            try:
+                for record in run_tasks(self.executor, self.spec, [p.to_dict() for p in pending.values()]):
+                    records[record["plan_key"]] = {**record, "cache_hit": False}
+                    pending.pop(record["plan_key"], None)
+            except MooCompressError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a lost worker (loky TerminatedWorkerError, dask KilledWorker)
+                error = exc
+                warnings.warn(f"an evaluation worker was lost ({type(exc).__name__}: {str(exc)[:200]}); "
+                              f"re-submitting {len(pending)} unfinished plan(s)", RuntimeWarning, stacklevel=2)
+                for key in list(pending):
+                    stored = cache.get(context, key)
+                    if stored is not None:
+                        records[key] = {**stored, "cache_hit": False}
+                        del pending[key]
+        for key, plan in pending.items():
+            records[key] = {**failed_record(plan, f"worker lost twice: {type(error).__name__}: {error}"),
+                            "cache_hit": False}
         return [records[p.key()] for p in plans]
 
 

@@ -27,7 +27,7 @@ from moo_compress.errors import ConfigError, MooCompressError
 from moo_compress.models import checkpoint_sha256, model_defaults, resolve_weights
 from moo_compress.search import outputs
 from moo_compress.search.candidate import EvaluationSpec, load_resources
-from moo_compress.search.executors import ExecutorConfig, close_executors
+from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers
 from moo_compress.search.knee import (
     closest_to_ideal,
     high_tradeoff_points,
@@ -182,7 +182,8 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
         raise ConfigError(f"{space.source}: every gene has a single choice; nothing to search")
     out_dir = Path(settings.out or Path("outputs") / f"{settings.arch}-{space.name}-seed{settings.seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    executor = ExecutorConfig(workers=settings.workers, scheduler=settings.scheduler)
+    executor = ExecutorConfig(workers=settings.workers or default_workers(settings.device),
+                              scheduler=settings.scheduler)
 
     log(f"preparing {settings.arch} on {settings.dataset}: screening with {settings.eval_images} images per "
         f"(corruption, severity) ...")

@@ -49,7 +49,7 @@ class SearchSettings:
         seed: Seed of NSGA-II, the image subsets and generated corruptions.
         out: Run folder (default ``outputs/<arch>-<space>-seed<seed>``).
         cache_dir: Cache root (default ``$MOO_COMPRESS_CACHE``).
-        workers: Local worker processes.
+        workers: Worker processes (default: one per GPU when evaluating on several CUDA devices, else 1).
         scheduler: Dask scheduler (``local`` or ``tcp://host:port``).
         pick_min_ratio: "Most robust plan with compression ratio >= X" recommendation.
         pick_max_drop: "Smallest plan within D points of the baseline's clean accuracy" recommendation.
@@ -76,7 +76,7 @@ class SearchSettings:
     seed: int = 0
     out: str | None = None
     cache_dir: str | None = None
-    workers: int = 1
+    workers: int | None = None
     scheduler: str | None = None
     pick_min_ratio: float = 8.0
     pick_max_drop: float = 2.0

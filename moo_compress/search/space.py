@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import itertools
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,14 @@ __all__ = [
 
 GENE_KINDS = ("sparsity", "clusters", "weight_bits", "activation_bits")
 ROBUSTNESS_METRICS = ("mean_corruption_accuracy", "mce", "relative_mce")
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+def _spaces_dir() -> Path:
+    """``search_spaces/`` of the source tree, else the copy a regular install puts under ``<prefix>/share``."""
+    source = Path(__file__).resolve().parents[2] / "search_spaces"
+    installed = Path(sys.prefix) / "share" / "moo_compress" / "search_spaces"
+    return source if source.is_dir() or not installed.is_dir() else installed
+
+
+SPACES_DIR = _spaces_dir()
 _OFF = (None, False, "off", "none")
 _TOP_KEYS = ("name", "description", "granularity", "layer_groups", "genes", "prune", "cluster", "quantize",
              "exclude", "recovery", "objectives", "constraints", "algorithm")

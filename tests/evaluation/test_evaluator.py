@@ -84,3 +84,23 @@ def test_device_resolution() -> None:
             resolve_device("cuda")
     with pytest.raises(ConfigError, match="unknown device"):
         resolve_device("tpu0")
+
+
+class _SmallMemory(nn.Module):
+    """Raises the out-of-memory error a GPU would for batches above 8 images."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 8:
+            raise torch.OutOfMemoryError("simulated: batch too large for device memory")
+        return self.inner(x)
+
+
+def test_out_of_memory_halves_the_batch_size() -> None:
+    inner, images = _model(), _images(37)
+    evaluator = Evaluator(_SmallMemory(inner), mean=MEAN, std=STD, batch_size=64)
+    np.testing.assert_array_equal(evaluator.predict(images), _reference_predictions(inner, images))
+    assert evaluator.batch_size == 8

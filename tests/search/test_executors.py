@@ -1,0 +1,130 @@
+"""Parallel and distributed evaluation: same results as serial, shared caches, lost workers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from moo_compress.errors import ConfigError
+from moo_compress.models import create_model
+from moo_compress.search import SearchSettings
+from moo_compress.search.executors import ExecutorConfig, default_threads
+from moo_compress.search.run import run_search
+from tests.conftest import make_image_folder
+from tests.search.conftest import TINY_SPACE
+
+KEEP = ["plan_key", "clean_accuracy", "mean_corruption_accuracy", "compression_ratio", "final/clean_accuracy",
+        "final/mean_corruption_accuracy"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory: pytest.TempPathFactory) -> SearchSettings:
+    root = tmp_path_factory.mktemp("parallel")
+    data = make_image_folder(root / "cifar10-tiny", classes=10, per_split={"train": 2, "test": 3})
+    torch.manual_seed(0)
+    weights = root / "resnet20.pt"
+    torch.save(create_model("resnet20").state_dict(), weights)
+    space = root / "tiny.yaml"
+    space.write_text(yaml.safe_dump(TINY_SPACE))
+    return SearchSettings(arch="resnet20", weights=str(weights), data_root=str(data), space=str(space),
+                          eval_images=20, final_images=30, precision="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def serial(setting: SearchSettings, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("serial")
+    result = run_search(dataclasses.replace(setting, out=str(root / "run"), cache_dir=str(root / "cache")),
+                        log=lambda _: None)
+    return result.pareto[KEEP]
+
+
+def _cli_args(setting: SearchSettings, out: Path, cache: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "moo_compress.search", "--arch", "resnet20", "--weights", str(setting.weights),
+            "--data-root", str(setting.data_root), "--space", str(setting.space), "--eval-images", "20",
+            "--final-images", "30", "--precision", "fp32", "--device", "cpu", "--out", str(out),
+            "--cache-dir", str(cache), *extra]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "MOO_COMPRESS_OFFLINE": "1"}
+
+
+def _all_records_valid(cache: Path) -> int:
+    files = list(cache.glob("evaluations/*/*.json"))
+    for f in files:
+        record = json.loads(f.read_text())  # complete JSON, never a partial write
+        assert record["status"] in ("ok", "failed") and record["plan_key"] == f.stem
+    assert not list(cache.glob("evaluations/*/.*.tmp"))
+    return len(files)
+
+
+def test_executor_config_validation() -> None:
+    assert ExecutorConfig().kind == "serial"
+    assert ExecutorConfig(workers=2).kind == "processes"
+    assert ExecutorConfig(workers=2, scheduler="local").kind == "dask"
+    assert default_threads(2) * 2 <= max(2, os.cpu_count() or 1)
+    with pytest.raises(ConfigError, match="--workers"):
+        ExecutorConfig(workers=0)
+    with pytest.raises(ConfigError, match="--scheduler"):
+        ExecutorConfig(scheduler="my-cluster")
+
+
+def test_local_processes_and_dask_cluster_match_serial(setting: SearchSettings, serial: pd.DataFrame,
+                                                       tmp_path: Path) -> None:
+    for name, options in (("loky", {"workers": 2}), ("dask", {"workers": 2, "scheduler": "local"})):
+        result = run_search(dataclasses.replace(setting, out=str(tmp_path / name),
+                                                cache_dir=str(tmp_path / f"cache-{name}"), **options),
+                            log=lambda _: None)
+        pd.testing.assert_frame_equal(result.pareto[KEEP], serial, obj=name)
+        assert _all_records_valid(tmp_path / f"cache-{name}") >= len(result.evaluations)
+
+
+def test_concurrent_runs_sharing_a_cache_finish_and_agree(setting: SearchSettings, serial: pd.DataFrame,
+                                                          tmp_path: Path) -> None:
+    cache = tmp_path / "shared-cache"
+    procs = [subprocess.Popen(_cli_args(setting, tmp_path / f"run{i}", cache), env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    for i in range(2):
+        pareto = pd.read_csv(tmp_path / f"run{i}" / "pareto.csv")
+        pd.testing.assert_frame_equal(pareto[KEEP], serial, check_dtype=False)
+    _all_records_valid(cache)
+
+
+def test_killed_worker_loses_and_corrupts_nothing(setting: SearchSettings, serial: pd.DataFrame,
+                                                  tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(_cli_args(setting, tmp_path / "run", cache, "--workers", "2"), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    killed = None
+    deadline = time.time() + 300
+    while killed is None and proc.poll() is None and time.time() < deadline:
+        if list(cache.glob("evaluations/*/*.json")):  # the search is under way
+            workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                       if "loky" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+            if workers:
+                workers[0].kill()
+                killed = workers[0].pid
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=600)
+    assert killed is not None, "the search finished before a worker could be killed"
+    assert proc.returncode == 0, err[-2000:]
+    pareto = pd.read_csv(tmp_path / "run" / "pareto.csv")
+    pd.testing.assert_frame_equal(pareto[KEEP], serial, check_dtype=False)
+    evaluations = pd.read_csv(tmp_path / "run" / "evaluations.csv")
+    assert (evaluations["status"] == "ok").all()
+    _all_records_valid(cache)

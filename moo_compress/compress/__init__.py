@@ -30,7 +30,7 @@ from moo_compress.compress.export import (
     pack_compressed,
     unpack_compressed,
 )
-from moo_compress.compress.int8 import measure_latency, to_int8
+from moo_compress.compress.int8 import compare_latency, measure_latency, to_int8
 from moo_compress.compress.recovery import recalibrate_batchnorm
 from moo_compress.compress.size import (
     SizeReport,
@@ -61,6 +61,7 @@ __all__ = [
     "SizeReport",
     "TensorSize",
     "candidate_layers",
+    "compare_latency",
     "compress",
     "compression_ratio",
     "compression_state",

@@ -121,9 +121,14 @@ def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]
     return {t.name: _layer_state(t, weights[t.name], keeps.get(t.name), seed) for t in targets}
 
 
-def _copy_without(model: nn.Module, skip: list[nn.Parameter]) -> nn.Module:
+def _copy_without(model: nn.Module, skip: list[torch.Tensor]) -> nn.Module:
     """A deep copy of ``model`` whose ``skip`` parameters are left uninitialised (they are overwritten)."""
-    memo: dict[int, object] = {id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad) for p in skip}
+    memo: dict[int, object] = {
+        id(p): nn.Parameter(torch.empty_like(p), requires_grad=p.requires_grad)
+        if isinstance(p, nn.Parameter)
+        else torch.empty_like(p)
+        for p in skip
+    }
     return copy.deepcopy(model, memo)
 
 

@@ -30,7 +30,7 @@ from moo_compress.compress.calibration import CalibrationData
 from moo_compress.compress.state import STATE_ATTRIBUTE, compression_state
 from moo_compress.errors import ConfigError
 
-__all__ = ["to_int8", "measure_latency"]
+__all__ = ["to_int8", "measure_latency", "compare_latency"]
 
 
 @contextlib.contextmanager
@@ -112,3 +112,29 @@ def measure_latency(model: nn.Module, inputs: torch.Tensor, *, warmup: int = 2, 
             model(inputs)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def compare_latency(
+    models: dict[str, nn.Module], inputs: torch.Tensor, *, rounds: int = 15, warmup: int = 2
+) -> dict[str, tuple[float, float]]:
+    """Times several models in alternation, so that load from other processes hits them alike.
+
+    Returns:
+        Name -> (median seconds per call, median over rounds of the first model's time divided by
+        this model's time, i.e. its speed-up over the first model).
+    """
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for model in models.values():
+                model(inputs)
+        for _ in range(rounds):
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(inputs)
+                times[name].append(time.perf_counter() - start)
+    first = times[next(iter(models))]
+    return {
+        name: (statistics.median(t), statistics.median(a / b for a, b in zip(first, t, strict=True)))
+        for name, t in times.items()
+    }

@@ -6,6 +6,7 @@ from moo_compress.compress import (
     CompressionPlan,
     PruneConfig,
     QuantizeConfig,
+    compare_latency,
     compress,
     measure_latency,
     to_int8,
@@ -35,6 +36,8 @@ def test_int8_model_follows_the_fake_quantized_one(tiny, calibration):
     kinds = {type(m).__module__ for m in int8.modules()}
     assert any("quantized" in k for k in kinds)
     assert measure_latency(int8, x, warmup=1, repeats=2) > 0
+    timings = compare_latency({"fake": small, "int8": int8}, x, rounds=2, warmup=1)
+    assert list(timings) == ["fake", "int8"] and timings["fake"][1] == 1.0 and timings["int8"][0] > 0
 
 
 def test_int8_needs_8_bit_layers(tiny, calibration):

@@ -453,7 +453,8 @@ class CompressionPlan(_Config):
             else ""
         )
         groups = ",".join(f"{g.name}:{part(g.prune, g.cluster, g.quantize)}" for g in self.groups)
-        return " ".join(t for t in (text, f"G({groups})" if groups else "") if t) or "none"
+        label = " ".join(t for t in (text, f"G({groups})" if groups else "") if t) or "none"
+        return "recovery only" if label == "none" and self.recovery.enabled else label
 
     @classmethod
     def for_layer_groups(

@@ -53,8 +53,9 @@ def recalibrate_batchnorm(
         m.momentum = None
         m.train()
     try:
-        for x in calibration.batches(batch_size, device=device, limit=n_images):
-            model(x)
+        with torch.no_grad():
+            for x in calibration.batches(batch_size, device=device, limit=n_images):
+                model(x)
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

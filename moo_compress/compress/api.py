@@ -157,7 +157,8 @@ def _calibrate_activations(
     modules = dict(model.named_modules())
     device = next(model.parameters()).device
     batches = list(calibration.batches(128, device=device, limit=ACTIVATION_CALIBRATION_IMAGES))
-    ranges = observe_activation_ranges(model, {n: modules[n] for n in bits}, batches)
+    with calibration.autocast(device):
+        ranges = observe_activation_ranges(model, {n: modules[n] for n in bits}, batches)
     activations = {n: ActivationQuant.from_range(*ranges[n], bits[n]) for n in bits}
     install_activation_quant(model, activations)
     return activations

@@ -3,6 +3,7 @@ short fine-tuning read, kept as uint8 NHWC arrays with the model's normalisation
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ class CalibrationData:
         mean: Per-channel normalisation mean on [0, 1] pixels (the model's, e.g. ``PretrainedModel.mean``).
         std: Per-channel normalisation std on [0, 1] pixels.
         labels: int class indices (N,); needed only by fine-tuning.
+        precision: ``fp32``, or ``bf16`` to run batch-norm re-estimation and activation observers
+            under bf16 autocast (an order of magnitude faster on CPUs with bf16 units, with the same
+            accuracy after re-estimation in our VGG-19 check); fine-tuning always runs in fp32.
 
     Example:
         >>> calib = CalibrationData.from_dataset(train, mean=pre.mean, std=pre.std, n=500, seed=0)
@@ -35,8 +39,11 @@ class CalibrationData:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     labels: np.ndarray | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"CalibrationData.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         x = self.images
         if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or len(x) == 0:
             raise DataFormatError(
@@ -72,6 +79,7 @@ class CalibrationData:
         std: Sequence[float],
         n: int | None = None,
         seed: int = 0,
+        precision: str = "fp32",
     ) -> CalibrationData:
         """Takes a stratified subset of about ``n`` images (``n // classes`` per class) of a dataset.
 
@@ -82,6 +90,7 @@ class CalibrationData:
             std: Normalisation std.
             n: Number of images (all when None).
             seed: Seed of the subset choice.
+            precision: See the class attributes.
         """
         images, labels = np.asarray(dataset.images), np.asarray(dataset.labels)  # type: ignore[attr-defined]
         if n is not None:
@@ -92,7 +101,7 @@ class CalibrationData:
                 )
             index = stratified_indices(labels, n // classes, seed=seed)
             images, labels = images[index], labels[index]
-        return cls(np.ascontiguousarray(images), tuple(mean), tuple(std), labels)  # type: ignore[arg-type]
+        return cls(np.ascontiguousarray(images), tuple(mean), tuple(std), labels, precision)  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -103,7 +112,14 @@ class CalibrationData:
         if self.labels is not None:
             digest.update(np.ascontiguousarray(self.labels).data)
         digest.update(repr((self.mean, self.std)).encode())
+        if self.precision != "fp32":  # fp32 fingerprints stay as they were
+            digest.update(self.precision.encode())
         return digest.hexdigest()
+
+    def autocast(self, device: torch.device | str) -> contextlib.AbstractContextManager[None]:
+        """bf16 autocast on ``device`` when ``precision`` is ``bf16``, else a no-op context."""
+        device_type = torch.device(device).type
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def tensor(self, index: slice | np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """Normalised float32 NCHW batch (channels-last memory) of the images at ``index``."""

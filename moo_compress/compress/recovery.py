@@ -53,7 +53,7 @@ def recalibrate_batchnorm(
         m.momentum = None
         m.train()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), calibration.autocast(device):
             for x in calibration.batches(batch_size, device=device, limit=n_images):
                 model(x)
     finally:

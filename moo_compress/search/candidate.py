@@ -166,7 +166,8 @@ def load_resources(spec: EvaluationSpec) -> Resources:
         train = load_dataset(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir)
         per_class = -(-spec.calibration_images // train.num_classes)  # at least calibration_images in all
         calibration = CalibrationData.from_dataset(train, mean=pretrained.mean, std=pretrained.std,
-                                                   n=per_class * train.num_classes, seed=spec.seed)
+                                                   n=per_class * train.num_classes, seed=spec.seed,
+                                                   precision=spec.precision)
     for name, expected, found in (("clean test subset", spec.clean_fingerprint, clean.fingerprint),
                                   ("corrupted set", spec.corrupted_fingerprint, corrupted.fingerprint)):
         if expected and expected != found:

@@ -116,3 +116,19 @@ def test_calibration_data_validation_and_subsets():
     assert x.shape == (2, 3, 8, 8) and x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(x[0, :, 0, 0], (torch.from_numpy(calib.images[0, 0, 0]).float() / 255 - 0.5) / 0.2)
     assert [b.shape[0] for b in calib.batches(3, limit=7)] == [3, 3, 1]
+
+
+def test_bf16_calibration_reestimates_nearly_the_same_statistics(tiny, calibration):
+    import dataclasses
+
+    plan = CompressionPlan(prune=PruneConfig(0.5), recovery=RecoveryConfig(bn_images=64, bn_batch_size=32))
+    fp32 = compress(tiny, plan, calibration)
+    bf16_calibration = dataclasses.replace(calibration, precision="bf16")
+    bf16 = compress(tiny, plan, bf16_calibration)
+    for name in ("bn1", "bn2"):
+        a, b = getattr(fp32, name), getattr(bf16, name)
+        torch.testing.assert_close(b.running_mean, a.running_mean, rtol=0.05, atol=0.02)
+        torch.testing.assert_close(b.running_var, a.running_var, rtol=0.05, atol=0.02)
+    assert bf16_calibration.fingerprint() != calibration.fingerprint()
+    with pytest.raises(ConfigError, match="precision"):
+        dataclasses.replace(calibration, precision="fp16")

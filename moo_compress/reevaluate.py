@@ -106,6 +106,9 @@ def select_plans(run: RunData, which: Sequence[str | int]) -> list[tuple[str, Co
         elif text in methods:
             plan = CompressionPlan.from_dict(methods[text]["plan"])
             out.setdefault(plan.key(), (text, plan))
+        elif text in {r["method"] for r in run.recommendations}:
+            raise ConfigError(f"the recommendation {text!r} found no plan in {run.path}; pick one of "
+                              f"{', '.join(methods) or '(none)'} or a row number of pareto.csv")
         else:
             try:
                 row = int(text)

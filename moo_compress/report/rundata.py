@@ -94,6 +94,12 @@ class RunData:
         """The run folder's name."""
         return self.path.name
 
+    def __repr__(self) -> str:
+        failed = len(self.evaluations) - len(self.ok)
+        return (f"RunData({str(self.path)!r}: {self.info.get('arch')} on {self.info.get('dataset')}, "
+                f"{len(self.evaluations)} plans evaluated ({failed} failed), {len(self.pareto)} on the front, "
+                f"{'re-evaluated at final fidelity' if self.has_final else 'screening fidelity only'})")
+
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:

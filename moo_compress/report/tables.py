@@ -162,4 +162,6 @@ def recommendations_table(run: RunData) -> pd.DataFrame:
             "rationale": rec.get("rationale", ""),
         })
     columns = ["method", "title", "#", "plan", "clean acc. (%)", "mean corr. acc. (%)", "mCE", "ratio (x)", "rationale"]
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    table["#"] = table["#"].astype("Int64")
+    return table.round(2)

@@ -66,3 +66,8 @@ def test_evaluate_cli_selects_a_recommendation(tiny_run: Path, capsys: pytest.Ca
     assert evaluate.main(["--run", str(tiny_run), "--select", "nbi_knee", "--images", "30", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "baseline" in out and "nbi_knee" in out and "clean %" in out
+
+
+def test_a_recommendation_without_a_plan_says_so(synthetic_run: Path) -> None:
+    with pytest.raises(ConfigError, match="'high_tradeoff' found no plan"):
+        select_plans(load_run(synthetic_run), ["high_tradeoff"])

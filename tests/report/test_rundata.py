@@ -60,3 +60,8 @@ def test_resolve_run_prefers_argument_then_environment_then_outputs(tmp_path: Pa
     monkeypatch.delenv(RUN_ENV)
     with pytest.raises(DataNotFoundError, match=RUN_ENV):
         resolve_run(start=tmp_path / "elsewhere")
+
+
+def test_repr_summarises_the_run(tmp_path: Path) -> None:
+    text = repr(load_run(write_run(tmp_path / "r", failed=1, final=False)))
+    assert "resnet20 on cifar10, 15 plans evaluated (1 failed)" in text and "screening fidelity only" in text

@@ -68,12 +68,14 @@ def column(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def draw_picks(ax: Axes, plans: Plans, x: str, y: str, *, size: float = 150) -> None:
-    """Hollow markers around the recommended plans, one per method (nested when several pick one plan)."""
+    """Hollow markers around the recommended plans, one per method (nested when several pick one plan,
+    the first method of ``knees.json``, the knee, outermost)."""
     for row, recs in plans.picks.items():
         member = plans.front[plans.front["row"] == row]
         for i, rec in enumerate(recs):
             style = method_style(rec["method"])
-            ax.scatter(column(member, x), column(member, y), marker=style.marker, s=size * (1 + 0.6 * i),
+            ax.scatter(column(member, x), column(member, y), marker=style.marker,
+                       s=size * (1 + 0.6 * (len(recs) - 1 - i)),
                        facecolors="none", edgecolors=style.colour, linewidths=1.8, zorder=5,
                        gid=f"pick:{rec['method']}")
 

@@ -175,7 +175,7 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
         i = int(np.flatnonzero(front["row"].to_numpy() == row)[0])
         for k, rec in enumerate(recs):
             style = method_style(rec["method"])
-            ax.scatter([lx[i]], [acc[i]], [robust[i]], marker=style.marker, s=150 * (1 + 0.6 * k), facecolors="none",
+            ax.scatter([lx[i]], [acc[i]], [robust[i]], marker=style.marker, s=150 * (1 + 0.6 * (len(recs) - 1 - k)), facecolors="none",
                        gid=f"pick:{rec['method']}",
                        edgecolors=style.colour, linewidths=1.8, depthshade=False)
     if front.empty:

@@ -40,7 +40,12 @@ def fidelity_text(run: RunData, which: str = "best") -> str:
     Args:
         run: The run.
         which: ``"screening"``, ``"final"`` or ``"best"`` (final when the run has it).
+
+    Raises:
+        ConfigError: for another ``which``.
     """
+    if which not in ("best", "screening", "final"):
+        raise ConfigError(f"which must be 'best', 'screening' or 'final', got {which!r}")
     if which == "best":
         which = "final" if run.has_final else "screening"
     block = run.info.get(which) or {}

@@ -65,7 +65,8 @@ def test_notebook_runs_top_to_bottom(tiny_run: Path, tmp_path: Path, monkeypatch
     try:
         KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
-        pytest.fail("no 'python3' Jupyter kernel: install the dev extra (pip install -e '.[dev]'), which brings ipykernel")
+        pytest.fail("no 'python3' Jupyter kernel: install the dev extra (pip install -e '.[dev]'), it brings "
+                    "ipykernel")
     monkeypatch.setenv(RUN_ENV, str(tiny_run))  # the notebook's default run folder
     # the kernel runs in tmp_path: make the package importable there even when it is not installed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from moo_compress.errors import ConfigError
-from moo_compress.report import corruption_accuracy, fidelity_text, front_metrics, load_run, pareto_table
-from moo_compress.report import recommendations_table
+from moo_compress.report import (
+    corruption_accuracy,
+    fidelity_text,
+    front_metrics,
+    load_run,
+    pareto_table,
+    recommendations_table,
+)
 from moo_compress.report.tables import short_label
 from tests.report.conftest import CORRUPTIONS, write_run
 
@@ -22,6 +28,8 @@ def test_front_metrics_use_final_values_when_re_evaluated(synthetic_run: Path) -
     np.testing.assert_allclose(front["family/noise"], run.pareto["final/family/noise"])
     assert fidelity_text(run) == "final fidelity, 10 images per class"
     assert fidelity_text(run, "screening") == "screening fidelity, 2 images per class"
+    with pytest.raises(ConfigError, match="which must be"):
+        fidelity_text(run, "full")
 
 
 def test_front_metrics_keep_screening_values_without_final(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from moo_compress.report.rundata import RunData
 __all__ = ["plot_pairwise_fronts", "plot_front_3d", "front_2d"]
 
 
-def front_2d(x: np.ndarray, y: np.ndarray, x_higher: bool = True, y_higher: bool = True) -> np.ndarray:
+def front_2d(x: np.ndarray, y: np.ndarray, *, x_higher: bool = True, y_higher: bool = True) -> np.ndarray:
     """Indices of the points no other point beats in both ``x`` and ``y``, sorted by ``x``."""
     gx, gy = (np.asarray(x, float) * (1 if x_higher else -1), np.asarray(y, float) * (1 if y_higher else -1))
     ok = np.flatnonzero(np.isfinite(gx) & np.isfinite(gy))
@@ -63,7 +63,7 @@ def _pair(ax: Axes, plans: Plans, x: str, y: str) -> None:
     fx, fy = column(front, x), column(front, y)
     ax.scatter(column(ctx, x), column(ctx, y), s=16, c="0.72", alpha=0.65, linewidths=0, zorder=2, gid="context")
     hx, hy = HIGHER_IS_BETTER.get(x, True), HIGHER_IS_BETTER.get(y, True)
-    best = front_2d(fx, fy, hx, hy)
+    best = front_2d(fx, fy, x_higher=hx, y_higher=hy)
     if len(best) > 1:
         sx, sy = _staircase(fx[best], fy[best], hx, hy)
         ax.plot(sx, sy, ls="--", lw=1.0, color=FRONT_COLOUR, alpha=0.7, zorder=3, gid="front-2d")
@@ -77,7 +77,8 @@ def _pair(ax: Axes, plans: Plans, x: str, y: str) -> None:
         ratio_axis(ax, "x")
     if y == "compression_ratio":
         ratio_axis(ax, "y")
-    hidden = front_view(ax, x, y, np.append(fx, bx), np.append(fy, by), column(ctx, x), column(ctx, y))
+    hidden = front_view(ax, x, y, focus=(np.append(fx, bx), np.append(fy, by)),
+                        context=(column(ctx, x), column(ctx, y)))
     if not hx:
         ax.invert_xaxis()
     if not hy:
@@ -175,9 +176,9 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
         i = int(np.flatnonzero(front["row"].to_numpy() == row)[0])
         for k, rec in enumerate(recs):
             style = method_style(rec["method"])
-            ax.scatter([lx[i]], [acc[i]], [robust[i]], marker=style.marker, s=150 * (1 + 0.6 * (len(recs) - 1 - k)), facecolors="none",
-                       gid=f"pick:{rec['method']}",
-                       edgecolors=style.colour, linewidths=1.8, depthshade=False)
+            ax.scatter([lx[i]], [acc[i]], [robust[i]], marker=style.marker, s=150 * (1 + 0.6 * (len(recs) - 1 - k)),
+                       facecolors="none", edgecolors=style.colour, linewidths=1.8, depthshade=False,
+                       gid=f"pick:{rec['method']}")
     if front.empty:
         no_data(ax, "no plan on the front")
     ticks = np.arange(np.floor(np.nanmin(np.append(lx, 0))), np.ceil(np.nanmax(np.append(lx, 1))) + 1)

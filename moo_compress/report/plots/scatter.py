@@ -65,8 +65,8 @@ def plot_accuracy_vs_robustness(run: RunData, path: str | os.PathLike[str] | Non
         ax.scatter([bx], [by], **BASELINE_STYLE)
     draw_picks(ax, plans, x, y, size=190)
     fx, fy = column(plans.front, x), column(plans.front, y)
-    hidden = front_view(ax, x, y, np.append(fx, bx), np.append(fy, by), column(plans.context, x),
-                        column(plans.context, y))
+    hidden = front_view(ax, x, y, focus=(np.append(fx, bx), np.append(fy, by)),
+                        context=(column(plans.context, x), column(plans.context, y)))
     if not HIGHER_IS_BETTER.get(y, True):
         ax.invert_yaxis()
     if hidden:

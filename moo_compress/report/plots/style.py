@@ -101,13 +101,15 @@ def _bounds(values: np.ndarray, *, log: bool, min_span: float, pad: float) -> tu
     return (2**lo, 2**hi) if log else (lo, hi)
 
 
-def front_view(ax: Axes, x: str, y: str, focus_x: np.ndarray, focus_y: np.ndarray,
-               context_x: np.ndarray, context_y: np.ndarray) -> int:
-    """Zooms ``ax`` onto the ``focus`` points (the front, baseline and picks) plus a margin.
+def front_view(ax: Axes, x: str, y: str, *, focus: tuple[np.ndarray, np.ndarray],
+               context: tuple[np.ndarray, np.ndarray]) -> int:
+    """Zooms ``ax`` (metric ``x`` against metric ``y``) onto the ``focus`` points (the front and the
+    baseline, as ``(xs, ys)``) plus a margin.
 
     Plans far from the front (a broken 2-bit plan at 10% accuracy) would otherwise squeeze the
     front into a corner. Returns how many ``context`` points fall outside the view.
     """
+    (focus_x, focus_y), (context_x, context_y) = focus, context
     limits = []
     for name, values in ((x, focus_x), (y, focus_y)):
         log = name == "compression_ratio"

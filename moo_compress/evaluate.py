@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     plans.add_argument("--run", metavar="DIR", help="a search run folder (outputs/<run>): model, data and plans "
                        "come from its config.yaml")
     plans.add_argument("--select", nargs="+", metavar="WHICH", help="plans of --run: 'knee' (the recommendations), "
-                       "'pareto' (the whole front) or row numbers of pareto.csv (default: knee)")
+                       "'pareto' (the whole front), a recommendation method of knees.json (e.g. nbi_knee) or row "
+                       "numbers of pareto.csv (default: knee)")
     plans.add_argument("--plan", action="append", metavar="JSON", help="a plan, either shorthand "
                        "'{\"sparsity\": 0.5, \"clusters\": 16, \"bits\": 8, \"bn_images\": 512}' or a full "
                        "CompressionPlan JSON; repeatable")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 from moo_compress import cli_utils
@@ -11,17 +10,18 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Renders the run folder named on the command line (default: the latest under outputs/)."""
+    """Renders the run folder named on the command line; prints the files written."""
     parser = cli_utils.ArgumentParser(prog="python -m moo_compress.report",
                                       description="Regenerate summary.md and every figure of a search run folder "
                                       "(reads its files; recomputes nothing).")
-    parser.add_argument("run", nargs="?", help="run folder (default: the most recent under outputs/)")
+    parser.add_argument("run", nargs="?", help="run folder (default: $MOO_COMPRESS_RUN, else the most recent "
+                        "finished run under outputs/)")
     args = parser.parse_args(argv)
 
     def run() -> int:
-        from moo_compress.report import find_latest_run, render_run
+        from moo_compress.report import render_run, resolve_run
 
-        for path in render_run(args.run or find_latest_run()):
+        for path in render_run(resolve_run(args.run)):
             print(path)
         return 0
 

@@ -13,7 +13,10 @@ import yaml
 
 from moo_compress.errors import DataNotFoundError
 
-__all__ = ["RunData", "load_run", "find_latest_run"]
+__all__ = ["RUN_ENV", "RunData", "load_run", "find_latest_run", "resolve_run"]
+
+#: Environment variable naming the run folder the notebook opens by default.
+RUN_ENV = "MOO_COMPRESS_RUN"
 
 _FILES = ("config.yaml", "evaluations.csv", "pareto.csv", "knees.json", "history.csv")
 
@@ -50,14 +53,52 @@ class RunData:
         return self.knees.get("baseline", {}).get("screening") or {}
 
     @property
+    def has_final(self) -> bool:
+        """Whether the Pareto set and the baseline were re-evaluated at a higher (final) fidelity."""
+        return bool(self.knees.get("baseline", {}).get("final")) and bool(self.info.get("final"))
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The ``run:`` provenance block of ``config.yaml`` (arch, dataset, corruptions, fidelities, ...)."""
+        return self.config.get("run") or {}
+
+    @property
+    def robustness(self) -> str:
+        """The metric column the search used as its robustness objective."""
+        return str(self.knees.get("robustness") or "mean_corruption_accuracy")
+
+    @property
+    def objectives(self) -> list[str]:
+        """The three objective columns: clean accuracy, robustness, compression ratio."""
+        return ["clean_accuracy", self.robustness, "compression_ratio"]
+
+    @property
     def recommendations(self) -> list[dict[str, Any]]:
         """Knee points and user picks (entries with ``row`` None found no plan)."""
         return list(self.knees.get("recommendations", []))
 
     @property
+    def gene_columns(self) -> list[str]:
+        """The ``gene/*`` columns of ``evaluations.csv``, in the order of the run's variables."""
+        frame = self.evaluations if len(self.evaluations.columns) else self.pareto
+        return [c for c in frame.columns if c.startswith("gene/")]
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        """The evaluations that succeeded (failed candidates have no metrics)."""
+        ev = self.evaluations
+        return ev[ev["status"] == "ok"] if "status" in ev else ev
+
+    @property
     def name(self) -> str:
         """The run folder's name."""
         return self.path.name
+
+    def __repr__(self) -> str:
+        failed = len(self.evaluations) - len(self.ok)
+        return (f"RunData({str(self.path)!r}: {self.info.get('arch')} on {self.info.get('dataset')}, "
+                f"{len(self.evaluations)} plans evaluated ({failed} failed), {len(self.pareto)} on the front, "
+                f"{'re-evaluated at final fidelity' if self.has_final else 'screening fidelity only'})")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -67,6 +108,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     if "plan" in frame:
         frame["plan"] = [json.loads(p) if isinstance(p, str) else {} for p in frame["plan"]]
+    if "pareto" in frame:
+        frame["pareto"] = frame["pareto"].astype(bool)
     return frame
 
 
@@ -86,7 +129,7 @@ def load_run(path: str | os.PathLike[str]) -> RunData:
                                 "(re-run the same search command to finish it; it resumes from the cache)")
     return RunData(
         path=path,
-        config=yaml.safe_load((path / "config.yaml").read_text()),
+        config=yaml.safe_load((path / "config.yaml").read_text()) or {},
         evaluations=_read_csv(path / "evaluations.csv"),
         pareto=_read_csv(path / "pareto.csv"),
         knees=json.loads((path / "knees.json").read_text()),
@@ -106,3 +149,25 @@ def find_latest_run(root: str | os.PathLike[str] = "outputs") -> Path:
         raise DataNotFoundError(f"no finished run under {root}/; run 'python -m moo_compress.search --arch resnet20 "
                                 "--quick' first, or name a run folder")
     return max(runs, key=lambda p: (p / "knees.json").stat().st_mtime)
+
+
+def resolve_run(run: str | os.PathLike[str] | None = None, *, start: str | os.PathLike[str] = ".") -> Path:
+    """The run folder to open: ``run`` if given, else ``$MOO_COMPRESS_RUN``, else the most recent run
+    under the first ``outputs/`` folder found in ``start`` or one of its parents (so a notebook in
+    ``notebooks/`` finds the project's ``outputs/``).
+
+    Raises:
+        DataNotFoundError: if no run folder is named and none is found.
+    """
+    if run is not None and str(run):
+        return Path(run).expanduser()
+    env = os.environ.get(RUN_ENV)
+    if env:
+        return Path(env).expanduser()
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "outputs").is_dir() and any((p / "knees.json").is_file() for p in (folder / "outputs").glob("*")):
+            return find_latest_run(folder / "outputs")
+    raise DataNotFoundError(f"no run folder given, ${RUN_ENV} is unset and no finished run was found under "
+                            f"outputs/ in {here} or its parents; run 'python -m moo_compress.search --arch resnet20 "
+                            f"--quick' first, or name a run folder")

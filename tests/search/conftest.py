@@ -23,15 +23,20 @@ TINY_SPACE = {
 }
 
 
-@pytest.fixture
-def tiny_search(tmp_path: Path) -> SearchSettings:
-    """Settings of a search that takes a few seconds (18 plans, 4 x 2 evaluations)."""
-    data = make_image_folder(tmp_path / "cifar10-tiny", classes=10, per_split={"train": 2, "test": 3})
+def tiny_search_settings(folder: Path) -> SearchSettings:
+    """Writes the data, checkpoint and space of the tiny search into ``folder``; returns its settings."""
+    data = make_image_folder(folder / "cifar10-tiny", classes=10, per_split={"train": 2, "test": 3})
     torch.manual_seed(0)
-    weights = tmp_path / "resnet20-tiny.pt"
+    weights = folder / "resnet20-tiny.pt"
     torch.save(create_model("resnet20").state_dict(), weights)
-    space = tmp_path / "tiny.yaml"
+    space = folder / "tiny.yaml"
     space.write_text(yaml.safe_dump(TINY_SPACE))
     return SearchSettings(arch="resnet20", weights=str(weights), data_root=str(data), space=str(space),
                           eval_images=20, final_images=30, precision="fp32", device="cpu",
-                          out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+                          out=str(folder / "run"), cache_dir=str(folder / "cache"))
+
+
+@pytest.fixture
+def tiny_search(tmp_path: Path) -> SearchSettings:
+    """Settings of a search that takes a few seconds (18 plans, 4 x 2 evaluations)."""
+    return tiny_search_settings(tmp_path)

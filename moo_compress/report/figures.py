@@ -1,0 +1,62 @@
+"""The figures of a report: file name, caption, what each shows, and the function that draws it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from matplotlib.figure import Figure
+
+from moo_compress.report.plots import (
+    plot_accuracy_vs_robustness,
+    plot_corruption_heatmap,
+    plot_front_3d,
+    plot_hypervolume,
+    plot_pairwise_fronts,
+    plot_parallel_coordinates,
+)
+from moo_compress.report.rundata import RunData
+
+__all__ = ["FigureSpec", "FIGURES"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report.
+
+    Attributes:
+        file: PNG file name in the run folder.
+        caption: Its title in ``summary.md``.
+        description: What it shows, one or two sentences for the reader of ``summary.md``.
+        plot: ``plot(run, path) -> Figure``.
+    """
+
+    file: str
+    caption: str
+    description: str
+    plot: Callable[[RunData, str | os.PathLike[str] | None], Figure]
+
+
+#: Every figure of the report, in the order of ``summary.md``.
+FIGURES = (
+    FigureSpec("fronts.png", "Pairwise fronts",
+               "Each pair of objectives, oriented so that better is up and to the right: the Pareto set (blue), the "
+               "other evaluated plans (grey), the baseline (star) and the recommended plans (circled, labelled "
+               "`#row plan`).", plot_pairwise_fronts),
+    FigureSpec("front3d.png", "3-D front",
+               "The Pareto set in all three objectives at once, numbered by its row in the table above.",
+               plot_front_3d),
+    FigureSpec("parallel.png", "Genes against objectives",
+               "Parallel coordinates: which sparsity, cluster count and bit-width each plan uses (stronger "
+               "compression higher up) and what it scores (better higher up).", plot_parallel_coordinates),
+    FigureSpec("corruptions.png", "Accuracy per corruption relative to the baseline",
+               "For every Pareto plan, the change in accuracy against the uncompressed model per corruption family "
+               "and per corruption (red: compression hurt robustness to that corruption).", plot_corruption_heatmap),
+    FigureSpec("accuracy_robustness.png", "Clean accuracy vs. robustness",
+               "Clean accuracy against robustness for every evaluated plan, coloured by compression ratio.",
+               plot_accuracy_vs_robustness),
+    FigureSpec("hypervolume.png", "Convergence",
+               "Hypervolume of the front after each generation (flat = converged), with the plans evaluated per "
+               "generation.", plot_hypervolume),
+)

@@ -1,0 +1,249 @@
+"""Run folders for the report tests: synthetic ones written in the exact format of the search (any
+shape in milliseconds: failed candidates, a single-point front, per-group genes, no final
+re-evaluation, mCE as robustness), and one real tiny search shared by the slower tests."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from moo_compress import paths
+from moo_compress.compress import ClusterConfig, CompressionPlan, LayerGroup, PruneConfig, QuantizeConfig
+
+CORRUPTIONS = {"gaussian_noise": "noise", "shot_noise": "noise", "defocus_blur": "blur", "snow": "weather",
+               "fog": "weather", "contrast": "digital", "jpeg_compression": "digital"}
+GROUPS = {"stem": ["conv1"], "layer1": ["layer1.*"], "layer2": ["layer2.*"], "layer3": ["layer3.*"],
+          "head": ["linear"]}
+CHOICES = {"sparsity": [0.0, 0.5, 0.8], "clusters": ["off", 16, 8], "weight_bits": [32, 8, 4]}
+METHODS = [("nbi_knee", "Knee: farthest from the plane through the extreme plans"),
+           ("closest_to_ideal", "Closest to the ideal point"),
+           ("most_robust_min_ratio", "Most robust with compression ratio >= 8x"),
+           ("smallest_within_drop", "Smallest within 2 points of baseline accuracy")]
+
+
+def _techniques(genes: dict[str, Any]) -> dict[str, Any]:
+    return {"prune": PruneConfig(genes["sparsity"]) if genes["sparsity"] else None,
+            "cluster": ClusterConfig(genes["clusters"]) if genes["clusters"] != "off" else None,
+            "quantize": QuantizeConfig(genes["weight_bits"]) if genes["weight_bits"] != 32 else None}
+
+
+def _plan(genes: dict[str, dict[str, Any]], per_group: bool) -> CompressionPlan:
+    if not per_group:
+        return CompressionPlan(**_techniques(genes[""]), exclude_first_conv=True)
+    groups = [LayerGroup(g, tuple(GROUPS[g]), **_techniques(genes[g])) for g in GROUPS]
+    return CompressionPlan(groups=tuple(groups), exclude_first_conv=True)
+
+
+def _strength(genes: dict[str, Any]) -> float:
+    """log2 of a made-up compression ratio of one set of genes."""
+    bits = 32 if genes["weight_bits"] == 32 else genes["weight_bits"]
+    clusters = 32 if genes["clusters"] == "off" else math.log2(genes["clusters"])
+    return math.log2(32 / min(bits, clusters)) + math.log2(1 / (1 - 0.8 * genes["sparsity"]))
+
+
+def _metrics(rng: np.random.Generator, log_ratio: float, base: dict[str, float]) -> dict[str, float]:
+    clean = 90 - 1.2 * log_ratio**1.6 + rng.normal(0, 1.0)
+    out = {"clean_accuracy": clean, "compression_ratio": float(2**log_ratio)}
+    for name, family in CORRUPTIONS.items():
+        hurt = {"noise": 2.0, "blur": 0.6, "weather": 0.3, "digital": 1.0}[family]
+        out[f"acc/{name}"] = base.get(f"acc/{name}", 60.0) - hurt * log_ratio**1.5 + rng.normal(0, 1.5)
+    _derive(out, base)
+    return out
+
+
+def _derive(out: dict[str, float], base: dict[str, float]) -> None:
+    accs = [out[f"acc/{c}"] for c in CORRUPTIONS]
+    out["mean_corruption_accuracy"] = float(np.mean(accs))
+    for family in dict.fromkeys(CORRUPTIONS.values()):
+        out[f"family/{family}"] = float(np.mean([out[f"acc/{c}"] for c, f in CORRUPTIONS.items() if f == family]))
+    base_err = 100 - base.get("mean_corruption_accuracy", out["mean_corruption_accuracy"])
+    out["mce"] = 100 * (100 - out["mean_corruption_accuracy"]) / base_err
+    out["relative_mce"] = out["mce"] * 1.1
+
+
+def _baseline(rng: np.random.Generator) -> dict[str, float]:
+    out: dict[str, float] = {"clean_accuracy": 91.0, "compression_ratio": 1.0}
+    for name, family in CORRUPTIONS.items():
+        out[f"acc/{name}"] = {"noise": 45.0, "blur": 70.0, "weather": 75.0, "digital": 72.0}[family] + rng.normal(0, 1)
+    _derive(out, {})
+    out["mce"] = out["relative_mce"] = 100.0
+    return out
+
+
+def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(a >= b) and np.any(a > b))
+
+
+def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool = False, per_group: bool = False,
+              final: bool = True, robustness: str = "mean_corruption_accuracy", empty_front: bool = False,
+              seed: int = 0) -> Path:
+    """Writes a finished run folder in the search's format; returns it.
+
+    Args:
+        folder: Where (created).
+        n_plans: Successfully evaluated plans.
+        failed: Extra plans that failed (no metrics).
+        single: Make one plan dominate all others (a single-point front).
+        per_group: One sparsity/clusters/bits gene per layer group (15 genes).
+        final: Re-evaluate the front at a final fidelity (else final/* copy the screening values).
+        robustness: The robustness objective (``mean_corruption_accuracy`` or ``mce``).
+        empty_front: Every candidate failed (no front, no recommendation).
+        seed: Random seed of the made-up numbers.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    base_screen = _baseline(rng)
+    base_final = {k: v + (rng.normal(0, 0.3) if k.startswith(("acc/", "clean")) else 0) for k, v in base_screen.items()}
+    _derive(base_final, {})
+    base_final["mce"] = base_final["relative_mce"] = 100.0
+    prefixes = [f"{g}." for g in GROUPS] if per_group else [""]
+    variables = [f"{p}{k}" for p in prefixes for k in CHOICES]
+    rows, seen = [], set()
+    n_total = 0 if empty_front else n_plans
+    assert n_total <= 27 ** len(prefixes), "more plans than the synthetic space holds"
+    while len(rows) < n_total:
+        genes = {p.rstrip("."): {k: CHOICES[k][int(rng.integers(len(CHOICES[k])))] for k in CHOICES} for p in prefixes}
+        if len(rows) == 0:  # the uncompressed genotype, as the search's first individual
+            genes = {p.rstrip("."): {k: CHOICES[k][0] for k in CHOICES} for p in prefixes}
+        plan = _plan(genes, per_group)
+        if plan.key() in seen:
+            continue
+        seen.add(plan.key())
+        log_ratio = float(np.mean([_strength(g) for g in genes.values()]))
+        metrics = _metrics(rng, log_ratio, base_screen)
+        row = {"plan_key": plan.key(), "generation": 1 + len(rows) * 3 // max(n_total, 1), "label": plan.label(),
+               **{f"gene/{p}{k}": ("off" if genes[p.rstrip(".")][k] in ("off", 32) else genes[p.rstrip(".")][k])
+                  for p in prefixes for k in CHOICES},
+               "status": "ok", "error": None, "cache_hit": False, "seconds": 1.5, **metrics, "feasible": True,
+               "plan": plan.to_dict()}
+        rows.append(row)
+    if single and rows:
+        best = rows[-1]
+        best.update({"clean_accuracy": 95.0, "mean_corruption_accuracy": 90.0, "compression_ratio": 40.0, "mce": 10.0})
+    for i in range(failed if not empty_front else max(failed, 2)):
+        genes = {p.rstrip("."): {"sparsity": 0.0, "clusters": 8, "weight_bits": 4 if i % 2 else 8} for p in prefixes}
+        genes[next(iter(genes))]["sparsity"] = 0.5 + 0.1 * i
+        plan = _plan(genes, per_group)
+        rows.append({"plan_key": plan.key(), "generation": 1, "label": plan.label(),
+                     **{f"gene/{p}{k}": ("off" if genes[p.rstrip(".")][k] in ("off", 32) else genes[p.rstrip(".")][k])
+                        for p in prefixes for k in CHOICES},
+                     "status": "failed", "error": "RuntimeError: simulated clustering failure", "cache_hit": False,
+                     "seconds": 0.1, "feasible": False, "plan": plan.to_dict()})
+    ev = pd.DataFrame(rows)
+    for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"):
+        if column not in ev:
+            ev[column] = np.nan
+    ok = (ev["status"] == "ok").to_numpy()
+    sign = -1 if robustness in ("mce", "relative_mce") else 1
+    F = np.column_stack([ev["clean_accuracy"], sign * ev[robustness], np.log2(ev["compression_ratio"])]) if len(ev) \
+        else np.zeros((0, 3))
+    ev["pareto"] = [bool(ok[i]) and not any(ok[j] and _dominates(F[j], F[i]) for j in range(len(ev)))
+                    for i in range(len(ev))]
+    front = ev[ev["pareto"]].sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True)
+    metric_cols = [c for c in ev.columns if c in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce",
+                                                  "compression_ratio") or c.startswith(("family/", "acc/"))]
+    for c in metric_cols:
+        shift = rng.normal(0, 0.8, len(front)) if final and c.startswith(("acc/", "clean")) else 0.0
+        front[f"final/{c}"] = front[c] + shift
+    if final and len(front):
+        for i in range(len(front)):
+            values = {c: float(front.at[i, f"final/{c}"]) for c in metric_cols}
+            _derive(values, base_final)
+            for c in metric_cols:
+                front.at[i, f"final/{c}"] = values[c]
+    recommendations = []
+    if len(front):
+        picks = [len(front) // 2, len(front) // 2, len(front) - 1, 0]
+        for (method, title), row in zip(METHODS, picks):
+            r = front.iloc[row]
+            recommendations.append({
+                "method": method, "title": title, "row": int(row), "plan_key": r["plan_key"], "label": r["label"],
+                "plan": r["plan"], "clean_accuracy": float(r["final/clean_accuracy"]),
+                "mean_corruption_accuracy": float(r["final/mean_corruption_accuracy"]), "mce": float(r["final/mce"]),
+                "compression_ratio": float(r["final/compression_ratio"]),
+                "rationale": f"synthetic pick of row {row}."})
+        recommendations.append({"method": "high_tradeoff", "title": "High trade-off point", "row": None,
+                                "rationale": "no plan on the front qualifies"})
+    knees = {"baseline": {"screening": base_screen, "final": base_final if final else None},
+             "recommendations": recommendations,
+             "objectives": ["clean_accuracy", robustness, "compression_ratio"], "robustness": robustness}
+    generations = sorted(set(ev["generation"])) if len(ev) else [1]
+    history = pd.DataFrame({"generation": generations, "evaluations": [int((ev["generation"] <= g).sum()) for g in
+                                                                         generations],
+                            "new": [int((ev["generation"] == g).sum()) for g in generations],
+                            "cache_hits": [0] * len(generations), "failed": [failed] * len(generations),
+                            "hypervolume": np.linspace(1.5, 2.0, len(generations)) if ok.any() else 0.0,
+                            "front_size": [int(ev["pareto"].sum())] * len(generations),
+                            "seconds": np.arange(1, len(generations) + 1) * 10.0})
+    fidelity = {"n_per_class": 10, "precision": "fp32", "context_key": "f" * 16}
+    config = {
+        "settings": {"arch": "resnet20", "dataset": "cifar10", "precision": "fp32", "seed": seed,
+                     "eval_images": 20, "final_images": 100 if final else 0},
+        "space": {"name": "synthetic-per-group" if per_group else "synthetic",
+                  "granularity": "groups" if per_group else "global",
+                  "genes": {k: {"choices": v} for k, v in CHOICES.items()}},
+        "run": {"arch": "resnet20", "dataset": "cifar10", "weights": "/nonexistent/resnet20.th", "seed": seed,
+                "variables": variables, "layer_groups": GROUPS,
+                "objectives": ["clean_accuracy", robustness, "compression_ratio"],
+                "screening": {"n_per_class": 2, "precision": "fp32", "context_key": "s" * 16},
+                "final": fidelity if final else None, "corruptions": list(CORRUPTIONS), "severities": [1, 3, 5],
+                "finished": "2026-01-01T00:00:00", "seconds": 123.4},
+    }
+
+    def csv(frame: pd.DataFrame) -> str:
+        frame = frame.copy()
+        frame["plan"] = [json.dumps(p, sort_keys=True) for p in frame["plan"]] if len(frame) else []
+        return frame.to_csv(index=False, float_format="%.6g")
+
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "evaluations.csv").write_text(csv(ev))
+    (folder / "pareto.csv").write_text(csv(front) if len(front) else csv(ev.iloc[:0]))
+    (folder / "knees.json").write_text(json.dumps(knees, indent=2))
+    (folder / "history.csv").write_text(history.to_csv(index=False))
+    return folder
+
+
+#: name -> write_run options: the shapes every figure must render.
+SCENARIOS = {
+    "typical": {},
+    "failed_candidate": {"failed": 2},
+    "single_point_front": {"n_plans": 4, "single": True},
+    "per_group": {"per_group": True, "n_plans": 18},
+    "no_final": {"final": False},
+    "mce_robustness": {"robustness": "mce"},
+    "all_failed": {"empty_front": True},
+}
+
+
+@pytest.fixture
+def synthetic_run(tmp_path: Path) -> Path:
+    """A typical synthetic run folder (14 plans, a front of several, final fidelity)."""
+    return write_run(tmp_path / "synthetic")
+
+
+@pytest.fixture(params=list(SCENARIOS))
+def scenario_run(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Every shape of :data:`SCENARIOS`, one test each."""
+    return write_run(tmp_path / request.param, **SCENARIOS[request.param])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run folder from the tiny ResNet-20 search of ``tests/search`` (shared by the session)."""
+    from moo_compress.search.run import run_search
+    from tests.search.conftest import tiny_search_settings
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(paths.CACHE_ENV, str(folder / "cache"))
+        mp.setenv("MOO_COMPRESS_OFFLINE", "1")
+        settings = tiny_search_settings(folder)
+        run_search(settings, log=lambda _: None)
+    return Path(settings.out)

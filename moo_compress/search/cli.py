@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-evals", type=int, help="stop after this many evaluations")
     s.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after the generation that "
                    "crosses this wall time")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of NSGA-II")
+    s.add_argument("--subset-seed", type=int, default=0, help="seed of the evaluation image subsets and "
+                   "generated corruptions (fixed across --seed values, so such runs share cached evaluations)")
     s.add_argument("--quick", action="store_true", help="a small search that finishes in about a minute: "
                    + ", ".join(f"{k}={v}" for k, v in QUICK_PRESET.items()))
     f = parser.add_argument_group("fidelity")
@@ -87,7 +89,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         data_root=args.data_root, release_dir=args.release_dir, space=args.space, pop_size=args.pop_size,
         generations=args.generations, max_evals=args.max_evals, time_budget=args.time_budget,
         eval_images=args.eval_images, final_images=args.final_images, calibration_images=args.calibration_images,
-        precision=args.precision, device=args.device, batch_size=args.batch_size, seed=args.seed, out=args.out,
+        precision=args.precision, device=args.device, batch_size=args.batch_size, seed=args.seed,
+        subset_seed=args.subset_seed, out=args.out,
         cache_dir=args.cache_dir, workers=args.workers, scheduler=args.scheduler,
         pick_min_ratio=args.pick_min_ratio, pick_max_drop=args.pick_max_drop, quick=args.quick,
     )

@@ -40,7 +40,7 @@ from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.settings import SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
 
-__all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "needs_calibration"]
+__all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "space_spec", "needs_calibration"]
 
 
 @dataclass
@@ -116,7 +116,7 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
         corruptions=tuple(corruptions),
         severities=tuple(severities),
         n_per_class=n_per_class,
-        seed=settings.seed,
+        seed=settings.subset_seed,
         release_dir=settings.release_dir,
         calibration_images=calibration_images,
         precision=settings.precision,
@@ -126,7 +126,8 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
     )
 
 
-def _space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str | None) -> EvaluationSpec:
+def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str | None) -> EvaluationSpec:
+    """The evaluation spec of a search over ``space`` at a fidelity of ``n_images`` (see :func:`build_spec`)."""
     calibration = 0
     if needs_calibration(space):
         calibration = settings.calibration_images or space.recovery.bn_images or 512
@@ -187,7 +188,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
 
     log(f"preparing {settings.arch} on {settings.dataset}: screening with {settings.eval_images} images per "
         f"(corruption, severity) ...")
-    spec = _space_spec(settings, space, settings.eval_images).resolved()
+    spec = space_spec(settings, space, settings.eval_images).resolved()
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor)
     baseline = evaluator([CompressionPlan()])[0]
     if baseline["status"] != "ok":
@@ -273,6 +274,28 @@ def _initial_population(encoding: Encoding, pop_size: int, seed: int) -> np.ndar
     return X
 
 
+def _archive_elimination() -> Any:
+    """pymoo duplicate elimination that also rejects genotypes evaluated in any earlier generation.
+
+    pymoo compares offspring only with the current population; in a discrete space that re-proposes
+    plans already evaluated (free from the cache, but a wasted slot of the evaluation budget).
+    """
+    from pymoo.core.duplicate import DefaultDuplicateElimination
+
+    class ArchiveDuplicateElimination(DefaultDuplicateElimination):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: set[tuple[int, ...]] = set()
+
+        def _do(self, pop: Any, other: Any, is_duplicate: np.ndarray) -> np.ndarray:
+            is_duplicate = super()._do(pop, other, is_duplicate)
+            for i, x in enumerate(np.round(self.func(pop)).astype(int)):
+                is_duplicate[i] |= tuple(x) in self.seen
+            return is_duplicate
+
+    return ArchiveDuplicateElimination()
+
+
 def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, generations: int,
                settings: SearchSettings, deadline: float | None,
                record_generation: Callable[..., None]) -> None:
@@ -282,12 +305,15 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
     from pymoo.operators.repair.rounding import RoundingRepair
     from pymoo.termination.max_gen import MaximumGenerationTermination
 
+    archive = _archive_elimination()
+    # Integer genes as pymoo recommends for discrete variables: real-coded SBX and polynomial mutation
+    # with a small distribution index (wide steps: neighbouring integers are different plans), rounded.
     algorithm = NSGA2(
         pop_size=pop_size,
         sampling=_initial_population(encoding, pop_size, settings.seed),
-        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
-        eliminate_duplicates=True,
+        crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=3.0, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=archive,
     )
     algorithm.setup(problem, termination=MaximumGenerationTermination(generations), seed=settings.seed,
                     verbose=False)
@@ -295,11 +321,12 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
     while algorithm.has_next():
         t0 = time.perf_counter()
         pop = algorithm.ask()
+        X = pop.get("X").round().astype(int)
         algorithm.evaluator.eval(problem, pop)
         algorithm.tell(infills=pop)
+        archive.seen.update(map(tuple, X))
         gen += 1
-        record_generation(gen, pop.get("X").round().astype(int), list(pop.get("record")), time.perf_counter() - t0,
-                          generations)
+        record_generation(gen, X, list(pop.get("record")), time.perf_counter() - t0, generations)
         if settings.max_evals is not None and algorithm.evaluator.n_eval >= settings.max_evals:
             break
         if deadline is not None and time.perf_counter() > deadline:
@@ -359,7 +386,7 @@ def _final_evaluation(settings: SearchSettings, space: SearchSpace, frame: pd.Da
             front[f"final/{c}"] = front[c]
         result["pareto"] = front.drop(columns=["_F"])
         return result
-    spec = _space_spec(settings, space, settings.final_images).resolved()
+    spec = space_spec(settings, space, settings.final_images).resolved()
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor)
     plans = [CompressionPlan()] + [CompressionPlan.from_dict(p) for p in front["plan"]]
     log(f"re-evaluating the {len(front)} plans of the front and the baseline on "

@@ -46,7 +46,10 @@ class SearchSettings:
         precision: Evaluation precision (``bf16`` or ``fp32``).
         device: ``cpu``, ``cuda`` or ``auto``.
         batch_size: Images per forward pass.
-        seed: Seed of NSGA-II, the image subsets and generated corruptions.
+        seed: Seed of NSGA-II (its initial population, crossover and mutation).
+        subset_seed: Seed of the evaluation image subsets and of generated corruptions; kept apart from
+            ``seed`` so that searches with different seeds score plans on the same images and share
+            cached evaluations.
         out: Run folder (default ``outputs/<arch>-<space>-seed<seed>``).
         cache_dir: Cache root (default ``$MOO_COMPRESS_CACHE``).
         workers: Worker processes (default: one per GPU when evaluating on several CUDA devices, else 1).
@@ -74,6 +77,7 @@ class SearchSettings:
     device: str = "auto"
     batch_size: int = 256
     seed: int = 0
+    subset_seed: int = 0
     out: str | None = None
     cache_dir: str | None = None
     workers: int | None = None

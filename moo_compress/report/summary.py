@@ -51,7 +51,21 @@ def _header(run: RunData) -> list[str]:
         "Objectives: clean accuracy (higher is better), robustness = mean accuracy over the corrupted test "
         "images (higher is better; mCE is reported against the uncompressed baseline, 100 = as robust as it), "
         "and compression ratio = fp32 size / compressed size under the storage model (higher is better).",
+        *_recovery(cfg.get("space", {}).get("recovery") or {}),
     ]
+
+
+def _recovery(recovery: dict[str, Any]) -> list[str]:
+    """A sentence on the recovery every candidate received (the baseline row is the untouched model)."""
+    steps = []
+    if recovery.get("bn_images"):
+        steps.append(f"batch-norm statistics re-estimated on {recovery['bn_images']} training images")
+    if recovery.get("finetune_steps"):
+        steps.append(f"{recovery['finetune_steps']} steps of fine-tuning that keep the compression")
+    if not steps:
+        return []
+    return ["", f"Every plan was followed by recovery ({'; '.join(steps)}); the baseline is the untouched model, "
+                "and the plan `recovery only` is the uncompressed model with that recovery alone."]
 
 
 def _baseline(run: RunData) -> list[str]:

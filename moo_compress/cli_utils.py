@@ -52,13 +52,14 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        "tree with train/ and test/ (default: found under $MOO_COMPRESS_DATA, else downloaded)")
 
 
-def add_runtime_args(parser: argparse.ArgumentParser, *, batch_size: int = 256) -> None:
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     """--device, --precision, --batch-size."""
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, or auto (CUDA when present)")
     group.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="inference precision "
                        "(bf16 autocast is about 2x faster on recent CPUs)")
-    group.add_argument("--batch-size", type=int, default=batch_size, help="images per forward pass")
+    group.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default: 64 per "
+                       "CPU thread, 256 on CUDA, halved on out-of-memory)")
 
 
 def guard(prog: str, run: Callable[[], int]) -> int:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from moo_compress.errors import ConfigError, DataFormatError
-from moo_compress.evaluation.runtime import autocast, check_precision, resolve_device
+from moo_compress.evaluation.runtime import autocast, check_precision, default_batch_size, resolve_device
 
 __all__ = ["Evaluator", "evaluate_accuracy", "check_images"]
 
@@ -40,7 +40,10 @@ class Evaluator:
         std: Per-channel normalisation std on [0, 1] pixels.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         precision: ``fp32`` or ``bf16`` (autocast).
-        batch_size: Images per forward pass (halved automatically on an out-of-memory error).
+        batch_size: Most images per forward pass; ``None`` picks one for the device when predicting
+            (:func:`~moo_compress.evaluation.runtime.default_batch_size`). Halved automatically on an
+            out-of-memory error. An array is cut into equal batches (100 images at most 64 per batch
+            run as 50 + 50, not 64 + 36).
     """
 
     def __init__(
@@ -51,9 +54,9 @@ class Evaluator:
         std: Sequence[float],
         device: str | torch.device = "cpu",
         precision: str = "fp32",
-        batch_size: int = 256,
+        batch_size: int | None = None,
     ) -> None:
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ConfigError(f"batch_size must be positive, got {batch_size}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ConfigError(f"mean and std must be three numbers (std > 0), got {mean}, {std}")
@@ -82,16 +85,18 @@ class Evaluator:
         """
         check_images(images)
         out = torch.empty(len(images), dtype=torch.int64)
+        limit = self.batch_size or default_batch_size(self.device)
         start = 0
         with autocast(self.device, self.precision):
             while start < len(images):
-                stop = start + self.batch_size
+                left = len(images) - start
+                stop = start + -(-left // -(-left // limit))  # equal batches of at most `limit` images
                 try:
                     logits = self.model(self._batch(images[start:stop]))
                 except torch.OutOfMemoryError:
-                    if self.batch_size == 1:
+                    if limit == 1:
                         raise
-                    self.batch_size = max(1, self.batch_size // 2)
+                    limit = self.batch_size = max(1, limit // 2)
                     if self.device.type == "cuda":
                         torch.cuda.empty_cache()
                     continue
@@ -116,7 +121,7 @@ def evaluate_accuracy(
     std: Sequence[float],
     device: str | torch.device = "cpu",
     precision: str = "fp32",
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> float:
     """Top-1 accuracy in [0, 1] of ``model`` on uint8 NHWC ``images``; see :class:`Evaluator`."""
     evaluator = Evaluator(model, mean=mean, std=std, device=device, precision=precision, batch_size=batch_size)

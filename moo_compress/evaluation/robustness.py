@@ -50,7 +50,7 @@ def robustness_accuracy(
     std: Sequence[float],
     device: str | torch.device = "cpu",
     precision: str = "fp32",
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> pd.DataFrame:
     """:func:`evaluate_robustness` for a bare model (builds the :class:`Evaluator`)."""
     evaluator = Evaluator(model, mean=mean, std=std, device=device, precision=precision, batch_size=batch_size)

@@ -9,9 +9,17 @@ import torch
 
 from moo_compress.errors import ConfigError
 
-__all__ = ["PRECISIONS", "resolve_device", "check_precision", "autocast"]
+__all__ = ["PRECISIONS", "resolve_device", "check_precision", "autocast", "default_batch_size"]
 
 PRECISIONS = ("fp32", "bf16")
+
+CPU_IMAGES_PER_THREAD = 64
+"""CPU batch size per torch thread: small enough for one thread's activations of a CIFAR CNN to stay
+in its core's cache (larger batches spill to the shared cache and slow parallel workers down; see the
+``parallel`` section of benchmarks/RESULTS.md), large enough to amortise per-layer overhead."""
+
+CUDA_BATCH_SIZE = 256
+"""Starting GPU batch size; the evaluator halves it on an out-of-memory error."""
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -44,3 +52,10 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Images per forward pass when none is given: 64 per torch thread on CPU, 256 on CUDA."""
+    if device.type == "cuda":
+        return CUDA_BATCH_SIZE
+    return CPU_IMAGES_PER_THREAD * torch.get_num_threads()

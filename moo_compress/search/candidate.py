@@ -63,7 +63,7 @@ class EvaluationSpec:
         calibration_images: Training images available to recovery steps (0 = none).
         precision: ``fp32`` or ``bf16``.
         device: ``cpu``, ``cuda`` or ``auto``.
-        batch_size: Images per forward pass.
+        batch_size: Images per forward pass (None: 64 per CPU thread, 256 on CUDA).
         cache_dir: Cache root (generated corruptions, evaluation records).
         clean_fingerprint: Fingerprint of the clean subset, filled by :meth:`resolved`.
         corrupted_fingerprint: Fingerprint of the corrupted set, filled by :meth:`resolved`.
@@ -83,7 +83,7 @@ class EvaluationSpec:
     calibration_images: int = 0
     precision: str = "fp32"
     device: str = "cpu"
-    batch_size: int = 256
+    batch_size: int | None = None
     cache_dir: str | None = None
     clean_fingerprint: str = ""
     corrupted_fingerprint: str = ""

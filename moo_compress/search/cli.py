@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="evaluation precision (bf16 "
                    "autocast is ~3x faster on this kind of CPU)")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    r.add_argument("--batch-size", type=int, default=256)
+    r.add_argument("--batch-size", type=int, default=None,
+                   help="images per forward pass (default: 64 per CPU thread, 256 on CUDA, halved on out-of-memory)")
     r.add_argument("--workers", type=int, help="worker processes evaluating a generation in parallel (default: one "
                    "per GPU with several CUDA devices, else 1); each gets cores // workers torch threads")
     r.add_argument("--scheduler", help="run evaluations on Dask: 'local' (a LocalCluster of --workers) or "

@@ -96,8 +96,14 @@ def _dask_client(config: ExecutorConfig) -> Any:
         except ImportError:
             raise ConfigError("--scheduler needs dask.distributed: pip install 'moo-compress[dask]'") from None
         if config.scheduler == "local":
-            cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            import dask
+
+            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which pins glibc's mmap threshold
+            # at 128 KiB: every activation tensor is then mmap'd and unmapped, and evaluation runs 2x slower
+            # (measured; benchmarks/RESULTS.md, section "parallel"). None unsets it.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
             _CLIENTS[key] = Client(cluster)
         else:
             try:

@@ -45,7 +45,7 @@ class SearchSettings:
             (default: the space's ``recovery.bn_images``, at least 512 when activations are quantized).
         precision: Evaluation precision (``bf16`` or ``fp32``).
         device: ``cpu``, ``cuda`` or ``auto``.
-        batch_size: Images per forward pass.
+        batch_size: Images per forward pass (default: 64 per CPU thread, 256 on CUDA).
         seed: Seed of NSGA-II (its initial population, crossover and mutation).
         subset_seed: Seed of the evaluation image subsets and of generated corruptions; kept apart from
             ``seed`` so that searches with different seeds score plans on the same images and share
@@ -75,7 +75,7 @@ class SearchSettings:
     calibration_images: int | None = None
     precision: str = "bf16"
     device: str = "auto"
-    batch_size: int = 256
+    batch_size: int | None = None
     seed: int = 0
     subset_seed: int = 0
     out: str | None = None

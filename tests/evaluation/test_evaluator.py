@@ -9,6 +9,7 @@ from torch import nn
 
 from moo_compress.errors import ConfigError, DataFormatError
 from moo_compress.evaluation import Evaluator, evaluate_accuracy, resolve_device
+from moo_compress.evaluation.runtime import default_batch_size
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
@@ -104,3 +105,32 @@ def test_out_of_memory_halves_the_batch_size() -> None:
     evaluator = Evaluator(_SmallMemory(inner), mean=MEAN, std=STD, batch_size=64)
     np.testing.assert_array_equal(evaluator.predict(images), _reference_predictions(inner, images))
     assert evaluator.batch_size == 8
+
+
+class _BatchSizes(nn.Module):
+    """Records the batch size of every forward pass."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.sizes = inner, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(x.shape[0])
+        return self.inner(x)
+
+
+def test_images_are_cut_into_equal_batches() -> None:
+    model = _BatchSizes(_model())
+    Evaluator(model, mean=MEAN, std=STD, batch_size=64).predict(_images(100))
+    assert model.sizes == [50, 50]
+
+
+def test_default_batch_size_follows_the_cpu_threads() -> None:
+    model, threads = _BatchSizes(_model()), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        Evaluator(model, mean=MEAN, std=STD).predict(_images(100))  # 64 per thread: 50 + 50
+        assert model.sizes == [50, 50]
+        assert default_batch_size(torch.device("cpu")) == 64
+    finally:
+        torch.set_num_threads(threads)

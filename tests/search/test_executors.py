@@ -80,6 +80,24 @@ def test_executor_config_validation() -> None:
         ExecutorConfig(scheduler="my-cluster")
 
 
+def _worker_malloc_env() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_cluster_workers_keep_glibc_malloc_defaults() -> None:
+    """Dask's default MALLOC_TRIM_THRESHOLD_ makes every activation an mmap (2x slower evaluation)."""
+    pytest.importorskip("dask.distributed")
+    from moo_compress.search.executors import _dask_client, close_executors
+
+    try:
+        client = _dask_client(ExecutorConfig(workers=2, scheduler="local"))
+        found = client.run(_worker_malloc_env)
+    finally:
+        close_executors()
+    assert len(found) == 2
+    assert set(found.values()) == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}
+
+
 def test_local_processes_and_dask_cluster_match_serial(setting: SearchSettings, serial: pd.DataFrame,
                                                        tmp_path: Path) -> None:
     for name, options in (("loky", {"workers": 2}), ("dask", {"workers": 2, "scheduler": "local"})):

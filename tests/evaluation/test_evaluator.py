@@ -108,11 +108,11 @@ def test_out_of_memory_halves_the_batch_size() -> None:
 
 
 class _BatchSizes(nn.Module):
-    """Records the batch size of every forward pass."""
+    """Records the batch size of every forward pass (no batch norm: the evaluator keeps it as it is)."""
 
-    def __init__(self, inner: nn.Module) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.inner, self.sizes = inner, []
+        self.inner, self.sizes = nn.Sequential(nn.Conv2d(3, 5, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()), []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.sizes.append(x.shape[0])
@@ -120,17 +120,32 @@ class _BatchSizes(nn.Module):
 
 
 def test_images_are_cut_into_equal_batches() -> None:
-    model = _BatchSizes(_model())
-    Evaluator(model, mean=MEAN, std=STD, batch_size=64).predict(_images(100))
-    assert model.sizes == [50, 50]
+    evaluator = Evaluator(_BatchSizes(), mean=MEAN, std=STD, batch_size=64)
+    evaluator.predict(_images(100))
+    assert evaluator.model.sizes == [50, 50]
 
 
 def test_default_batch_size_follows_the_cpu_threads() -> None:
-    model, threads = _BatchSizes(_model()), torch.get_num_threads()
+    evaluator, threads = Evaluator(_BatchSizes(), mean=MEAN, std=STD), torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        Evaluator(model, mean=MEAN, std=STD).predict(_images(100))  # 64 per thread: 50 + 50
-        assert model.sizes == [50, 50]
+        evaluator.predict(_images(100))  # 64 per thread: 50 + 50
+        assert evaluator.model.sizes == [50, 50]
         assert default_batch_size(torch.device("cpu")) == 64
     finally:
         torch.set_num_threads(threads)
+
+
+def test_batch_norms_are_folded_without_changing_predictions() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 5))
+    with torch.no_grad():  # non-trivial statistics, so that folding has something to fold
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+        model[1].weight.uniform_(0.5, 1.5)
+    images = _images(64)
+    evaluator = Evaluator(model, mean=MEAN, std=STD)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in evaluator.model.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the caller's model is untouched
+    np.testing.assert_array_equal(evaluator.predict(images), _reference_predictions(model, images))

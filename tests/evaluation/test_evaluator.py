@@ -149,3 +149,15 @@ def test_batch_norms_are_folded_without_changing_predictions() -> None:
     assert not any(isinstance(m, nn.BatchNorm2d) for m in evaluator.model.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the caller's model is untouched
     np.testing.assert_array_equal(evaluator.predict(images), _reference_predictions(model, images))
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "resnet20", "resnet18", "mobilenetv2"])
+def test_every_zoo_family_is_folded(arch: str) -> None:
+    from moo_compress.models import create_model
+
+    model = create_model(arch)
+    folded = Evaluator(model, mean=MEAN, std=STD).model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)

@@ -25,7 +25,7 @@ from _results import write_section
 from moo_compress.models import model_defaults
 from moo_compress.search import SearchSettings
 from moo_compress.search.run import hypervolume, pareto_mask, run_search
-from moo_compress.search.space import load_space
+from moo_compress.search.space import SearchSpace, load_space
 
 
 def objectives(frame: pd.DataFrame) -> np.ndarray:
@@ -61,7 +61,7 @@ def main() -> None:
     gens = min(space.generations, budget // pop)
 
     # (a) the whole grid, evaluated once (the space's grid order), then NSGA-II and random search from the cache
-    grid_run = run_search(_grid_settings(base, tmp, space, args.space), log=print)
+    grid_run = run_search(_grid_settings(base, tmp, space), log=print)
     ev = grid_run.evaluations
     grid_seconds = float(ev["seconds"].sum())  # evaluation time of every plan (also when read from the cache)
     reference = np.zeros(3)
@@ -116,13 +116,13 @@ cache and {replay:.1f} s when replayed: **{100 * replay / original:.1f}%** of th
     write_section("search", "Search quality and replay (issue 5)", body)
 
 
-def _grid_settings(base: SearchSettings, tmp: Path, space: object, name: str) -> SearchSettings:
+def _grid_settings(base: SearchSettings, tmp: Path, space: SearchSpace) -> SearchSettings:
     """The same space evaluated exhaustively (a copy of the space file with ``algorithm: grid``)."""
     import yaml
 
-    data = space.to_dict()  # type: ignore[attr-defined]
+    data = space.to_dict()
     data["algorithm"] = {"name": "grid", "pop_size": 30}
-    path = tmp / f"{name}-grid.yaml"
+    path = tmp / f"{space.name}-grid.yaml"  # in the run's temporary folder, never beside the space file
     path.write_text(yaml.safe_dump(data))
     return SearchSettings(**{**base.to_dict(), "out": str(tmp / "grid"), "space": str(path)})
 

@@ -10,6 +10,7 @@ saves one pass over every activation tensor.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -118,7 +119,7 @@ class Evaluator:
         with autocast(self.device, self.precision):
             while start < len(images):
                 left = len(images) - start
-                stop = start + -(-left // -(-left // limit))  # equal batches of at most `limit` images
+                stop = start + math.ceil(left / math.ceil(left / limit))  # equal batches of at most `limit`
                 try:
                     logits = self.model(self._batch(images[start:stop]))
                 except torch.OutOfMemoryError:

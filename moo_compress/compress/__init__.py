@@ -40,7 +40,13 @@ from moo_compress.compress.size import (
     size_report,
     state_dict_bytes,
 )
-from moo_compress.compress.state import CompressionState, LayerState, compression_state, is_compressed
+from moo_compress.compress.state import (
+    CompressionState,
+    LayerState,
+    compression_state,
+    is_compressed,
+    model_fingerprint,
+)
 from moo_compress.compress.targets import LayerFilter, candidate_layers, is_compressible
 
 __all__ = [
@@ -68,6 +74,7 @@ __all__ = [
     "export_compressed",
     "gzip_bytes",
     "is_compressed",
+    "model_fingerprint",
     "is_compressible",
     "kmeans_1d",
     "load_compressed",

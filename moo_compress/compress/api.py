@@ -19,10 +19,11 @@ from torch import nn
 
 from moo_compress.compress.calibration import CalibrationData
 from moo_compress.compress.cluster import cluster_weights
-from moo_compress.compress.config import CompressionPlan
+from moo_compress.compress.config import CompressionPlan, QuantizeConfig
 from moo_compress.compress.prune import prune_masks
 from moo_compress.compress.quantize import (
     ActivationQuant,
+    QuantParams,
     dequantize,
     fit_grid,
     observe_activation_ranges,
@@ -90,22 +91,49 @@ def _layer_state(target: Target, weight: np.ndarray, keep: np.ndarray | None, se
     q = target.quantize
     if target.cluster is not None:
         codebook, indices = cluster_weights(w, target.cluster, rng=_layer_rng(seed, target.name))
-        state.indices, state.mask = indices, _zero_mask(indices >= 0)
         if q is not None and codebook.size:
-            # one grid for the codebook: it is shared by every channel of the layer
-            params = fit_grid(codebook[None, :], q.weight_bits, symmetric=q.symmetric)
-            codes = quantize(codebook[None, :], params)
-            state.quant, state.codebook_codes = params, codes[0]
-            codebook = dequantize(codes, params)[0]
-        state.codebook = codebook
+            codebook, indices, state.quant, state.codebook_codes = _quantize_codebook(codebook, indices, q)
+        state.codebook, state.indices, state.mask = codebook, indices, _zero_mask(indices >= 0)
     elif q is not None:
-        params, codes = quantize_weights(w, q.weight_bits, symmetric=q.symmetric, per_channel=q.per_channel)
+        params, codes = quantize_weights(
+            w, q.weight_bits, symmetric=q.symmetric, per_channel=q.per_channel, method=q.weight_range
+        )
         state.quant, state.codes = params, codes
         state.mask = _zero_mask(codes != params.zero_point.reshape((-1,) + (1,) * (w.ndim - 1)))
     else:
         state.values = np.ascontiguousarray(w, dtype=np.float32)
         state.mask = _zero_mask(w != 0)
     return state
+
+
+def _quantize_codebook(
+    codebook: np.ndarray, indices: np.ndarray, q: QuantizeConfig
+) -> tuple[np.ndarray, np.ndarray, QuantParams, np.ndarray]:
+    """Quantizes a layer's codebook on one grid and merges the centroids that land on the same code.
+
+    The grid minimises the squared error of the weights (each centroid weighted by its members).
+    Centroids that share a code become one; a centroid that rounds to zero is dropped and its weights
+    become implicit zeros (index -1), stored by the mask like pruned weights. So the codebook holds
+    exactly the distinct non-zero values left, and the index width follows them.
+
+    Returns:
+        ``(codebook, indices, grid, codes)`` after merging (codebook ascending, codes matching it).
+    """
+    counts = np.bincount(indices[indices >= 0].ravel(), minlength=codebook.size).astype(np.float32)
+    # one grid for the codebook: it is shared by every channel of the layer
+    params = fit_grid(
+        codebook[None, :], q.weight_bits, symmetric=q.symmetric, method=q.weight_range, weights=counts[None, :]
+    )
+    codes = quantize(codebook[None, :], params)[0]
+    zero = int(params.zero_point[0])
+    kept = np.unique(codes[(codes != zero) & (counts > 0)])  # ascending codes = ascending values
+    # old centroid -> new index; -1 for a centroid that became zero; entry -1 maps index -1 to -1
+    remap = np.full(codebook.size + 1, -1, dtype=np.int16)
+    present = np.isin(codes, kept)
+    remap[:-1][present] = np.searchsorted(kept, codes[present])
+    merged = remap[indices]
+    values = dequantize(kept[None, :], params)[0]
+    return values.astype(np.float32), merged, params, kept
 
 
 def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]:
@@ -156,6 +184,7 @@ def _calibrate_activations(
         return {}
     modules = dict(model.named_modules())
     device = next(model.parameters()).device
+    calibration.check_balance(min(ACTIVATION_CALIBRATION_IMAGES, len(calibration)), purpose="activation calibration")
     batches = list(calibration.batches(128, device=device, limit=ACTIVATION_CALIBRATION_IMAGES))
     with calibration.autocast(device):
         ranges = observe_activation_ranges(model, {n: modules[n] for n in bits}, batches)
@@ -206,7 +235,11 @@ def compress(
             state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
         if recovery.bn_images:
             recalibrate_batchnorm(
-                compressed, calibration, n_images=recovery.bn_images, batch_size=recovery.bn_batch_size
+                compressed,
+                calibration,
+                n_images=recovery.bn_images,
+                batch_size=recovery.bn_batch_size,
+                seed=plan.seed,
             )
         state.activations = _calibrate_activations(compressed, targets, calibration)
     return compressed

@@ -1,20 +1,30 @@
 """Calibration data: the few training images that batch-norm re-estimation, activation observers and
-short fine-tuning read, kept as uint8 NHWC arrays with the model's normalisation."""
+short fine-tuning read, kept as uint8 NHWC arrays with the model's normalisation.
+
+Consumers read a *prefix* of the images (``bn_images``, the activation observers' 512), so the order
+matters: :meth:`CalibrationData.from_dataset` interleaves the classes (see
+:func:`~moo_compress.data.balanced_order`), so every prefix is class-balanced and every batch mixes
+the classes. A class-sorted order would show a 512-image prefix of a 5,000-image pool almost nothing
+but the first class.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from moo_compress.data.subsets import stratified_indices
+from moo_compress.data.subsets import balanced_order
 from moo_compress.errors import ConfigError, DataFormatError
 
 __all__ = ["CalibrationData"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,27 +91,47 @@ class CalibrationData:
         seed: int = 0,
         precision: str = "fp32",
     ) -> CalibrationData:
-        """Takes a stratified subset of about ``n`` images (``n // classes`` per class) of a dataset.
+        """Draws ``n`` class-balanced images of a dataset, shuffled and interleaved by class.
+
+        Every prefix of the result is class-balanced (see :func:`~moo_compress.data.balanced_order`),
+        so consumers that read the first ``m`` images see every class about ``m / classes`` times,
+        whatever ``n`` is; for one seed a larger ``n`` extends a smaller one.
 
         Args:
             dataset: Anything with ``images`` (uint8 NHWC) and ``labels``, e.g. an ``ArrayDataset``
                 of the training split.
             mean: Normalisation mean.
             std: Normalisation std.
-            n: Number of images (all when None).
-            seed: Seed of the subset choice.
+            n: Number of images (all when None, still in the interleaved order).
+            seed: Seed of the choice and order.
             precision: See the class attributes.
+
+        Raises:
+            ConfigError: if ``n`` is smaller than the number of classes or larger than the dataset.
         """
         images, labels = np.asarray(dataset.images), np.asarray(dataset.labels)  # type: ignore[attr-defined]
-        if n is not None:
-            classes = len(np.unique(labels))
-            if n < classes:
-                raise ConfigError(
-                    f"n={n} calibration images is fewer than the {classes} classes; ask for at least {classes}"
-                )
-            index = stratified_indices(labels, n // classes, seed=seed)
-            images, labels = images[index], labels[index]
-        return cls(np.ascontiguousarray(images), tuple(mean), tuple(std), labels, precision)  # type: ignore[arg-type]
+        try:
+            index = balanced_order(labels, len(labels) if n is None else n, seed=seed)
+        except ConfigError as exc:
+            raise ConfigError(f"calibration images: {exc}") from None
+        return cls(np.ascontiguousarray(images[index]), tuple(mean), tuple(std), labels[index], precision)  # type: ignore[arg-type]
+
+    def check_balance(self, n: int, *, purpose: str) -> None:
+        """Logs a warning when the first ``n`` images (what ``purpose`` reads) miss a class or are skewed.
+
+        Only labelled data can be checked; :meth:`from_dataset` always passes.
+        """
+        if self.labels is None:
+            return
+        classes = np.unique(self.labels)
+        seen = np.bincount(np.searchsorted(classes, self.labels[:n]), minlength=classes.size)
+        if n < classes.size:
+            _log.warning("%s reads %d calibration images, fewer than the %d classes: %d classes go unseen",
+                         purpose, n, classes.size, int((seen == 0).sum()))
+        elif seen.min() == 0 or seen.max() > 2 * max(1, seen.min()) + 1:
+            _log.warning("%s reads the first %d calibration images, whose classes are skewed (%d to %d per "
+                         "class); build the data with CalibrationData.from_dataset for a balanced order",
+                         purpose, n, int(seen.min()), int(seen.max()))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

@@ -2,8 +2,9 @@
 
 Every config validates itself in ``__post_init__`` (the message names the setting and proposes a
 fix) and round-trips through JSON: ``to_dict()`` gives the canonical form (fields equal to their
-default are left out, so adding a field with a backward-compatible default keeps old keys valid),
-``from_dict()`` rebuilds it, and ``key()`` is a short hash of that form, stable across processes.
+default are left out, for short, readable plans), ``from_dict()`` rebuilds it, and ``key()`` is a
+short hash of the fully resolved form (``to_dict(defaults=True)``: every field, defaults included),
+stable across processes, so a changed default never lets an old key stand for new behaviour.
 
 >>> plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8))
 >>> plan.to_dict()
@@ -91,19 +92,24 @@ class _Config:
     # field name -> config class of a nested config; a 1-tuple means "a tuple of that class".
     _nested: ClassVar[dict[str, Any]] = {}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The canonical JSON-able form: fields equal to their default are omitted."""
+    def to_dict(self, *, defaults: bool = False) -> dict[str, Any]:
+        """The canonical JSON-able form.
+
+        Args:
+            defaults: Keep fields equal to their default too (the fully resolved form that
+                :meth:`key` hashes); by default they are left out, for short, readable plans.
+        """
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if f.default is not dataclasses.MISSING and value == f.default:
+            if not defaults and f.default is not dataclasses.MISSING and value == f.default:
                 continue
-            if f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+            if not defaults and f.default_factory is not dataclasses.MISSING and value == f.default_factory():
                 continue
             if isinstance(value, _Config):
-                value = value.to_dict()
+                value = value.to_dict(defaults=defaults)
             elif isinstance(value, tuple):
-                value = [v.to_dict() if isinstance(v, _Config) else v for v in value]
+                value = [v.to_dict(defaults=defaults) if isinstance(v, _Config) else v for v in value]
             out[f.name] = value
         return dict(sorted(out.items()))
 
@@ -153,8 +159,13 @@ class _Config:
         return cls.from_dict(data)
 
     def key(self) -> str:
-        """A 16-hex-digit hash of the canonical form: equal configs give equal keys in every process."""
-        return stable_hash(self.to_dict())
+        """A 16-hex-digit hash of the fully resolved form (every field, defaults included).
+
+        Equal configs give equal keys in every process, and changing any default changes the key of
+        every config that relies on it, so results cached under an old key are never reused for the
+        new behaviour.
+        """
+        return stable_hash([type(self).__name__, self.to_dict(defaults=True)])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,22 +210,25 @@ class PruneConfig(_Config):
 
 @dataclasses.dataclass(frozen=True)
 class ClusterConfig(_Config):
-    """Per-layer k-means weight sharing (each layer keeps ``n_clusters`` distinct non-zero values).
+    """Per-layer k-means weight sharing (each layer keeps at most ``n_clusters`` distinct non-zero values).
 
     Attributes:
         n_clusters: Centroids per layer, in [2, 256].
-        init: ``"kmeans++"`` (seeded by the plan's seed and the layer's name, so a layer clusters the
-            same whichever other layers a plan compresses) or ``"linear"`` (evenly spaced between the
-            smallest and largest weight).
+        init: ``"optimal"`` (the default: the exact optimum of 1-D k-means over a fine histogram of the
+            weights, by dynamic programming, then Lloyd iterations on the weights themselves; see
+            :mod:`moo_compress.compress.cluster`), ``"kmeans++"`` (one k-means++ start then Lloyd, seeded
+            by the plan's seed and the layer's name, so a layer clusters the same whichever other layers a
+            plan compresses) or ``"linear"`` (Lloyd from centroids evenly spaced between the smallest
+            and largest weight).
         preserve_sparsity: Zero weights stay zero and take no centroid (as TF-MOT's
             sparsity-preserving clustering); otherwise zeros are clustered like any weight.
     """
 
     n_clusters: int
-    init: str = "kmeans++"
+    init: str = "optimal"
     preserve_sparsity: bool = True
 
-    INITS: ClassVar[tuple[str, ...]] = ("kmeans++", "linear")
+    INITS: ClassVar[tuple[str, ...]] = ("optimal", "kmeans++", "linear")
 
     def __post_init__(self) -> None:
         k = _check_int(
@@ -244,12 +258,19 @@ class QuantizeConfig(_Config):
             ``(q - zero_point) * scale`` with ``q`` in ``[0, 2^b-1]`` whose zero is exact.
         activation_bits: When set (2-8 or 16), every quantized layer's input is fake-quantized
             (per-tensor affine) with ranges observed on the calibration images.
+        weight_range: How each grid's range is chosen: ``"mse"`` (the default) searches clipping
+            ranges at and below the largest magnitude and keeps the one with the smallest squared
+            reconstruction error of the weights (as AIMET, NNCF and TensorRT do), which is never worse
+            than ``"minmax"`` and far better at 2-4 bits; ``"minmax"`` spans the weights exactly.
     """
 
     weight_bits: int
     per_channel: bool = True
     symmetric: bool = True
     activation_bits: int | None = None
+    weight_range: str = "mse"
+
+    RANGES: ClassVar[tuple[str, ...]] = ("mse", "minmax")
 
     def __post_init__(self) -> None:
         b = self.weight_bits
@@ -266,6 +287,13 @@ class QuantizeConfig(_Config):
         object.__setattr__(self, "weight_bits", int(b))
         _check_bool("QuantizeConfig", "per_channel", self.per_channel)
         _check_bool("QuantizeConfig", "symmetric", self.symmetric)
+        _check_choice(
+            "QuantizeConfig",
+            "weight_range",
+            self.weight_range,
+            self.RANGES,
+            ": minimum squared error clipping, or the full range of the weights",
+        )
         a = self.activation_bits
         if a is not None:
             if isinstance(a, bool) or a not in WEIGHT_BITS:
@@ -287,9 +315,14 @@ class RecoveryConfig(_Config):
     Both read the calibration images passed to :func:`~moo_compress.compress.compress`.
 
     Attributes:
-        bn_images: Re-estimate every batch-norm layer's running statistics on the first
-            ``bn_images`` calibration images (0 = off). Runs after fine-tuning.
-        bn_batch_size: Batch size of that pass.
+        bn_images: Re-estimate every batch-norm layer's running statistics as the population mean
+            and variance of its input over the first ``bn_images`` calibration images (a
+            class-balanced prefix when the data comes from ``CalibrationData.from_dataset``), run in
+            shuffled batches (0 = off). Runs after fine-tuning.
+        bn_batch_size: Largest batch of that pass; the images are cut into equal batches no larger.
+            Batch norms normalise each batch by its own statistics during the pass, so larger batches
+            give statistics closer to the deployed (eval-mode) network's. None: as many images as
+            hold the pixels of 1,024 32x32 images (1,024 CIFAR images, 21 at 224x224).
         finetune_steps: Optimizer steps of short fine-tuning (0 = off) that keeps masks, cluster
             assignments and the quantization grid (straight-through estimator); needs labels.
         finetune_lr: Adam learning rate.
@@ -298,13 +331,15 @@ class RecoveryConfig(_Config):
     """
 
     bn_images: int = 0
-    bn_batch_size: int = 128
+    bn_batch_size: int | None = None
     finetune_steps: int = 0
     finetune_lr: float = 1e-4
     finetune_batch_size: int = 64
 
     def __post_init__(self) -> None:
         for name, low in (("bn_images", 0), ("bn_batch_size", 1), ("finetune_steps", 0), ("finetune_batch_size", 1)):
+            if name == "bn_batch_size" and self.bn_batch_size is None:
+                continue
             object.__setattr__(self, name, _check_int("RecoveryConfig", name, getattr(self, name), low=low))
         lr = self.finetune_lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < 1):

@@ -16,6 +16,7 @@ every exact property of the plan (sparsity, distinct values, levels) holds after
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import torch
@@ -29,37 +30,106 @@ from moo_compress.compress.quantize import QuantParams, dequantize, quantize
 from moo_compress.compress.state import LayerState
 from moo_compress.errors import ConfigError
 
-__all__ = ["recalibrate_batchnorm", "finetune"]
+__all__ = ["recalibrate_batchnorm", "bn_batch_size", "BN_BATCH_PIXELS", "finetune"]
+
+
+class _MomentAccumulator:
+    """A forward pre-hook that accumulates the per-channel mean and variance of a layer's input.
+
+    Batches are merged with Chan et al.'s pairwise update (batch mean and sum of squared deviations,
+    in float64), so the result is the population mean and variance over every image seen, as if all
+    images had been one batch -- not an average of per-batch variances, which under-estimates the
+    variance by the spread of the batch means.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
+
+    def __call__(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0].detach().float()
+        dims = [d for d in range(x.dim()) if d != 1]
+        n = x.numel() // x.shape[1]
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        mean, m2 = mean.double(), var.double() * n
+        if self.mean is None:
+            self.count, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + m2 + delta.square() * (self.count * n / total)
+        self.count = total
+
+
+#: Automatic batch-norm re-estimation batches hold at most this many pixels (1,024 CIFAR images).
+BN_BATCH_PIXELS = 1024 * 32 * 32
+
+
+def bn_batch_size(image_shape: tuple[int, ...], batch_size: int | None) -> int:
+    """The largest batch of batch-norm re-estimation: ``batch_size``, or by :data:`BN_BATCH_PIXELS`."""
+    if batch_size is not None:
+        return batch_size
+    return max(8, BN_BATCH_PIXELS // (int(image_shape[0]) * int(image_shape[1])))
+
+
+def _canonical_order(images: np.ndarray) -> np.ndarray:
+    # Order images by a hash of their bytes, so that the batches a seed forms depend on the set of
+    # images only, never on the order the caller happened to pass them in.
+    keys = [hashlib.blake2b(np.ascontiguousarray(x).data, digest_size=8).digest() for x in images]
+    return np.argsort(np.array(keys, dtype="S8"), kind="stable")
 
 
 @torch.no_grad()
 def recalibrate_batchnorm(
-    model: nn.Module, calibration: CalibrationData, *, n_images: int, batch_size: int = 128
+    model: nn.Module,
+    calibration: CalibrationData,
+    *,
+    n_images: int,
+    batch_size: int | None = None,
+    seed: int = 0,
 ) -> int:
     """Re-estimates every batch-norm layer's running mean and variance on the first ``n_images`` images.
 
-    Statistics are reset and then averaged equally over the batches (``momentum=None``); all other
-    layers stay in eval mode (no dropout). Returns the number of batch-norm layers updated.
+    The images are cut into equal batches of at most ``batch_size`` (None: see
+    :func:`bn_batch_size`), drawn by a seeded shuffle of the images' canonical order, so every batch
+    mixes the classes and the result depends on which images are used, not on their order. The batch
+    norms run in training mode, as during training, while a hook accumulates each one's input
+    moments over all images; the running statistics are then set to those population moments
+    (variance with Bessel's correction, as PyTorch keeps it), not to an average of per-batch
+    variances. All other layers stay in eval mode (no dropout). Returns the number of batch-norm
+    layers updated.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
         return 0
+    stop = min(n_images, len(calibration))
+    calibration.check_balance(stop, purpose="batch-norm re-estimation")
     device = next(model.parameters()).device
+    prefix = calibration.images[:stop]
+    order = _canonical_order(prefix)[np.random.default_rng([seed, 0xB4]).permutation(stop)]
+    batches = np.array_split(order, -(-stop // bn_batch_size(prefix.shape[1:3], batch_size)))
     was_training = model.training
-    momenta = [m.momentum for m in norms]
     model.eval()
+    accumulators = [_MomentAccumulator() for _ in norms]
+    handles = [m.register_forward_pre_hook(a) for m, a in zip(norms, accumulators)]
     for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
+        m.reset_running_stats()  # num_batches_tracked then counts this pass's batches
         m.train()
     try:
-        with torch.no_grad(), calibration.autocast(device):
-            for x in calibration.batches(batch_size, device=device, limit=n_images):
-                model(x)
+        with calibration.autocast(device):
+            for index in batches:
+                model(calibration.tensor(index, device))
     finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
+        for h in handles:
+            h.remove()
         model.train(was_training)
+    for m, a in zip(norms, accumulators):
+        if a.mean is None:  # the layer was not reached (an unused branch): leave it as it was
+            continue
+        m.running_mean.copy_(a.mean.to(m.running_mean.dtype))
+        m.running_var.copy_((a.m2 / max(a.count - 1, 1)).to(m.running_var.dtype))
     return len(norms)
 
 

@@ -7,16 +7,26 @@ accounting and export read it. Arrays live on the CPU whatever the model's devic
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch import nn
 
 from moo_compress.compress.config import ClusterConfig, CompressionPlan, PruneConfig, QuantizeConfig
 from moo_compress.compress.quantize import ActivationQuant, QuantParams, dequantize
 from moo_compress.errors import ConfigError
 
-__all__ = ["LayerState", "CompressionState", "compression_state", "is_compressed", "STATE_ATTRIBUTE"]
+__all__ = [
+    "LayerState",
+    "CompressionState",
+    "compression_state",
+    "is_compressed",
+    "model_fingerprint",
+    "STATE_ATTRIBUTE",
+]
 
 #: Attribute of the root module that holds the :class:`CompressionState`.
 STATE_ATTRIBUTE = "moo_compression"
@@ -142,3 +152,21 @@ def compression_state(model: nn.Module) -> CompressionState:
             "moo_compress.compress.compress() or load_compressed()"
         )
     return state
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """SHA-256 prefix (16 hex digits) of everything that decides what ``model`` computes.
+
+    Every ``state_dict`` tensor (names, shapes, dtypes, values: weights, biases, batch-norm
+    statistics) and, for a compressed model, its activation fake-quantization grids. Two plans that
+    produce the same fingerprint produce the same model, so one evaluation serves both.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+    if is_compressed(model):
+        activations = {n: a.to_dict() for n, a in compression_state(model).activations.items()}
+        digest.update(json.dumps(activations, sort_keys=True).encode())
+    return digest.hexdigest()[:16]

@@ -11,7 +11,7 @@ from moo_compress.data.datasets import (
     load_image_folder,
     resolve_data_root,
 )
-from moo_compress.data.subsets import stratified_indices
+from moo_compress.data.subsets import balanced_order, stratified_indices
 
 __all__ = [
     "DATASETS",
@@ -23,5 +23,6 @@ __all__ = [
     "load_dataset",
     "load_image_folder",
     "resolve_data_root",
+    "balanced_order",
     "stratified_indices",
 ]

@@ -77,7 +77,54 @@ def test_key_is_stable_across_processes():
     )
     assert out.stdout.strip() == GROUP_PLAN.key()
     # a golden value: if the canonical form changes, every cached result keyed by plans is invalidated
-    assert GLOBAL_PLAN.key() == "72f553141ee95d5a"
+    assert GLOBAL_PLAN.key() == GOLDEN_KEY
+
+
+# Changes whenever a default or the resolved form changes (and must: cached results are keyed by it).
+GOLDEN_KEY = "35df2f8402476d83"
+
+# For every config field that has a default: another valid value.
+OTHER_VALUES = {
+    PruneConfig: {"scope": "layer", "structured": True},
+    ClusterConfig: {"init": "kmeans++", "preserve_sparsity": False},
+    QuantizeConfig: {"per_channel": False, "symmetric": False, "activation_bits": 8, "weight_range": "minmax"},
+    RecoveryConfig: {"bn_images": 64, "bn_batch_size": 32, "finetune_steps": 5, "finetune_lr": 1e-3,
+                     "finetune_batch_size": 16},
+    CompressionPlan: {"prune": PruneConfig(0.5), "cluster": ClusterConfig(8), "quantize": QuantizeConfig(4),
+                      "groups": (LayerGroup("g", ("conv*",)),), "exclude_first_conv": True,
+                      "exclude_classifier": True, "exclude": ("fc*",), "recovery": RecoveryConfig(bn_images=8),
+                      "seed": 1},
+}
+REQUIRED = {PruneConfig: {"sparsity": 0.5}, ClusterConfig: {"n_clusters": 16}, QuantizeConfig: {"weight_bits": 8},
+            RecoveryConfig: {}, CompressionPlan: {}}
+
+
+def test_every_defaulted_field_has_an_alternative_listed():
+    import dataclasses
+
+    for cls, others in OTHER_VALUES.items():
+        defaulted = {f.name for f in dataclasses.fields(cls)
+                     if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+        assert defaulted == set(others), cls.__name__
+
+
+@pytest.mark.parametrize(("cls", "name"), [(c, n) for c, o in OTHER_VALUES.items() for n in o])
+def test_a_default_is_part_of_the_key(cls, name):
+    """A plan that relies on a default is keyed by the default's value: changing the default (here:
+    building the config with another value) changes the key, and the resolved form names the field."""
+    default = cls(**REQUIRED[cls])
+    other = cls(**REQUIRED[cls], **{name: OTHER_VALUES[cls][name]})
+    assert name in default.to_dict(defaults=True) and name not in default.to_dict()
+    assert other.key() != default.key()
+    plan_default = CompressionPlan(groups=(LayerGroup("g", ("a",), **{_slot(cls): default}),)) if _slot(cls) else None
+    if plan_default is not None:  # nested: the plan's key follows its configs' defaults
+        plan_other = CompressionPlan(groups=(LayerGroup("g", ("a",), **{_slot(cls): other}),))
+        assert plan_other.key() != plan_default.key()
+        assert name in json.dumps(plan_default.to_dict(defaults=True))
+
+
+def _slot(cls):
+    return {PruneConfig: "prune", ClusterConfig: "cluster", QuantizeConfig: "quantize"}.get(cls)
 
 
 @pytest.mark.parametrize(

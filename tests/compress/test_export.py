@@ -31,6 +31,8 @@ PLANS = {
     "quant16": CompressionPlan(quantize=QuantizeConfig(16)),
     "cluster": CompressionPlan(cluster=ClusterConfig(7)),
     "p-c-q": CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8)),
+    "collapsed": CompressionPlan(prune=PruneConfig(0.3), cluster=ClusterConfig(32), quantize=QuantizeConfig(2)),
+    "collapsed-affine": CompressionPlan(cluster=ClusterConfig(64), quantize=QuantizeConfig(3, symmetric=False)),
     "no-preserve": CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(4, preserve_sparsity=False)),
     "structured": CompressionPlan(
         prune=PruneConfig(0.5, structured=True), cluster=ClusterConfig(8), quantize=QuantizeConfig(4)

@@ -32,6 +32,57 @@ def test_batchnorm_reestimation_matches_the_data(tiny, calibration):
     assert small.bn1.momentum == tiny.bn1.momentum and not small.training
 
 
+def test_batchnorm_statistics_are_population_moments_over_all_batches(tiny, calibration):
+    model = compress(tiny, CompressionPlan())
+    recalibrate_batchnorm(model, calibration, n_images=48, batch_size=16, seed=0)
+    # bn1 sees conv1's output, which no batch norm precedes: its statistics are those of all 48 images
+    x = calibration.tensor(slice(0, 48)).double()
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(x, tiny.conv1.weight.double(), tiny.conv1.bias.double(), padding=1)
+    flat = y.permute(1, 0, 2, 3).reshape(y.shape[1], -1)
+    torch.testing.assert_close(model.bn1.running_mean.double(), flat.mean(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.bn1.running_var.double(), flat.var(1, correction=1), rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_statistics_do_not_depend_on_image_order(tiny, calibration):
+    reordered = CalibrationData(
+        calibration.images[::-1].copy(), calibration.mean, calibration.std, calibration.labels[::-1].copy()
+    )
+    a, b = compress(tiny, CompressionPlan()), compress(tiny, CompressionPlan())
+    recalibrate_batchnorm(a, calibration, n_images=64, batch_size=16, seed=0)
+    recalibrate_batchnorm(b, reordered, n_images=64, batch_size=16, seed=0)
+    # the batches are drawn from the images' canonical order, so reordering them changes nothing
+    for name in ("bn1", "bn2"):
+        for stat in ("running_mean", "running_var"):
+            torch.testing.assert_close(getattr(getattr(a, name), stat), getattr(getattr(b, name), stat))
+    # another seed forms other batches; bn2's input went through bn1's per-batch normalisation
+    c = compress(tiny, CompressionPlan())
+    recalibrate_batchnorm(c, calibration, n_images=64, batch_size=16, seed=1)
+    torch.testing.assert_close(a.bn1.running_var, c.bn1.running_var, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a.bn2.running_var, c.bn2.running_var)
+    torch.testing.assert_close(a.bn2.running_var, c.bn2.running_var, rtol=0.05, atol=1e-3)
+
+
+def test_default_batch_holds_all_cifar_calibration_images(tiny, calibration):
+    model = compress(tiny, CompressionPlan())
+    recalibrate_batchnorm(model, calibration, n_images=64)
+    assert model.bn1.num_batches_tracked.item() == 1
+
+
+def test_skewed_calibration_prefix_is_reported(tiny, caplog):
+    images = np.random.default_rng(0).integers(0, 256, size=(40, 16, 16, 3), dtype=np.uint8)
+    sorted_by_class = CalibrationData(images, (0.5,) * 3, (0.25,) * 3, labels=np.repeat(np.arange(4), 10))
+    with caplog.at_level("WARNING"):
+        recalibrate_batchnorm(compress(tiny, CompressionPlan()), sorted_by_class, n_images=20, batch_size=8)
+    assert "skewed" in caplog.text
+    balanced = CalibrationData.from_dataset(sorted_by_class, mean=(0.5,) * 3, std=(0.25,) * 3, n=40)
+    assert np.bincount(balanced.labels[:20]).tolist() == [5, 5, 5, 5]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        recalibrate_batchnorm(compress(tiny, CompressionPlan()), balanced, n_images=20, batch_size=8)
+    assert "skewed" not in caplog.text
+
+
 def test_recalibrate_batchnorm_directly(tiny, calibration):
     model = compress(tiny, CompressionPlan())
     assert recalibrate_batchnorm(model, calibration, n_images=16, batch_size=8) == 2

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from moo_compress.data import datasets, load_dataset, load_image_folder, resolve_data_root, stratified_indices
+from moo_compress.data import (
+    balanced_order,
+    datasets,
+    load_dataset,
+    load_image_folder,
+    resolve_data_root,
+    stratified_indices,
+)
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError, UnknownNameError
 from tests.conftest import make_image_folder
 
@@ -110,6 +117,38 @@ def test_stratified_indices_are_balanced_sorted_and_seeded() -> None:
         stratified_indices(labels, 21)
     with pytest.raises(ConfigError):
         stratified_indices(labels, 0)
+
+
+def test_balanced_order_every_prefix_is_balanced_and_classes_are_mixed() -> None:
+    labels = np.repeat(np.arange(10), 500)  # class-sorted, as an ImageFolder tree loads
+    order = balanced_order(labels, 5000, seed=3)
+    assert np.unique(order).size == 5000
+    for m in (10, 37, 512, 1000, 4999):
+        counts = np.bincount(labels[order[:m]], minlength=10)
+        assert counts.max() - counts.min() <= 1, (m, counts)
+    # batches mix the classes: no run of equal labels longer than 2 (two adjacent rounds)
+    runs = np.diff(np.flatnonzero(np.diff(labels[order]) != 0))
+    assert runs.max() <= 2
+    np.testing.assert_array_equal(order, balanced_order(labels, 5000, seed=3))
+    assert not np.array_equal(order[:100], balanced_order(labels, 5000, seed=4)[:100])
+
+
+def test_balanced_order_pool_size_never_changes_the_first_images() -> None:
+    labels = np.repeat(np.arange(10), 600)
+    small, large = balanced_order(labels, 520, seed=0), balanced_order(labels, 5000, seed=0)
+    np.testing.assert_array_equal(small, large[:520])
+
+
+def test_balanced_order_imbalanced_classes_and_errors() -> None:
+    labels = np.concatenate([np.zeros(3, int), np.ones(50, int), np.full(50, 2)])
+    order = balanced_order(labels, 60, seed=0)
+    counts = np.bincount(labels[order])
+    assert counts.tolist() == [3, 29, 28] or counts.tolist() == [3, 28, 29]
+    assert np.bincount(labels[order[:9]]).tolist() == [3, 3, 3]
+    with pytest.raises(ConfigError, match="at least 3"):
+        balanced_order(labels, 2)
+    with pytest.raises(ConfigError, match="at most 103"):
+        balanced_order(labels, 104)
 
 
 @pytest.mark.shared_data

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,15 @@ from moo_compress.data.corruptions.api import check_corruption_images
 from moo_compress.data.datasets import ArrayDataset, dataset_info
 from moo_compress.data.subsets import stratified_indices
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError
-from moo_compress.fileio import atomic_open, atomic_save_npy, atomic_write_json, make_readable, stable_hash
+from moo_compress.fileio import (
+    atomic_open,
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_text,
+    make_readable,
+    sha256_file,
+    stable_hash,
+)
 
 __all__ = [
     "ReleaseInfo",
@@ -382,15 +391,19 @@ def generate_release(
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     expected_bytes = None
     complete = []
+    digests: dict[str, str] = {}
     if manifest.get("key") == key:
         for name in manifest.get("complete", []):
             path = out / f"{name}.npy"
             if path.is_file():
                 expected_bytes = expected_bytes or _npy_header(path)[2] + len(sevs) * len(clean) * 3072
-                if path.stat().st_size == expected_bytes:
+                recorded = manifest.get("sha256", {}).get(name)
+                # reused only when it still holds the bytes written (size first: it is free)
+                if path.stat().st_size == expected_bytes and recorded == sha256_file(path):
                     complete.append(name)
+                    digests[name] = recorded
     manifest = {"key": key, "dataset": clean.name, "source": clean.source, "severities": list(sevs), "seed": seed,
-                "complete": complete, "images": len(clean)}
+                "complete": complete, "sha256": digests, "images": len(clean)}
     labels = np.tile(clean.labels, len(sevs))
     atomic_save_npy(out / "labels.npy", labels.astype(_labels_dtype(labels)))
     atomic_write_json(manifest_path, manifest)
@@ -409,6 +422,7 @@ def generate_release(
         name = temps.pop(tmp)
         sync_file(tmp)
         make_readable(tmp)
+        manifest["sha256"][name] = sha256_file(tmp)
         os.replace(tmp, out / f"{name}.npy")
         manifest["complete"] = [n for n in ALL_CORRUPTIONS if n in set(manifest["complete"]) | {name}]
         atomic_write_json(manifest_path, manifest)
@@ -504,6 +518,32 @@ def _from_release(root: Path, names: tuple[str, ...], sevs: tuple[int, ...], n_p
     return CorruptedSet(labels, indices, names, sevs, f"release {root}", fingerprint, images)
 
 
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _verified(path: Path) -> bool:
+    """Whether a generated file exists and still has the content digest recorded when it was written.
+
+    A file altered or truncated on disk, or one without a digest (written by an older version), is
+    removed, so that it is generated again rather than reused by name.
+    """
+    if not path.is_file():
+        return False
+    digest = _digest_path(path)
+    try:
+        ok = digest.read_text().strip() == sha256_file(path)
+    except OSError:
+        ok = False
+    if not ok:
+        warnings.warn(f"{path} does not match the digest recorded when it was generated; generating it again",
+                      RuntimeWarning, stacklevel=3)
+        for stale in (path, digest):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+    return ok
+
+
 def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...], n_per_class: int | None,
                seed: int, cache_dir: str | os.PathLike[str] | None, workers: int, progress: bool) -> CorruptedSet:
     check_corruption_images(clean.images)
@@ -513,7 +553,7 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "key.json").is_file():
         atomic_write_json(folder / "key.json", key)
-    todo = [(c, s) for c in names for s in sevs if not (folder / f"{c}-{s}.npy").is_file()]
+    todo = [(c, s) for c in names for s in sevs if not _verified(folder / f"{c}-{s}.npy")]
     if todo:
         images = clean.images if n_per_class is None else clean.images[indices]
         temps: dict[Path, Path] = {}
@@ -528,7 +568,10 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
         def target_done(tmp: Path) -> None:
             sync_file(tmp)
             make_readable(tmp)
-            os.replace(tmp, temps.pop(tmp))
+            final = temps.pop(tmp)
+            digest = sha256_file(tmp)
+            os.replace(tmp, final)
+            atomic_write_text(_digest_path(final), digest)
 
         try:
             with _progress_bar(len(jobs) * len(indices), f"corrupting {clean.name}", progress) as bar:

@@ -2,8 +2,11 @@
 
 Each result is one JSON file ``<root>/evaluations/<context>/<plan>.json``, where ``context`` hashes
 everything that determines the numbers besides the plan (checkpoint SHA-256, clean and corrupted
-image-set fingerprints, fidelity, precision, calibration) and ``plan`` is the plan's canonical-JSON
-hash. Files are written atomically (temporary file + rename) the moment a result is known, so:
+image-set fingerprints, fidelity, precision, calibration, package and library versions, a fingerprint
+of the source code that computes the numbers, device type; written out in ``<context>/context.json``)
+and ``plan`` hashes the fully resolved plan (every field, defaults included).
+``<context>/weights/<fingerprint>.json`` names the plan that first produced a given compressed
+model, so a plan that produces the same model is recognised before it is evaluated. Files are written atomically (temporary file + rename) the moment a result is known, so:
 
 - an interrupted run loses nothing already evaluated, and a re-run resumes from the store;
 - runs (and parallel workers) that meet the same candidate share the work;
@@ -22,7 +25,10 @@ from typing import Any
 
 from moo_compress.fileio import atomic_write_json
 
-__all__ = ["EvaluationCache"]
+__all__ = ["EvaluationCache", "CONTEXT_FILE"]
+
+#: File beside a context's records that holds what the context key hashes.
+CONTEXT_FILE = "context.json"
 
 
 class EvaluationCache:
@@ -56,12 +62,45 @@ class EvaluationCache:
         atomic_write_json(path, dict(record))
         return path
 
+    def put_context(self, context_key: str, context: Mapping[str, Any]) -> Path:
+        """Writes what ``context_key`` hashes beside its records (once), so two keys can be compared."""
+        path = self.root / context_key / CONTEXT_FILE
+        if not path.is_file():
+            atomic_write_json(path, dict(context))
+        return path
+
+    def context(self, context_key: str) -> dict[str, Any] | None:
+        """What ``context_key`` hashes (checkpoint, data, versions, source fingerprint...), if recorded."""
+        try:
+            return json.loads((self.root / context_key / CONTEXT_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def find_weights(self, context_key: str, weights_fingerprint: str) -> dict[str, Any] | None:
+        """The record of an earlier plan under ``context_key`` whose compressed model was identical."""
+        try:
+            plan_key = json.loads(self._weights_path(context_key, weights_fingerprint).read_text())["plan_key"]
+        except (OSError, json.JSONDecodeError, KeyError):
+            return None
+        return self.get(context_key, plan_key)
+
+    def put_weights(self, context_key: str, weights_fingerprint: str, plan_key: str) -> None:
+        """Remembers that ``plan_key`` produced the model ``weights_fingerprint`` (first writer wins)."""
+        path = self._weights_path(context_key, weights_fingerprint)
+        if not path.is_file():
+            atomic_write_json(path, {"plan_key": plan_key})
+
+    def _weights_path(self, context_key: str, weights_fingerprint: str) -> Path:
+        return self.root / context_key / "weights" / f"{weights_fingerprint}.json"
+
     def records(self, context_key: str) -> Iterator[dict[str, Any]]:
         """Every readable record stored under ``context_key``."""
         folder = self.root / context_key
         if not folder.is_dir():
             return
         for file in sorted(folder.glob("*.json")):
+            if file.name == CONTEXT_FILE:
+                continue
             record = self.get(context_key, file.stem)
             if record is not None:
                 yield record

@@ -15,13 +15,14 @@ import dataclasses
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from moo_compress import __version__
-from moo_compress.compress import CalibrationData, CompressionPlan, compress
+from moo_compress.compress import CalibrationData, CompressionPlan, compress, model_fingerprint
 from moo_compress.compress.size import size_report
 from moo_compress.data import ArrayDataset, load_dataset, stratified_indices
 from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
@@ -29,14 +30,16 @@ from moo_compress.errors import DataFormatError
 from moo_compress.evaluation import Evaluator
 from moo_compress.evaluation.robustness import evaluate_robustness
 from moo_compress.fileio import stable_hash
+from moo_compress.evaluation.runtime import resolve_device
 from moo_compress.models import PretrainedModel, load_pretrained
+from moo_compress.provenance import numeric_versions, source_fingerprint
 from moo_compress.search.cache import EvaluationCache
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "evaluate_plan",
            "evaluate_and_store", "failed_record", "corruption_key"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
-EVALUATION_VERSION = 2  # 2: batch norms folded into convolutions for inference
+EVALUATION_VERSION = 3  # 2: batch norms folded into convolutions; 3: keys hash source, versions, device
 
 
 def corruption_key(corruption: str, severity: int) -> str:
@@ -104,11 +107,20 @@ class EvaluationSpec:
         )
 
     def context(self) -> dict[str, Any]:
-        """What determines an evaluation's numbers besides the plan (device and batch size do not)."""
+        """What determines an evaluation's numbers besides the plan.
+
+        The checkpoint, data and calibration fingerprints, fidelity and precision; the versions of the
+        package, torch and numpy, a fingerprint of the source code that computes the numbers
+        (:func:`~moo_compress.provenance.source_fingerprint`) and the device type (kernels differ
+        between CPU and CUDA). The batch size does not change the numbers and is left out.
+        """
         if not self.clean_fingerprint:
             raise ValueError("call EvaluationSpec.resolved() before using it as a cache context")
         return {
             "version": EVALUATION_VERSION,
+            "source": source_fingerprint(),
+            "versions": numeric_versions(),
+            "device_type": resolve_device(self.device).type,
             "weights_sha256": self.weights_sha256,
             "dataset": self.dataset,
             "clean": self.clean_fingerprint,
@@ -177,13 +189,27 @@ def load_resources(spec: EvaluationSpec) -> Resources:
     return resources
 
 
-def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]:
+#: Record fields that depend only on the compressed model, copied from an identical model's record.
+MODEL_FIELDS = ("clean_accuracy", "corruption_accuracy", "compression_ratio", "compressed_bits", "dense_bits",
+                "n_clean", "n_corrupted")
+
+
+def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
+                  known: Callable[[str], dict[str, Any] | None] | None = None) -> dict[str, Any]:
     """Compresses the pretrained model with ``plan`` and scores it; never raises for a bad candidate.
 
+    Args:
+        spec: What to evaluate on.
+        plan: The plan.
+        known: Looks up the record of an earlier plan that produced the same model (by
+            :func:`~moo_compress.compress.model_fingerprint`); when one is found its numbers (and
+            size) are taken over and the record names it in ``duplicate_of``, without evaluating again.
+
     Returns:
-        A JSON-able record: ``status`` (``ok`` or ``failed``), ``error``, ``plan``, ``plan_key``,
-        ``label``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` -> accuracy),
-        ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
+        A JSON-able record: ``status`` (``ok`` or ``failed``), ``error``, ``plan`` (canonical),
+        ``plan_resolved`` (every field), ``plan_key``, ``label``, ``weights_fingerprint``,
+        ``duplicate_of``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` ->
+        accuracy), ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
     """
     res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
     start = time.perf_counter()
@@ -191,6 +217,7 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]
         "status": "ok",
         "error": None,
         "plan": plan.to_dict(),
+        "plan_resolved": plan.to_dict(defaults=True),
         "plan_key": plan.key(),
         "label": plan.label(),
         "n_per_class": spec.n_per_class,
@@ -203,6 +230,13 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan) -> dict[str, Any]
         compress_seconds = time.perf_counter() - t0
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError("the compressed model has non-finite weights")
+        record["weights_fingerprint"] = model_fingerprint(model)
+        twin = known(record["weights_fingerprint"]) if known is not None else None
+        if twin is not None and twin.get("status") == "ok" and twin.get("plan_key") != record["plan_key"]:
+            record.update({k: twin[k] for k in MODEL_FIELDS if k in twin}, duplicate_of=twin["plan_key"],
+                          duplicate_label=twin.get("label"), compress_seconds=round(compress_seconds, 3))
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            return record
         report = size_report(model)
         evaluator = Evaluator(model, mean=res.pretrained.mean, std=res.pretrained.std, device=spec.device,
                               precision=spec.precision, batch_size=spec.batch_size)
@@ -238,8 +272,14 @@ def failed_record(plan: CompressionPlan, error: str) -> dict[str, Any]:
 def evaluate_and_store(spec: EvaluationSpec, plan_dict: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point: evaluates a plan given as a dict and writes its record to the cache at once."""
     plan = CompressionPlan.from_dict(plan_dict)
-    record = evaluate_plan(spec, plan)
-    record["context_key"] = spec.context_key()
-    if spec.cache_dir is not None:
-        EvaluationCache(spec.cache_dir).put(spec.context_key(), plan.key(), record)
+    context = spec.context_key()
+    cache = EvaluationCache(spec.cache_dir) if spec.cache_dir is not None else None
+    known = None if cache is None else (lambda fingerprint: cache.find_weights(context, fingerprint))
+    record = evaluate_plan(spec, plan, known=known)
+    record["context_key"] = context
+    if cache is not None:
+        cache.put_context(context, spec.context())
+        cache.put(context, plan.key(), record)
+        if record["status"] == "ok" and not record.get("duplicate_of"):
+            cache.put_weights(context, record["weights_fingerprint"], plan.key())
     return record

@@ -365,11 +365,28 @@ def _frame(run_log: _Log, problem: CompressionProblem) -> pd.DataFrame:
     for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"):
         if column not in frame:  # every candidate so far failed
             frame[column] = np.nan
+    frame["duplicate_of"] = _duplicates(frame, run_log)
     if len(frame):
-        frame["pareto"] = pareto_mask(np.vstack(frame["_F"].to_numpy()), frame["feasible"].to_numpy())
+        # a plan that produced the same model as an earlier one is that plan, not another point
+        candidates = frame["feasible"].to_numpy() & frame["duplicate_of"].isna().to_numpy()
+        frame["pareto"] = pareto_mask(np.vstack(frame["_F"].to_numpy()), candidates)
     else:
         frame["pareto"] = pd.Series(dtype=bool)
     return frame
+
+
+def _duplicates(frame: pd.DataFrame, run_log: _Log) -> pd.Series:
+    """Label of the first plan of the run that produced the same compressed model, else None."""
+    first: dict[str, str] = {}
+    out = []
+    for key in frame["plan_key"] if len(frame) else []:
+        fingerprint = run_log.records[key].get("weights_fingerprint")
+        if not fingerprint or run_log.records[key].get("status") != "ok":
+            out.append(None)
+            continue
+        out.append(first.get(fingerprint))
+        first.setdefault(fingerprint, run_log.records[key]["label"])
+    return pd.Series(out, index=frame.index, dtype=object)
 
 
 def _final_evaluation(settings: SearchSettings, space: SearchSpace, frame: pd.DataFrame,

@@ -180,8 +180,8 @@ class SearchSpace:
         genes: The searched genes; kinds left out are off.
         prune: Fixed PruneConfig options (``scope``, ``structured``).
         cluster: Fixed ClusterConfig options (``init``, ``preserve_sparsity``).
-        quantize: Fixed QuantizeConfig options (``per_channel``, ``symmetric``, and ``activation_bits``
-            when activation bits are not a gene); they apply whenever weights are quantized.
+        quantize: Fixed QuantizeConfig options (``per_channel``, ``symmetric``, ``weight_range``, and
+            ``activation_bits`` when activation bits are not a gene); they apply whenever weights are quantized.
         exclude_first_conv: Leave the first convolution uncompressed.
         exclude_classifier: Leave the final classifier uncompressed.
         exclude: Module-name patterns left uncompressed.
@@ -257,7 +257,8 @@ class SearchSpace:
         genes = tuple(_parse_gene(kind, spec) for kind, spec in genes_spec.items())
         prune = _mapping(data.get("prune"), "prune", ("scope", "structured"))
         cluster = _mapping(data.get("cluster"), "cluster", ("init", "preserve_sparsity"))
-        quantize = _mapping(data.get("quantize"), "quantize", ("per_channel", "symmetric", "activation_bits"))
+        quantize = _mapping(data.get("quantize"), "quantize",
+                            ("per_channel", "symmetric", "activation_bits", "weight_range"))
         if "activation_bits" in quantize and "activation_bits" in genes_spec:
             raise ConfigError("quantize.activation_bits is fixed but also a gene (genes.activation_bits); keep one")
         # validate fixed options through the config classes themselves

@@ -81,6 +81,9 @@ def test_skewed_calibration_prefix_is_reported(tiny, caplog):
     with caplog.at_level("WARNING"):
         recalibrate_batchnorm(compress(tiny, CompressionPlan()), balanced, n_images=20, batch_size=8)
     assert "skewed" not in caplog.text
+    with caplog.at_level("WARNING"):
+        recalibrate_batchnorm(compress(tiny, CompressionPlan()), balanced, n_images=3)
+    assert "fewer than the 4 classes: 1 classes go unseen" in caplog.text
 
 
 def test_recalibrate_batchnorm_directly(tiny, calibration):

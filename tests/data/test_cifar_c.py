@@ -23,7 +23,7 @@ from moo_compress.data.cifar_c import (
 )
 from moo_compress.data.corruptions import corrupt
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError, UnknownNameError
-from moo_compress.fileio import stable_hash
+from moo_compress.fileio import sha256_file, stable_hash
 
 N = 12  # images per severity block of the synthetic releases
 
@@ -291,3 +291,38 @@ def test_load_corrupted_rejects_bad_arguments(tmp_path: Path) -> None:
         load_corrupted(clean, n_per_class=0, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="fewer than the 11 per class"):
         load_corrupted(clean, n_per_class=11, cache_dir=tmp_path)
+
+
+def test_generated_file_altered_on_disk_is_detected_and_regenerated(tmp_path: Path) -> None:
+    clean = tiny_clean(30)
+    kwargs = dict(corruptions=["pixelate"], severities=[2], n_per_class=4, seed=1, cache_dir=tmp_path)
+    first = load_corrupted(clean, **kwargs)
+    expected = first.images("pixelate", 2).copy()
+    folder = Path(first.source.split(" ", 1)[1])
+    path = folder / "pixelate-2.npy"
+    assert (folder / "pixelate-2.npy.sha256").read_text() == sha256_file(path)
+    del first
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one altered pixel, same size: a name-and-size check would reuse it
+    path.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="does not match the digest"):
+        again = load_corrupted(clean, **kwargs)
+    assert np.array_equal(again.images("pixelate", 2), expected)
+    assert (folder / "pixelate-2.npy.sha256").read_text() == sha256_file(path)
+
+
+def test_generate_release_rerun_regenerates_an_altered_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clean = tiny_clean(12)
+    out = generate_release(clean, tmp_path / "gen", corruptions=["contrast", "fog"], severities=[1], workers=1,
+                           progress=False)
+    good = np.load(out / "fog.npy").copy()
+    data = bytearray((out / "fog.npy").read_bytes())
+    data[-1] ^= 0xFF
+    (out / "fog.npy").write_bytes(bytes(data))
+    done: list[str] = []
+    real = cifar_c.run_jobs
+    monkeypatch.setattr(cifar_c, "run_jobs", lambda images, jobs, **kw: (done.extend(j.name for j in jobs),
+                                                                          real(images, jobs, **kw)))
+    generate_release(clean, out, corruptions=["contrast", "fog"], severities=[1], workers=1, progress=False)
+    assert done == ["fog"]  # the untouched file was kept, the altered one written again
+    assert np.array_equal(np.load(out / "fog.npy"), good)

@@ -114,7 +114,8 @@ class CalibrationData:
             index = balanced_order(labels, len(labels) if n is None else n, seed=seed)
         except ConfigError as exc:
             raise ConfigError(f"calibration images: {exc}") from None
-        return cls(np.ascontiguousarray(images[index]), tuple(mean), tuple(std), labels[index], precision)  # type: ignore[arg-type]
+        images = np.ascontiguousarray(images[index])
+        return cls(images, tuple(mean), tuple(std), labels[index], precision)  # type: ignore[arg-type]
 
     def check_balance(self, n: int, *, purpose: str) -> None:
         """Logs a warning when the first ``n`` images (what ``purpose`` reads) miss a class or are skewed.

@@ -6,7 +6,8 @@ image-set fingerprints, fidelity, precision, calibration, package and library ve
 of the source code that computes the numbers, device type; written out in ``<context>/context.json``)
 and ``plan`` hashes the fully resolved plan (every field, defaults included).
 ``<context>/weights/<fingerprint>.json`` names the plan that first produced a given compressed
-model, so a plan that produces the same model is recognised before it is evaluated. Files are written atomically (temporary file + rename) the moment a result is known, so:
+model, so a plan that produces the same model is recognised before it is evaluated. Files are written
+atomically (temporary file + rename) the moment a result is known, so:
 
 - an interrupted run loses nothing already evaluated, and a re-run resumes from the store;
 - runs (and parallel workers) that meet the same candidate share the work;

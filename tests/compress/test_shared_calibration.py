@@ -14,7 +14,6 @@ from moo_compress.compress import (
     CompressionPlan,
     PruneConfig,
     QuantizeConfig,
-    RecoveryConfig,
     compress,
 )
 from moo_compress.data import load_dataset

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
-from moo_compress import __version__
 from moo_compress.fileio import atomic_write_json, atomic_write_text
+from moo_compress.provenance import numeric_versions
 
 if TYPE_CHECKING:
     from moo_compress.search.candidate import EvaluationSpec
@@ -27,13 +26,10 @@ __all__ = ["write_progress", "write_all", "versions"]
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python and the packages that determine a run's numbers."""
-    import numpy
+    """Versions of Python and the packages that determine a run's numbers (and its search path)."""
     import pymoo
-    import torch
 
-    return {"python": platform.python_version(), "moo_compress": __version__, "torch": str(torch.__version__),
-            "numpy": numpy.__version__, "pymoo": pymoo.__version__, "pandas": pd.__version__}
+    return {**numeric_versions(), "pymoo": pymoo.__version__, "pandas": pd.__version__}
 
 
 def _csv(frame: pd.DataFrame) -> str:

@@ -11,7 +11,7 @@ from moo_compress.data.datasets import (
     load_image_folder,
     resolve_data_root,
 )
-from moo_compress.data.subsets import balanced_order, stratified_indices
+from moo_compress.data.subsets import SPLITS, balanced_order, split_indices, stratified_indices
 
 __all__ = [
     "DATASETS",
@@ -25,4 +25,6 @@ __all__ = [
     "resolve_data_root",
     "balanced_order",
     "stratified_indices",
+    "split_indices",
+    "SPLITS",
 ]

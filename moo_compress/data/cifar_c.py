@@ -491,14 +491,20 @@ class CorruptedSet:
             yield corruption, severity, self._images[(corruption, severity)]
 
 
-def _select_indices(labels: np.ndarray, n_per_class: int | None, seed: int) -> np.ndarray:
+def _select_indices(labels: np.ndarray, n_per_class: int | None, seed: int,
+                    indices: np.ndarray | None = None) -> np.ndarray:
+    if indices is not None:
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.ndim != 1 or (indices.size and (indices.min() < 0 or indices.max() >= len(labels))):
+            raise ConfigError(f"indices must be positions in the {len(labels)} test images")
+        return indices
     if n_per_class is None:
         return np.arange(len(labels), dtype=np.int64)
     return stratified_indices(labels, n_per_class, seed=seed).astype(np.int64)
 
 
 def _from_release(root: Path, names: tuple[str, ...], sevs: tuple[int, ...], n_per_class: int | None,
-                  seed: int, num_classes: int) -> CorruptedSet:
+                  seed: int, num_classes: int, chosen: np.ndarray | None = None) -> CorruptedSet:
     release = open_release(root, corruptions=names)
     missing = [s for s in sevs if s not in release.severities]
     if missing:
@@ -506,8 +512,8 @@ def _from_release(root: Path, names: tuple[str, ...], sevs: tuple[int, ...], n_p
     if int(release.labels.max()) >= num_classes:
         raise DataFormatError(f"release {root} has labels up to {int(release.labels.max())}, "
                               f"more than the {num_classes} classes of the clean dataset")
-    indices = _select_indices(release.labels, n_per_class, seed)
-    subset = None if n_per_class is None else indices
+    indices = _select_indices(release.labels, n_per_class, seed, chosen)
+    subset = None if n_per_class is None and chosen is None else indices
     images = {(c, s): release.images(c, s, subset) for c in names for s in sevs}
     digest = hashlib.sha256()
     for key in sorted(images):
@@ -545,9 +551,10 @@ def _verified(path: Path) -> bool:
 
 
 def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...], n_per_class: int | None,
-               seed: int, cache_dir: str | os.PathLike[str] | None, workers: int, progress: bool) -> CorruptedSet:
+               seed: int, cache_dir: str | os.PathLike[str] | None, workers: int, progress: bool,
+               chosen: np.ndarray | None = None) -> CorruptedSet:
     check_corruption_images(clean.images)
-    indices = _select_indices(clean.labels, n_per_class, seed)
+    indices = _select_indices(clean.labels, n_per_class, seed, chosen)
     key = _generation_key(clean.fingerprint, stable_hash(indices.tolist()), seed, ())
     folder = paths.cache_dir(cache_dir) / "corruptions" / f"{clean.name}-{stable_hash(key)}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -555,7 +562,7 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
         atomic_write_json(folder / "key.json", key)
     todo = [(c, s) for c in names for s in sevs if not _verified(folder / f"{c}-{s}.npy")]
     if todo:
-        images = clean.images if n_per_class is None else clean.images[indices]
+        images = clean.images if n_per_class is None and chosen is None else clean.images[indices]
         temps: dict[Path, Path] = {}
         jobs = []
         for c, s in todo:
@@ -602,6 +609,7 @@ def load_corrupted(
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int = 1,
     progress: bool = False,
+    indices: np.ndarray | None = None,
 ) -> CorruptedSet:
     """The corrupted test images for every (corruption, severity), from a release or generated and cached.
 
@@ -620,6 +628,8 @@ def load_corrupted(
         cache_dir: Cache root (default ``$MOO_COMPRESS_CACHE``).
         workers: Processes used when generating.
         progress: Show a progress bar when generating.
+        indices: Exactly these positions of the test set (e.g. a stratified subset of the report
+            split), instead of a subset drawn by ``n_per_class`` and ``seed``.
 
     Returns:
         The :class:`CorruptedSet`; the same arguments always give the same images and fingerprint.
@@ -631,9 +641,12 @@ def load_corrupted(
     """
     names = resolve_corruptions(corruptions)
     sevs = check_severities(severities)
+    if indices is not None and n_per_class is not None:
+        raise ConfigError("pass either indices or n_per_class, not both")
     if n_per_class is not None and (not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1):
         raise ConfigError(f"n_per_class must be a positive integer or None, got {n_per_class!r}")
     root = find_release(clean_test.name, release_dir)
     if root is not None:
-        return _from_release(root, names, sevs, n_per_class, seed, clean_test.num_classes)
-    return _generated(clean_test, names, sevs, n_per_class, seed, cache_dir, max(1, int(workers)), progress)
+        return _from_release(root, names, sevs, n_per_class, seed, clean_test.num_classes, indices)
+    return _generated(clean_test, names, sevs, n_per_class, seed, cache_dir, max(1, int(workers)), progress,
+                      indices)

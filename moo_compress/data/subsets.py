@@ -6,7 +6,10 @@ import numpy as np
 
 from moo_compress.errors import ConfigError
 
-__all__ = ["stratified_indices", "balanced_order"]
+__all__ = ["stratified_indices", "balanced_order", "split_indices", "SPLITS"]
+
+#: Names of the parts of a test set that :func:`split_indices` returns.
+SPLITS = ("search", "report", "all")
 
 
 def stratified_indices(labels: np.ndarray, n_per_class: int, *, seed: int = 0) -> np.ndarray:
@@ -70,3 +73,39 @@ def balanced_order(labels: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
     order = np.argsort(rng.random((rounds, classes.size)), axis=1)  # a class order per round
     flat = table[order, np.arange(rounds)[:, None]].reshape(-1)
     return flat[flat >= 0][:n]
+
+
+def split_indices(labels: np.ndarray, split: str, *, seed: int = 0, fraction: float = 0.5) -> np.ndarray:
+    """The indices of one part of a test set split into a *search* and a *report* part, stratified.
+
+    Each class's members are shuffled with ``seed`` and the first ``round(fraction * size)`` go to the
+    search part, the rest to the report part, so both parts keep the class proportions, never share an
+    image, and the same labels and seed always give the same parts. Plans are selected on the search
+    part and only measured on the report part, so reported numbers are not biased by the selection.
+
+    Args:
+        labels: Labels of the whole test set.
+        split: ``search``, ``report`` or ``all`` (every index).
+        seed: Seed of the split (kept apart from the seeds of subsets drawn inside a part).
+        fraction: Share of each class in the search part, in (0, 1).
+
+    Returns:
+        The indices of the part, ascending.
+
+    Raises:
+        ConfigError: for an unknown part or a fraction outside (0, 1).
+    """
+    labels = np.asarray(labels)
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    if split == "all":
+        return np.arange(labels.size, dtype=np.int64)
+    if not 0.0 < float(fraction) < 1.0:
+        raise ConfigError(f"the search fraction of the split must be in (0, 1), got {fraction!r}")
+    rng = np.random.default_rng([seed, 0x5EA4C4])  # a stream of its own: independent of subset seeds
+    chosen = []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        cut = int(round(float(fraction) * members.size))
+        chosen.append(members[:cut] if split == "search" else members[cut:])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

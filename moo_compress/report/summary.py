@@ -1,4 +1,4 @@
-"""``summary.md``: the baseline, the recommendations with their rationale, the front as a table,
+"""``summary.md``: the reference and the original, the recommendations with their rationale, the front as a table,
 and every figure with a sentence on what it shows."""
 
 from __future__ import annotations
@@ -28,7 +28,21 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 def _fidelity(block: dict[str, Any] | None) -> str:
     if not block:
         return "n/a (not re-evaluated)"
-    return "the whole test set" if block.get("n_per_class") is None else f"{block['n_per_class']} images per class"
+    where = f" of the {block['split']} split" if block.get("split") not in (None, "all") else ""
+    return (f"every image{where}" if block.get("n_per_class") is None
+            else f"{block['n_per_class']} images per class{where}")
+
+
+def _interval(row: Any, name: str, signed: bool = True) -> str:
+    """``estimate [low, high]`` of a ``final/<name>`` interval column, or the point alone."""
+    get = row.get if hasattr(row, "get") else (lambda k, d=None: d)
+    est, low, high = get(f"final/{name}"), get(f"final/{name}_low"), get(f"final/{name}_high")
+    if est is None or pd.isna(est):
+        return "undefined"
+    sign = "+" if signed else ""
+    if low is None or pd.isna(low):
+        return format(float(est), f"{sign}.1f")
+    return f"{float(est):{sign}.1f} [{float(low):{sign}.1f}, {float(high):{sign}.1f}]"
 
 
 def _header(run: RunData) -> list[str]:
@@ -36,53 +50,87 @@ def _header(run: RunData) -> list[str]:
     settings = cfg.get("settings", {})
     ev = run.evaluations
     n_failed = len(ev) - len(run.ok)
-    final = (f"the Pareto set was re-evaluated on {_fidelity(info.get('final'))}" if run.has_final
-             else "the Pareto set was not re-evaluated (final fidelity = screening)")
-    return [
+    select = info.get("selection")
+    stages = (f"the screening front and the plans within its noise were re-evaluated on {_fidelity(select)}, "
+              "which decided the front and the recommendations" if select else
+              "the front and the recommendations were decided on the screening numbers")
+    report = (f"the selected plans were then measured on {_fidelity(info.get('final'))} "
+              f"(clean accuracy on every image of that split)" if run.has_final else "nothing was measured on a "
+              "report split (--final-images 0): the numbers below are the ones that selected the plans")
+    lines = [
         f"# Compression search: {info.get('arch')} on {info.get('dataset')}",
         "",
         f"Search space `{cfg.get('space', {}).get('name')}` ({len(info.get('variables', []))} genes), "
         f"seed {info.get('seed')}, {len(ev)} distinct plans evaluated ({n_failed} failed) in "
-        f"{_fmt((info.get('seconds') or 0) / 60, '.1f')} minutes. Screening used "
-        f"{_fidelity(info.get('screening'))} for clean accuracy and for each of {len(info.get('corruptions', []))} "
-        f"corruptions x {len(info.get('severities', []))} severities; {final} "
-        f"({settings.get('precision')} inference).",
+        f"{_fmt((info.get('seconds') or 0) / 60, '.1f')} minutes ({settings.get('precision')} inference). "
+        f"The test set is split (stratified, seed {settings.get('split_seed', 0)}) into a search half and a report "
+        f"half. Screening used {_fidelity(info.get('screening'))} for clean accuracy and for each of "
+        f"{len(info.get('corruptions', []))} corruptions x {len(info.get('severities', []))} severities; {stages}; "
+        f"{report}.",
         "",
-        "Objectives: clean accuracy (higher is better), robustness = mean accuracy over the corrupted test "
-        "images (higher is better; mCE is reported against the uncompressed baseline, 100 = as robust as it), "
-        "and compression ratio = fp32 size / compressed size under the storage model (higher is better).",
+        "Objectives: clean accuracy (higher is better), robustness "
+        f"(`{run.knees.get('robustness', 'mean_corruption_accuracy')}`) and compression ratio = fp32 size / "
+        "compressed size under the storage model (higher is better). Deltas, mCE (100 = as robust as the "
+        "reference) and constraints compare every plan with the **reference**: the uncompressed model after the "
+        "same recovery as every candidate. Intervals are paired 95% intervals over the report images (candidate "
+        "and reference on the same images); they cover the sampling of test images only, not the calibration "
+        "images, the search seed or other data.",
         *_recovery(cfg.get("space", {}).get("recovery") or {}),
     ]
+    base = run.knees.get("baseline", {})
+    if settings.get("report_on_search") or base.get("report_on_search"):
+        lines += ["", "> **Warning: optimistic figures.** This run reported on the search split "
+                  "(`--report-on-search`), the images that selected the plans: their numbers are biased upward."]
+    for note in base.get("notes") or []:
+        lines += ["", f"> **Note:** {note}."]
+    return lines
 
 
 def _recovery(recovery: dict[str, Any]) -> list[str]:
-    """A sentence on the recovery every candidate received (the baseline row is the untouched model)."""
+    """A sentence on the recovery every candidate (and the reference) received."""
     steps = []
     if recovery.get("bn_images"):
         steps.append(f"batch-norm statistics re-estimated on {recovery['bn_images']} training images")
     if recovery.get("finetune_steps"):
         steps.append(f"{recovery['finetune_steps']} steps of fine-tuning that keep the compression")
     if not steps:
-        return []
-    return ["", f"Every plan was followed by recovery ({'; '.join(steps)}); the baseline is the untouched model, "
-                "and the plan `recovery only` is the uncompressed model with that recovery alone."]
+        return ["", "The space applies no recovery, so the reference is the original model."]
+    return ["", f"Every plan, and the reference, was followed by recovery ({'; '.join(steps)})."]
 
 
 def _baseline(run: RunData) -> list[str]:
+    base = run.knees.get("baseline", {})
     screen = run.screening_baseline
-    lines = ["", "## Baseline (uncompressed)", "",
-             "| fidelity | clean accuracy | mean corruption accuracy | compression |", "|---|---|---|---|",
-             f"| screening | {_fmt(screen.get('clean_accuracy'))}% | {_fmt(screen.get('mean_corruption_accuracy'))}% "
-             "| 1.00x |"]
-    if run.has_final:
-        base = run.baseline
-        lines.append(f"| final | {_fmt(base.get('clean_accuracy'))}% | {_fmt(base.get('mean_corruption_accuracy'))}% "
-                     "| 1.00x |")
+    lines = ["", "## Reference and original", "",
+             "| model | images | clean accuracy | mean corruption accuracy | mCE vs. reference |", "|---|---|---|---|---|",
+             f"| reference, screening | {_fidelity(run.info.get('screening'))} | {_fmt(screen.get('clean_accuracy'))}% | "
+             f"{_fmt(screen.get('mean_corruption_accuracy'))}% | 100.0 |"]
+    if base.get("selection"):
+        sel = base["selection"]
+        lines.append(f"| reference, selection | {_fidelity(run.info.get('selection'))} | "
+                     f"{_fmt(sel.get('clean_accuracy'))}% | {_fmt(sel.get('mean_corruption_accuracy'))}% | 100.0 |")
+    if run.has_final and base.get("final"):
+        ref, orig = base["final"], base.get("original") or {}
+        rep = base.get("report") or {}
+        images = f"{rep.get('n_clean')} clean, {rep.get('n_corrupted')} per cell ({rep.get('split')} split)"
+        lines.append(f"| **reference**, report | {images} | {_fmt(ref.get('clean_accuracy'))}% | "
+                     f"{_fmt(ref.get('mean_corruption_accuracy'))}% | 100.0 |")
+        lines.append(f"| original (no recovery), report | {images} | {_fmt(orig.get('clean_accuracy'))}% | "
+                     f"{_fmt(orig.get('mean_corruption_accuracy'))}% | {_fmt(orig.get('mce'), '.1f')} |")
+        rec = base.get("recovery") or {}
+        if rec.get("clean_delta"):
+            c, m = rec["clean_delta"], rec["mca_delta"]
+            lines += ["", f"What the recovery alone does (reference minus original, report split): clean "
+                      f"{c['estimate']:+.2f} points [{c['low']:+.2f}, {c['high']:+.2f}], mean corruption accuracy "
+                      f"{m['estimate']:+.2f} points [{m['low']:+.2f}, {m['high']:+.2f}]; {rec.get('changed')} of "
+                      f"{rec.get('n_clean')} clean predictions changed. Deltas of the plans below are against the "
+                      "reference, so they show what the compression does, not the recovery."]
     return lines
 
 
 def _recommendations(run: RunData) -> list[str]:
-    lines = ["", "## Recommendations", ""]
+    lines = ["", "## Recommendations", "",
+             "Decided on the search split; measured on the report split."]
     recs = run.recommendations
     if not recs:
         lines.append("No feasible plan was found: loosen the constraints of the search space or widen its genes.")
@@ -96,29 +144,34 @@ def _recommendations(run: RunData) -> list[str]:
 
 def _pareto(run: RunData) -> list[str]:
     picks = recommendations_by_row(run)
-    final = run.has_final
-    if final:
-        intro = "Screening values, then final-fidelity values (`final`). mCE: 100 = as robust as the baseline."
-        head = ("| # | plan | picked as | clean acc. (%) | final | mean corr. acc. (%) | final | mCE | final "
-                "| ratio (x) |", "|---|---|---|---|---|---|---|---|---|---|")
-    else:
-        intro = "Screening values (the front was not re-evaluated). mCE: 100 = as robust as the baseline."
-        head = ("| # | plan | picked as | clean acc. (%) | mean corr. acc. (%) | mCE | ratio (x) |",
-                "|---|---|---|---|---|---|---|")
+    front = run.pareto
+    intro = ("The front decided on the search split, measured on the report split: deltas against the reference "
+             "with paired 95% intervals. **Flags**: `dominated` = another reported plan is at least as good in "
+             "all three objectives on the report split; `tied` = the paired intervals of the differences to that "
+             "ratio-order neighbour (clean and mean corruption accuracy) contain zero, so noise alone may order "
+             "them. Worst class / corruption: the largest drop of one class's clean accuracy and of one "
+             "corruption's accuracy (mean over severities).")
+    head = ("| # | plan | picked as | ratio (x) | clean (%) | clean Δ (points) | mean corr. acc. (%) | mCA Δ (points) "
+            "| mCE | worst class Δ | worst corruption Δ | flags |", "|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = ["", "## Pareto set", "", intro, "", *head]
-    for i, r in run.pareto.iterrows():
+    for i, r in front.iterrows():
         tags = ", ".join(method_style(p["method"]).short for p in picks.get(int(i), []))
-        cells = [str(i), f"`{r['label']}`", tags, _fmt(r.get("clean_accuracy"))]
-        if final:
-            cells += [_fmt(r.get("final/clean_accuracy")), _fmt(r.get("mean_corruption_accuracy")),
-                      _fmt(r.get("final/mean_corruption_accuracy")), _fmt(r.get("mce"), ".1f"),
-                      _fmt(r.get("final/mce"), ".1f"), _fmt(r.get("final/compression_ratio"))]
-        else:
-            cells += [_fmt(r.get("mean_corruption_accuracy")), _fmt(r.get("mce"), ".1f"),
-                      _fmt(r.get("compression_ratio"))]
+        flags = []
+        if isinstance(r.get("dominated_on_report_by"), str):
+            flags.append(f"dominated by `{r['dominated_on_report_by']}`")
+        if isinstance(r.get("tied_with"), str):
+            flags.append(f"tied with `{r['tied_with']}`")
+        worst_class = (f"{r.get('final/worst_class')}: {_interval(r, 'worst_class_delta')}"
+                       if "final/worst_class" in r else "n/a")
+        worst_corr = (f"{r.get('final/worst_corruption')}: {_interval(r, 'worst_corruption_delta')}"
+                      if "final/worst_corruption" in r else "n/a")
+        cells = [str(i), f"`{r['label']}`", tags, _fmt(r.get("final/compression_ratio")),
+                 _fmt(r.get("final/clean_accuracy")), _interval(r, "clean_delta"),
+                 _fmt(r.get("final/mean_corruption_accuracy")), _interval(r, "mca_delta"),
+                 _interval(r, "mce", signed=False), worst_class, worst_corr, "; ".join(flags)]
         lines.append("| " + " | ".join(cells) + " |")
-    if run.pareto.empty:
-        lines.append("| | (empty: no feasible plan) | | | | | |")
+    if front.empty:
+        lines.append("| | (empty: no feasible plan) | | | | | | | | | | |")
     return lines
 
 
@@ -152,7 +205,7 @@ def summary_markdown(run: RunData, figures: Sequence[FigureSpec] = ()) -> str:
         "the row of `pareto.csv`.",
         "",
         "```bash",
-        f"python -m moo_compress.evaluate --run {run_dir} --select knee            # full-fidelity re-evaluation",
+        f"python -m moo_compress.evaluate --run {run_dir} --select knee            # more report-split images",
         f"python -m moo_compress.evaluate --run {run_dir} --select 3 --export exported/   # row 3, packed model file",
         f"python -m moo_compress.report {run_dir}                                   # regenerate this summary",
         f"MOO_COMPRESS_RUN={run_dir} jupyter lab notebooks/explore_fronts.ipynb     # explore interactively",

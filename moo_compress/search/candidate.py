@@ -11,35 +11,37 @@ process that computed it, so nothing is lost if the search is interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from moo_compress import __version__
 from moo_compress.compress import CalibrationData, CompressionPlan, compress, model_fingerprint
 from moo_compress.compress.size import size_report
-from moo_compress.data import ArrayDataset, load_dataset, stratified_indices
+from moo_compress.data import ArrayDataset, load_dataset, split_indices, stratified_indices
 from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
 from moo_compress.errors import DataFormatError
 from moo_compress.evaluation import Evaluator
-from moo_compress.evaluation.robustness import evaluate_robustness
 from moo_compress.fileio import stable_hash
 from moo_compress.evaluation.runtime import resolve_device
 from moo_compress.models import PretrainedModel, load_pretrained
 from moo_compress.provenance import numeric_versions, source_fingerprint
 from moo_compress.search.cache import EvaluationCache
+from moo_compress.stats import pack_bits
 
-__all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "evaluate_plan",
+__all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "split_pool", "evaluate_plan",
            "evaluate_and_store", "failed_record", "corruption_key"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
-EVALUATION_VERSION = 3  # 2: batch norms folded into convolutions; 3: keys hash source, versions, device
+EVALUATION_VERSION = 4  # 2: batch norms folded; 3: keys hash source, versions, device; 4: per-image outcomes
 
 
 def corruption_key(corruption: str, severity: int) -> str:
@@ -60,14 +62,22 @@ class EvaluationSpec:
         corruptions: Corruptions evaluated.
         severities: Severities evaluated.
         n_per_class: Fidelity: images per class, for clean accuracy and for every (corruption,
-            severity); None for the whole test set.
-        seed: Seed of the image subsets and of generated corruptions.
+            severity); None for the whole split.
+        seed: Seed of the image subsets (drawn inside the split) and of generated corruptions.
         release_dir: A CIFAR-C release folder, or None to search ``$MOO_COMPRESS_DATA`` / generate.
         calibration_images: Training images available to recovery steps (0 = none).
         precision: ``fp32`` or ``bf16``.
         device: ``cpu``, ``cuda`` or ``auto``.
         batch_size: Images per forward pass (None: 64 per CPU thread, 256 on CUDA).
         cache_dir: Cache root (generated corruptions, evaluation records).
+        split: Part of the test set the images come from: ``search`` (screening and selection),
+            ``report`` (final numbers only) or ``all`` (see :func:`~moo_compress.data.split_indices`).
+        split_seed: Seed of the search/report split.
+        clean_whole_split: Measure clean accuracy on every image of the split (corrupted images still
+            follow ``n_per_class``): clean images are cheap next to the corruption cells.
+        threads: torch CPU threads of one evaluation (None: leave torch's setting). Batch-norm
+            re-estimation and bf16 kernels reduce in a thread-dependent order, so the thread count is
+            part of the cache context and fixed for every execution mode.
         clean_fingerprint: Fingerprint of the clean subset, filled by :meth:`resolved`.
         corrupted_fingerprint: Fingerprint of the corrupted set, filled by :meth:`resolved`.
         calibration_fingerprint: Fingerprint of the calibration images, filled by :meth:`resolved`.
@@ -88,13 +98,19 @@ class EvaluationSpec:
     device: str = "cpu"
     batch_size: int | None = None
     cache_dir: str | None = None
+    split: str = "all"
+    split_seed: int = 0
+    clean_whole_split: bool = False
+    threads: int | None = 1
     clean_fingerprint: str = ""
     corrupted_fingerprint: str = ""
     calibration_fingerprint: str = ""
 
-    def with_fidelity(self, n_per_class: int | None) -> EvaluationSpec:
-        """The same spec at another fidelity (fingerprints are recomputed by :meth:`resolved`)."""
-        return dataclasses.replace(self, n_per_class=n_per_class, clean_fingerprint="", corrupted_fingerprint="")
+    def with_fidelity(self, n_per_class: int | None, **changes: Any) -> EvaluationSpec:
+        """The same spec at another fidelity (and other ``changes``); fingerprints are recomputed by
+        :meth:`resolved`."""
+        return dataclasses.replace(self, n_per_class=n_per_class, clean_fingerprint="", corrupted_fingerprint="",
+                                   **changes)
 
     def resolved(self) -> EvaluationSpec:
         """The spec with its data fingerprints filled in (loads the data of this process once)."""
@@ -111,8 +127,9 @@ class EvaluationSpec:
 
         The checkpoint, data and calibration fingerprints, fidelity and precision; the versions of the
         package, torch and numpy, a fingerprint of the source code that computes the numbers
-        (:func:`~moo_compress.provenance.source_fingerprint`) and the device type (kernels differ
-        between CPU and CUDA). The batch size does not change the numbers and is left out.
+        (:func:`~moo_compress.provenance.source_fingerprint`), the device type (kernels differ
+        between CPU and CUDA) and, on CPU, the threads of an evaluation. The batch size does not change
+        the numbers and is left out.
         """
         if not self.clean_fingerprint:
             raise ValueError("call EvaluationSpec.resolved() before using it as a cache context")
@@ -128,6 +145,7 @@ class EvaluationSpec:
             "calibration": self.calibration_fingerprint,
             "n_per_class": self.n_per_class,
             "precision": self.precision,
+            "threads": self.threads if resolve_device(self.device).type == "cpu" else None,
         }
 
     def context_key(self) -> str:
@@ -138,7 +156,7 @@ class EvaluationSpec:
         """What :func:`load_resources` memoises on (fingerprints excluded: they are derived)."""
         return (self.arch, self.dataset, self.weights_path, self.weights_sha256, self.data_root, self.corruptions,
                 self.severities, self.n_per_class, self.seed, self.release_dir, self.calibration_images,
-                self.cache_dir)
+                self.cache_dir, self.split, self.split_seed, self.clean_whole_split)
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,11 +186,14 @@ def load_resources(spec: EvaluationSpec) -> Resources:
         raise DataFormatError(f"{spec.weights_path} changed since the search started (SHA-256 differs); "
                               "restart the search")
     test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
-    clean = test if spec.n_per_class is None else test.subset(
-        stratified_indices(test.labels, spec.n_per_class, seed=spec.seed))
-    corrupted = load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities,
-                               n_per_class=spec.n_per_class, seed=spec.seed, release_dir=spec.release_dir,
-                               cache_dir=spec.cache_dir)
+    pool = split_indices(test.labels, spec.split, seed=spec.split_seed)
+    chosen = pool if spec.n_per_class is None else pool[
+        stratified_indices(test.labels[pool], spec.n_per_class, seed=spec.seed)]
+    clean_indices = pool if spec.clean_whole_split else chosen
+    clean = test if len(clean_indices) == len(test) else test.subset(clean_indices)
+    corrupted = load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
+                               release_dir=spec.release_dir, cache_dir=spec.cache_dir,
+                               indices=None if len(chosen) == len(test) else chosen)
     calibration = None
     if spec.calibration_images > 0:
         train = load_dataset(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir)
@@ -189,9 +210,28 @@ def load_resources(spec: EvaluationSpec) -> Resources:
     return resources
 
 
+def split_pool(spec: EvaluationSpec) -> np.ndarray:
+    """Positions in the test set of every image of the spec's split (its subsets are drawn from these)."""
+    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    return split_indices(test.labels, spec.split, seed=spec.split_seed)
+
+
 #: Record fields that depend only on the compressed model, copied from an identical model's record.
 MODEL_FIELDS = ("clean_accuracy", "corruption_accuracy", "compression_ratio", "compressed_bits", "dense_bits",
-                "n_clean", "n_corrupted")
+                "n_clean", "n_corrupted", "clean_correct", "corruption_correct")
+
+
+@contextlib.contextmanager
+def _threads(spec: EvaluationSpec) -> Iterator[None]:
+    """Runs the block with the spec's torch threads (on CPU), restoring the previous setting after."""
+    before = torch.get_num_threads()
+    if spec.threads is not None and resolve_device(spec.device).type == "cpu" and spec.threads != before:
+        torch.set_num_threads(spec.threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
@@ -209,7 +249,8 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
         A JSON-able record: ``status`` (``ok`` or ``failed``), ``error``, ``plan`` (canonical),
         ``plan_resolved`` (every field), ``plan_key``, ``label``, ``weights_fingerprint``,
         ``duplicate_of``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` ->
-        accuracy), ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
+        accuracy), ``clean_correct`` and ``corruption_correct`` (per-image outcomes in the order of the
+        spec's images, packed by :func:`~moo_compress.stats.pack_bits`), ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
     """
     res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
     start = time.perf_counter()
@@ -224,6 +265,14 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
         "precision": spec.precision,
         "moo_compress_version": __version__,
     }
+    with _threads(spec):
+        _evaluate_into(record, spec, res, plan, known)
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    return record
+
+
+def _evaluate_into(record: dict[str, Any], spec: EvaluationSpec, res: Resources, plan: CompressionPlan,
+                   known: Callable[[str], dict[str, Any] | None] | None) -> None:
     try:
         t0 = time.perf_counter()
         model = compress(res.pretrained.model, plan, calibration=res.calibration)
@@ -235,20 +284,22 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
         if twin is not None and twin.get("status") == "ok" and twin.get("plan_key") != record["plan_key"]:
             record.update({k: twin[k] for k in MODEL_FIELDS if k in twin}, duplicate_of=twin["plan_key"],
                           duplicate_label=twin.get("label"), compress_seconds=round(compress_seconds, 3))
-            record["seconds"] = round(time.perf_counter() - start, 3)
-            return record
+            return
         report = size_report(model)
         evaluator = Evaluator(model, mean=res.pretrained.mean, std=res.pretrained.std, device=spec.device,
                               precision=spec.precision, batch_size=spec.batch_size)
-        clean_accuracy = evaluator.accuracy(res.clean.images, res.clean.labels)
-        table = evaluate_robustness(evaluator, res.corrupted)
-        accuracies = {corruption_key(c, int(s)): float(a)
-                      for c, s, a in zip(table["corruption"], table["severity"], table["accuracy"])}
+        clean_correct = evaluator.predict(res.clean.images) == res.clean.labels
+        clean_accuracy = float(np.mean(clean_correct))
+        outcomes = {corruption_key(c, int(s)): evaluator.predict(images) == res.corrupted.labels
+                    for c, s, images in res.corrupted}
+        accuracies = {k: float(np.mean(v)) for k, v in outcomes.items()}
         if not math.isfinite(clean_accuracy) or not all(map(math.isfinite, accuracies.values())):
             raise FloatingPointError("accuracy is not finite")
         record.update(
             clean_accuracy=float(clean_accuracy),
             corruption_accuracy=accuracies,
+            clean_correct=pack_bits(clean_correct),
+            corruption_correct={k: pack_bits(v) for k, v in outcomes.items()},
             compression_ratio=float(report.compression_ratio),
             compressed_bits=int(report.compressed_bits),
             dense_bits=int(report.dense_bits),
@@ -259,8 +310,6 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
     except Exception as exc:  # a failed candidate is data, not a crash of the search
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=6))
-    record["seconds"] = round(time.perf_counter() - start, 3)
-    return record
 
 
 def failed_record(plan: CompressionPlan, error: str) -> dict[str, Any]:

@@ -56,10 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="a small search that finishes in about a minute: "
                    + ", ".join(f"{k}={v}" for k, v in QUICK_PRESET.items()))
     f = parser.add_argument_group("fidelity")
-    f.add_argument("--eval-images", type=int, help="screening: images for clean accuracy and for every "
-                   f"(corruption, severity), a fixed stratified subset (default {DEFAULTS['eval_images']})")
-    f.add_argument("--final-images", type=_final_images, help="the Pareto set is re-evaluated on this many "
-                   f"images ('all' = the whole test set, 0 = skip; default {DEFAULTS['final_images']})")
+    f.add_argument("--eval-images", type=int, help="screening: search-split images for clean accuracy and for "
+                   "every (corruption, severity), a fixed stratified subset "
+                   f"(default {DEFAULTS['eval_images']})")
+    f.add_argument("--select-images", type=int, help="selection: the screening front and the plans within its "
+                   "noise are re-evaluated on this many search-split images, and the front and recommendations "
+                   f"are decided on them (0 = decide on the screening numbers; default {DEFAULTS['select_images']})")
+    f.add_argument("--final-images", type=_final_images, help="report: the selected plans, the reference and the "
+                   "original model are measured on this many report-split images per (corruption, severity), "
+                   "clean accuracy on the whole report split ('all' = every report image, 0 = no report; "
+                   f"default {DEFAULTS['final_images']})")
+    f.add_argument("--split-seed", type=int, default=0, help="seed of the stratified search/report split of the "
+                   "test set (half each)")
+    f.add_argument("--report-on-search", action="store_true", help="report on the search split, the images that "
+                   "selected the plans (optimistic figures; the summary warns)")
     f.add_argument("--calibration-images", type=int, help="training images for batch-norm re-estimation "
                    "(when the space asks for it; default: the space's recovery.bn_images)")
     r = parser.add_argument_group("runtime")
@@ -69,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=None,
                    help="images per forward pass (default: 64 per CPU thread, 256 on CUDA, halved on out-of-memory)")
     r.add_argument("--workers", type=int, help="worker processes evaluating a generation in parallel (default: one "
-                   "per GPU with several CUDA devices, else 1); each gets cores // workers torch threads")
+                   "per GPU on CUDA, else one per --threads CPU cores)")
+    r.add_argument("--threads", type=int, help="torch CPU threads per evaluation (default 1); part of the cache "
+                   "key, so --workers and --scheduler never change the numbers")
     r.add_argument("--scheduler", help="run evaluations on Dask: 'local' (a LocalCluster of --workers) or "
                    "tcp://host:port")
     o = parser.add_argument_group("output")
@@ -89,7 +101,9 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         arch=args.arch, dataset=args.dataset, weights=args.weights, weights_dir=args.weights_dir,
         data_root=args.data_root, release_dir=args.release_dir, space=args.space, pop_size=args.pop_size,
         generations=args.generations, max_evals=args.max_evals, time_budget=args.time_budget,
-        eval_images=args.eval_images, final_images=args.final_images, calibration_images=args.calibration_images,
+        eval_images=args.eval_images, select_images=args.select_images, final_images=args.final_images,
+        split_seed=args.split_seed, report_on_search=args.report_on_search, threads=args.threads,
+        calibration_images=args.calibration_images,
         precision=args.precision, device=args.device, batch_size=args.batch_size, seed=args.seed,
         subset_seed=args.subset_seed, out=args.out,
         cache_dir=args.cache_dir, workers=args.workers, scheduler=args.scheduler,

@@ -7,8 +7,11 @@ ideal (column minimum) and nadir (column maximum), so objectives in different un
 - :func:`high_tradeoff_points`: pymoo's ``HighTradeoffPoints`` (Rachmawati & Srinivasan 2009) on the
   normalised front. pymoo 0.6.2 ignores its ``epsilon`` argument (always 0.125), which is only
   meaningful on normalised objectives, hence the normalisation here.
-- :func:`nbi_knee`: the point farthest from the hyperplane through the extreme points, on the side of
-  the ideal point (Das 1999, the normal-boundary-intersection knee).
+- :func:`nbi_knee`: the normal-boundary-intersection knee (Das & Dennis 1998; Das 1999): the point
+  farthest from the hyperplane through the anchors that span the convex hull of individual minima
+  (CHIM), on the side of the ideal point. The anchor of objective j is the front member that minimises
+  objective j (ties broken by the smallest sum of the other normalised objectives, so every anchor is
+  itself non-dominated); see :func:`_anchors` and :func:`_hyperplane`.
 - :func:`closest_to_ideal`: the point with the smallest Euclidean distance to the ideal (0, ..., 0).
 - :func:`most_robust_with_ratio` and :func:`smallest_within_accuracy_drop`: picks phrased in the
   units users think in.
@@ -68,26 +71,59 @@ def high_tradeoff_points(F: np.ndarray) -> np.ndarray:
     return np.array(sorted(found), dtype=int) if found is not None else np.array([], dtype=int)
 
 
-def _hyperplane(N: np.ndarray) -> tuple[np.ndarray, float]:
-    """Normal ``n`` and offset ``c`` of the plane ``n.x = c`` through the extreme points of ``N``."""
+def _anchors(N: np.ndarray) -> np.ndarray:
+    """Indices of the CHIM anchors of the normalised front ``N``, one per objective (may repeat).
+
+    The anchor of objective j is the point that minimises objective j (its individual minimum, as in
+    Das & Dennis's normal-boundary intersection); among points tied on objective j, the one with the
+    smallest sum of the other normalised objectives wins (then the lowest index), so the anchor is
+    non-dominated. These are *not* the achievement-scalarising "extreme points" of NSGA-III, which are
+    the points nearest each axis (best in all objectives but j); the two sets are in general the same
+    only for two objectives.
+
+    Where an individual minimum is a whole edge of the front (weakly Pareto-optimal points), a sampled
+    front has no exact ties there: the anchor is whichever sample happens to be lowest in j, which can
+    tilt the plane.
+    """
     m = N.shape[1]
-    # Extreme point of axis j: the minimiser of the achievement scalarising function with weight 1 on
-    # objective j and ~0 elsewhere, i.e. the point worst in j and best in all others (as NSGA-III).
-    weights = np.full((m, m), 1e-6) + np.eye(m)
-    extremes = np.array([N[np.argmin(np.max(N / w, axis=1))] for w in weights])
-    try:
-        normal = np.linalg.solve(extremes, np.ones(m))
-        if np.all(np.isfinite(normal)) and np.linalg.norm(normal) > 0 and np.all(normal >= 0):
-            return normal, 1.0
-    except np.linalg.LinAlgError:
-        pass
-    # degenerate extremes (repeated points, fewer distinct points than objectives): the equal-weight plane
-    normal = np.ones(m)
-    return normal, float(extremes.sum(axis=1).mean())
+    total = N.sum(axis=1)
+    anchors = []
+    for j in range(m):
+        others = total - N[:, j]
+        anchors.append(np.lexsort((others, N[:, j]))[0])  # primary key: objective j, then the others' sum
+    return np.array(anchors, dtype=int)
+
+
+def _hyperplane(N: np.ndarray) -> tuple[np.ndarray, float]:
+    """Normal ``n`` and offset ``c`` of the CHIM plane ``n.x = c`` through the anchors of ``N``.
+
+    With the anchors as the rows of ``A`` (see :func:`_anchors`), the plane through them is ``n.x = 1``
+    with ``A n = 1``; in normalised space the ideal is the origin, so ``n.x < 1`` is the ideal's side.
+    Degenerate anchors (fewer distinct anchors than objectives, a singular ``A``, or a normal with a
+    non-finite or negative component, i.e. a plane tilted past a coordinate axis) fall back to the
+    equal-weight plane ``sum(x) = c`` with ``c`` the mean objective sum of the anchors.
+    """
+    m = N.shape[1]
+    A = N[_anchors(N)]
+    if len(np.unique(A, axis=0)) == m:
+        try:
+            normal = np.linalg.solve(A, np.ones(m))
+            if np.all(np.isfinite(normal)) and np.linalg.norm(normal) > 0 and np.all(normal >= 0):
+                return normal, 1.0
+        except np.linalg.LinAlgError:
+            pass
+    # degenerate anchors (repeated points, fewer distinct anchors than objectives, singular or tilted past
+    # an axis): the equal-weight plane through the anchors' mean objective sum
+    return np.ones(m), float(A.sum(axis=1).mean())
 
 
 def nbi_knee(F: np.ndarray) -> int:
-    """Index of the point farthest from the extreme points' hyperplane, toward the ideal."""
+    """Index of the NBI knee: the point farthest from the CHIM plane, toward the ideal.
+
+    The CHIM plane passes through each objective's minimiser (its anchor, see :func:`_anchors`) in
+    normalised objective space; distance is measured along the plane's normal, positive on the ideal's
+    side, and the point with the largest distance is returned (the first on ties).
+    """
     N = normalize(F)
     if len(N) == 1:
         return 0

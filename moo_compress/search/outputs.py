@@ -39,6 +39,12 @@ def _csv(frame: pd.DataFrame) -> str:
     return frame.drop(columns=[c for c in ("_F",) if c in frame]).to_csv(index=False, float_format="%.6g")
 
 
+def _stage(spec: EvaluationSpec) -> dict[str, Any]:
+    """A stage's cache context, key, split and image counts (config.yaml)."""
+    return {**spec.context(), "context_key": spec.context_key(), "split": spec.split, "split_seed": spec.split_seed,
+            "n_per_class": spec.n_per_class, "clean_whole_split": spec.clean_whole_split, "subset_seed": spec.seed}
+
+
 def write_progress(out_dir: Path, frame: pd.DataFrame, history: pd.DataFrame) -> None:
     """Rewrites ``evaluations.csv`` and ``history.csv`` after a generation (an interrupted run keeps them)."""
     atomic_write_text(out_dir / "evaluations.csv", _csv(frame))
@@ -46,7 +52,8 @@ def write_progress(out_dir: Path, frame: pd.DataFrame, history: pd.DataFrame) ->
 
 
 def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSpace, spec: EvaluationSpec,
-              final_spec: EvaluationSpec | None, encoding: Encoding, objectives: Objectives) -> None:
+              final_spec: EvaluationSpec | None, encoding: Encoding, objectives: Objectives,
+              select_spec: EvaluationSpec | None = None) -> None:
     """Writes every output of a finished run, then renders the summary and figures."""
     from moo_compress.report import render_run
 
@@ -63,8 +70,13 @@ def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSp
             "variables": [v.name for v in encoding.variables],
             "layer_groups": {k: list(v) for k, v in encoding.groups.items()},
             "objectives": list(objectives.names),
-            "screening": {**spec.context(), "context_key": spec.context_key()},
-            "final": None if final_spec is None else {**final_spec.context(), "context_key": final_spec.context_key()},
+            "split": {"seed": settings.split_seed, "fraction_search": 0.5,
+                      "screening": spec.split, "selection": None if select_spec is None else select_spec.split,
+                      "report": None if final_spec is None else final_spec.split,
+                      "report_on_search": settings.report_on_search},
+            "screening": _stage(spec),
+            "selection": None if select_spec is None else _stage(select_spec),
+            "final": None if final_spec is None else _stage(final_spec),
             "corruptions": list(spec.corruptions),
             "severities": list(spec.severities),
             "finished": dt.datetime.now().isoformat(timespec="seconds"),

@@ -9,7 +9,7 @@ model or dataset, because pymoo deep-copies problems and algorithms.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +35,14 @@ class PlanEvaluator:
         spec: The evaluation spec (resolved: data fingerprints filled in).
         cache_dir: Cache root.
         executor: Where misses run.
+        on_record: Called with every record as it arrives (hits first, then computed ones in order), e.g.
+            to show progress.
     """
 
     spec: EvaluationSpec
     cache_dir: str
     executor: ExecutorConfig = ExecutorConfig()
+    on_record: Callable[[dict[str, Any]], None] | None = None
 
     def __call__(self, plans: Sequence[CompressionPlan]) -> list[dict[str, Any]]:
         """Records of ``plans`` (in order); each gets ``cache_hit`` set. Repeated plans are evaluated once.
@@ -59,6 +62,8 @@ class PlanEvaluator:
             hit = cache.get(context, key)
             if hit is not None:
                 records[key] = {**hit, "cache_hit": True}
+                if self.on_record is not None:
+                    self.on_record(records[key])
             else:
                 pending[key] = plan
         error: Exception | None = None
@@ -69,6 +74,8 @@ class PlanEvaluator:
                 for record in run_tasks(self.executor, self.spec, [p.to_dict() for p in pending.values()]):
                     records[record["plan_key"]] = {**record, "cache_hit": False}
                     pending.pop(record["plan_key"], None)
+                    if self.on_record is not None:
+                        self.on_record(records[record["plan_key"]])
             except MooCompressError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a lost worker (loky TerminatedWorkerError, dask KilledWorker)
@@ -95,7 +102,8 @@ class CompressionProblem(Problem):
         encoding: Decision variables and their decoding to plans.
         objectives: How records become ``F`` and ``G``.
         evaluator: Cached evaluation of plans.
-        baseline: The uncompressed model's record at the same fidelity (reference of mCE).
+        baseline: The reference's record at the same fidelity: the uncompressed model after the same
+            recovery as every candidate (reference of deltas, mCE and constraints).
     """
 
     def __init__(self, encoding: Encoding, objectives: Objectives, evaluator: PlanEvaluator,

@@ -26,19 +26,16 @@ from moo_compress.data.corruptions import resolve_corruptions
 from moo_compress.errors import ConfigError, MooCompressError
 from moo_compress.models import checkpoint_sha256, model_defaults, resolve_weights
 from moo_compress.search import outputs
-from moo_compress.search.candidate import EvaluationSpec, load_resources
+from moo_compress.search import final
+from moo_compress.search.candidate import EvaluationSpec, load_resources, split_pool
+from moo_compress.search.claims import LEVEL
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers
-from moo_compress.search.knee import (
-    closest_to_ideal,
-    high_tradeoff_points,
-    most_robust_with_ratio,
-    nbi_knee,
-    smallest_within_accuracy_drop,
-)
+from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.settings import SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
+from moo_compress.stats import Interval
 
 __all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "space_spec", "needs_calibration"]
 
@@ -77,19 +74,6 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     return float(HV(ref_point=reference)(inside)) if len(inside) else 0.0
 
 
-def pareto_mask(F: np.ndarray, feasible: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of the non-dominated (and feasible) rows of ``F``."""
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
-    F = np.asarray(F, float)
-    mask = np.zeros(len(F), dtype=bool)
-    candidates = np.flatnonzero(feasible if feasible is not None else np.ones(len(F), bool))
-    if len(candidates):
-        front = NonDominatedSorting().do(F[candidates], only_non_dominated_front=True)
-        mask[candidates[front]] = True
-    return mask
-
-
 def _corruption_names(space: SearchSpace) -> tuple[str, ...]:
     return tuple(resolve_corruptions(space.corruptions if isinstance(space.corruptions, str) else list(space.corruptions)))
 
@@ -101,8 +85,10 @@ def needs_calibration(space: SearchSpace) -> bool:
 
 
 def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severities: tuple[int, ...],
-               n_images: int | str | None, calibration_images: int) -> EvaluationSpec:
-    """The evaluation spec of a run at a fidelity of ``n_images`` per (corruption, severity) ("all" = every image)."""
+               n_images: int | str | None, calibration_images: int, split: str = "all",
+               clean_whole_split: bool = False) -> EvaluationSpec:
+    """The evaluation spec of a run at a fidelity of ``n_images`` per (corruption, severity) ("all" = every
+    image of ``split``), with the settings' split seed and threads."""
     info = dataset_info(settings.dataset)
     weights = resolve_weights(settings.arch, settings.dataset, weights=settings.weights,
                               weights_dir=settings.weights_dir)
@@ -123,10 +109,15 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
         device=settings.device,
         batch_size=settings.batch_size,
         cache_dir=str(paths.cache_dir(settings.cache_dir)),
+        split=split,
+        split_seed=settings.split_seed,
+        clean_whole_split=clean_whole_split,
+        threads=settings.threads,
     )
 
 
-def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str | None) -> EvaluationSpec:
+def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str | None, *, split: str = "search",
+               clean_whole_split: bool = False) -> EvaluationSpec:
     """The evaluation spec of a search over ``space`` at a fidelity of ``n_images`` (see :func:`build_spec`)."""
     calibration = 0
     if needs_calibration(space):
@@ -135,7 +126,8 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
             raise ConfigError(f"the space re-estimates batch norm on {space.recovery.bn_images} images but "
                               f"--calibration-images is {calibration}; raise it or omit it")
     return build_spec(settings, corruptions=_corruption_names(space), severities=tuple(space.severities),
-                      n_images=n_images, calibration_images=calibration)
+                      n_images=n_images, calibration_images=calibration, split=split,
+                      clean_whole_split=clean_whole_split)
 
 
 def _max_ratio(spec: EvaluationSpec, encoding: Encoding) -> float:
@@ -166,6 +158,57 @@ class _Log:
         return True
 
 
+class _Progress:
+    """Per-candidate progress lines with an ETA that includes selection and report.
+
+    Time per evaluation is modelled as compression time plus seconds per image, both measured on the
+    evaluations computed so far (cache hits are free), and the remaining work is counted in images.
+    """
+
+    def __init__(self, log: Callable[[str], None], started: float, workers: int) -> None:
+        self.log = log
+        self.started = started
+        self.workers = workers
+        self.compress = 0.0
+        self.per_image = 0.0
+        self.computed = 0
+        self.images = 0
+        self.seconds = 0.0
+        self.stage = ""
+        self.done = 0
+        self.total = 0
+        self.plan: list[tuple[int, int]] = []  # (evaluations, images each) still to come after this stage
+
+    def start(self, stage: str, total: int, later: list[tuple[int, int]]) -> None:
+        self.stage, self.done, self.total, self.plan = stage, 0, total, later
+
+    def estimate(self, evaluations: int, images: int) -> float:
+        """Seconds (one worker) for ``evaluations`` computed evaluations of ``images`` images each."""
+        if not self.computed:
+            return math.nan
+        return evaluations * (self.compress / self.computed + images * self.seconds / max(1, self.images))
+
+    def on_record(self, record: dict[str, Any], images: int) -> None:
+        self.done += 1
+        if not record.get("cache_hit") and record.get("status") == "ok" and not record.get("duplicate_of"):
+            self.computed += 1
+            compress = float(record.get("compress_seconds") or 0.0)
+            self.compress += compress
+            self.seconds += max(0.0, float(record.get("seconds") or 0.0) - compress)
+            self.images += images
+        left = (self.total - self.done, images)
+        remaining = sum(self.estimate(n, i) for n, i in [left, *self.plan]) / self.workers
+        eta = "?" if math.isnan(remaining) else _fmt_time(remaining)
+        self.log(f"  {self.stage} {self.done}/{self.total} {record.get('label', '')}: "
+                 f"{'cached' if record.get('cache_hit') else record.get('status')}, "
+                 f"{float(record.get('seconds') or 0):.1f}s | {_fmt_time(time.perf_counter() - self.started)} "
+                 f"elapsed, ETA {eta}")
+
+
+def _images(n: int | str | None, classes: int, split_size: int) -> int:
+    return split_size if n in ("all", None) else max(1, int(n) // classes) * classes
+
+
 def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) -> SearchResult:
     """Runs a compression search and writes its outputs; see the module docstring.
 
@@ -183,18 +226,37 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
         raise ConfigError(f"{space.source}: every gene has a single choice; nothing to search")
     out_dir = Path(settings.out or Path("outputs") / f"{settings.arch}-{space.name}-seed{settings.seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    executor = ExecutorConfig(workers=settings.workers or default_workers(settings.device),
+    executor = ExecutorConfig(workers=settings.workers or default_workers(settings.device, settings.threads),
                               scheduler=settings.scheduler)
 
-    log(f"preparing {settings.arch} on {settings.dataset}: screening with {settings.eval_images} images per "
-        f"(corruption, severity) ...")
-    spec = space_spec(settings, space, settings.eval_images).resolved()
-    evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor)
-    baseline = evaluator([CompressionPlan()])[0]
+    log(f"preparing {settings.arch} on {settings.dataset}: screening with {settings.eval_images} search-split "
+        f"images per (corruption, severity), {executor.workers} worker(s) x {settings.threads} thread(s) ...")
+    spec = space_spec(settings, space, settings.eval_images, split="search").resolved()
+    resources = load_resources(spec)
+    classes = int(len(np.unique(resources.clean.labels)))
+    split_size = int(len(split_pool(spec)))
+    n_corr = len(spec.corruptions) * len(spec.severities)
+    progress = _Progress(log, started, executor.workers)
+
+    def on_record(record: dict[str, Any]) -> None:
+        progress.on_record(record, int(record.get("n_clean") or 0) + int(record.get("n_corrupted") or 0))
+
+    evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor, on_record=on_record)
+    reference_plan = CompressionPlan(recovery=space.recovery)
+    progress.start("reference", 1, [])
+    baseline = evaluator([reference_plan])[0]
     if baseline["status"] != "ok":
-        raise MooCompressError(f"the uncompressed baseline failed to evaluate: {baseline['error']}")
+        raise MooCompressError(f"the reference (the uncompressed model after the space's recovery) failed to "
+                               f"evaluate: {baseline['error']}")
+    robustness, notes = space.robustness, []
+    if robustness == "relative_mce" and not math.isfinite(
+            record_metrics(baseline, baseline, spec.corruptions, spec.severities).get("relative_mce", math.nan)):
+        notes.append("relative mCE is undefined at the screening fidelity (the reference's error does not rise "
+                     "above its clean error under some corruption), so this run optimises mCE instead")
+        log(f"warning: {notes[-1]}")
+        robustness = "mce"
     objectives = Objectives(
-        robustness=space.robustness,
+        robustness=robustness,
         corruptions=spec.corruptions,
         severities=spec.severities,
         baseline_accuracy=100 * baseline["clean_accuracy"],
@@ -210,18 +272,34 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
                 "constraint or add stronger choices")
     problem = CompressionProblem(encoding, objectives, evaluator, baseline)
     base_metrics = problem.metrics(baseline)
-    log(f"baseline: clean {base_metrics['clean_accuracy']:.2f}%, mean corruption accuracy "
+    recovery = ", ".join(f"{k}={v}" for k, v in space.recovery.to_dict().items()) or "none"
+    log(f"reference (uncompressed model after the candidates' recovery: {recovery}): clean {base_metrics['clean_accuracy']:.2f}%, mean corruption accuracy "
         f"{base_metrics['mean_corruption_accuracy']:.2f}% on {spec.n_per_class or 'all'} images/class "
         f"({settings.precision}); space '{space.name}': {len(encoding.variables)} genes, "
         f"{encoding.grid_size():,} plans")
+
+    screen_images = _images(settings.eval_images, classes, split_size) * (n_corr + 1)
+    select_images = _images(settings.select_images, classes, split_size) * (n_corr + 1) if settings.select_images else 0
+    report_images = (split_size + _images(settings.final_images, classes, split_size) * n_corr
+                     if settings.final_images else 0)
+
+    def later(front: int, gens_left: int) -> list[tuple[int, int]]:
+        return [(gens_left * pop_size, screen_images),
+                (front + max(2, front // 4) + 1 if select_images else 0, select_images),
+                (front + 2 if report_images else 0, report_images)]
 
     run_log = _Log()
     history: list[dict[str, Any]] = []
     reference = objectives.reference_point()
     deadline = started + settings.time_budget if settings.time_budget else None
+    total_gens = generations if space.algorithm != "grid" else -(-encoding.grid_size() // pop_size)
+
+    def before_generation(gen: int, size: int) -> None:
+        front = int(_frame(run_log, problem)["pareto"].sum()) if run_log.records else pop_size // 2
+        progress.start(f"gen {gen}/{total_gens}", size, later(front, total_gens - gen))
 
     def record_generation(gen: int, X: np.ndarray, pop_records: list[dict[str, Any]], t_gen: float,
-                          total_gens: int) -> None:
+                          total: int) -> None:
         new = hits = 0
         for x, record in zip(X, pop_records):
             if run_log.add(record, gen, encoding.values(x)):
@@ -234,33 +312,140 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
         history.append({"generation": gen, "evaluations": len(run_log.records), "new": new, "cache_hits": hits,
                         "failed": int((frame["status"] != "ok").sum()), "hypervolume": hv,
                         "front_size": int(frame["pareto"].sum()), "seconds": round(elapsed, 1)})
-        remaining = (total_gens - gen) * t_gen if total_gens > gen else 0.0
         failed = [r for r in pop_records if r.get("status") != "ok"]
         if failed and not history[:-1]:
             log(f"warning: {len(failed)} candidate(s) failed, e.g. {failed[0]['label']}: {failed[0]['error']} "
                 "(failures are recorded in evaluations.csv and the search goes on)")
-        log(f"gen {gen}/{total_gens} | evals {len(run_log.records)} (+{new}, {hits} cached) | "
+        remaining = sum(progress.estimate(n, i) for n, i in later(history[-1]["front_size"], total - gen))
+        eta = "?" if math.isnan(remaining) else _fmt_time(remaining / executor.workers)
+        log(f"gen {gen}/{total} | evals {len(run_log.records)} (+{new}, {hits} cached) | "
             f"failed {history[-1]['failed']} | front {history[-1]['front_size']} | HV {hv:.4f} | "
-            f"{_fmt_time(elapsed)} elapsed, ETA {_fmt_time(remaining)}")
+            f"{_fmt_time(elapsed)} elapsed, ETA {eta} (selection and report included)")
         outputs.write_progress(out_dir, frame, pd.DataFrame(history))
 
     try:
         if space.algorithm == "grid":
-            _run_grid(problem, encoding, pop_size, settings, deadline, record_generation)
+            _run_grid(problem, encoding, pop_size, settings, deadline, before_generation, record_generation)
         else:
-            _run_nsga2(problem, encoding, pop_size, generations, settings, deadline, record_generation)
+            _run_nsga2(problem, encoding, pop_size, generations, settings, deadline, before_generation,
+                       record_generation)
         frame = _frame(run_log, problem)
-        final = _final_evaluation(settings, space, frame, problem, executor, log)
+        keys = final.contenders(frame, run_log.records, baseline, objectives, resources.clean.labels,
+                                limit=max(2, int(frame["pareto"].sum()) // 4))
+        log(f"selection: the {int(frame['pareto'].sum())} plans of the screening front and {len(keys) - int(frame['pareto'].sum())} "
+            "within its noise are re-evaluated on more search-split images ...")
+        select_spec = None
+        select_eval = None
+        if settings.select_images:
+            select_spec = space_spec(settings, space, settings.select_images, split="search").resolved()
+            select_eval = dataclasses.replace(evaluator, spec=select_spec)
+        progress.start("selection", len(keys) + 1, later(len(keys) // 2, 0)[2:])
+        front, select_ref = final.select(frame, keys, select_eval, reference_plan, objectives, log)
+        frame["contender"] = frame["plan_key"].isin(keys)
+        frame["selected"] = frame["plan_key"].isin(set(front["plan_key"]))
+        ref_select = record_metrics(select_ref, select_ref, spec.corruptions, spec.severities) if select_ref \
+            else base_metrics
+        picks = final.recommend(front, ref_select["clean_accuracy"], objectives.robustness,
+                                min_ratio=settings.pick_min_ratio, max_drop=settings.pick_max_drop)
+        report_spec = None
+        report_base: dict[str, Any] = {}
+        if settings.final_images:
+            split = "search" if settings.report_on_search else "report"
+            report_spec = space_spec(settings, space, settings.final_images, split=split,
+                                     clean_whole_split=True).resolved()
+            progress.start("report", len(front) + 2, [])
+            front, report_base = final.report(front, dataclasses.replace(evaluator, spec=report_spec),
+                                              reference_plan, objectives, log)
     finally:
         close_executors()
-    recommendations = _recommend(final["pareto"], final["baseline"], settings)
-    result = SearchResult(out_dir, frame.drop(columns=["_F"]), final["pareto"], recommendations,
-                          pd.DataFrame(history), final["baseline"], time.perf_counter() - started)
-    outputs.write_all(result, settings=settings, space=space, spec=spec, final_spec=final["spec"],
-                      encoding=encoding, objectives=objectives)
+    if not settings.final_images:
+        for c in final.METRICS:
+            front[f"final/{c}"] = front[f"select/{c}"]
+    recommendations = _recommendations(front, picks, objectives.robustness, report_base)
+    baseline_info = {"screening": base_metrics, "selection": ref_select if select_ref else None,
+                     "final": report_base.get("reference"), "original": report_base.get("original"),
+                     "recovery": report_base.get("recovery"), "reference_plan": reference_plan.to_dict(),
+                     "report": {k: report_base.get(k) for k in ("n_clean", "n_corrupted", "split")},
+                     "report_on_search": settings.report_on_search, "notes": notes}
+    result = SearchResult(out_dir, frame.drop(columns=["_F"]), front.drop(columns=["_F"], errors="ignore"),
+                          recommendations, pd.DataFrame(history), baseline_info, time.perf_counter() - started)
+    outputs.write_all(result, settings=settings, space=space, spec=spec, final_spec=report_spec,
+                      select_spec=select_spec, encoding=encoding, objectives=objectives)
     log(f"done in {_fmt_time(result.seconds)}: {len(frame)} plans evaluated, {len(result.pareto)} on the front; "
         f"results in {out_dir}/ (summary.md)")
     return result
+
+
+def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustness: str,
+                     report_base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The picks (decided on the search split) with their report-split numbers, intervals and flags."""
+    out = []
+    for pick in picks:
+        row = pick["row"]
+        entry = {k: pick[k] for k in ("method", "title")}
+        if row is None:
+            out.append({**entry, "row": None, "rationale": "no plan on the front qualifies"})
+            continue
+        r = front.iloc[row]
+        entry.update(row=int(row), plan_key=r["plan_key"], label=r["label"], plan=r["plan"],
+                     decided_on="search split", reported_on=report_base.get("split") or "search split (selection)")
+        for c in final.METRICS:
+            entry[c] = float(r[f"final/{c}"])
+        intervals = {}
+        for name in ("clean_delta", "mca_delta", "mce", "relative_mce", "worst_class_delta", "worst_corruption_delta"):
+            if f"final/{name}_low" in r:
+                intervals[name] = {"estimate": float(r[f"final/{name}"]), "low": float(r[f"final/{name}_low"]),
+                                   "high": float(r[f"final/{name}_high"])}
+        entry["intervals"] = intervals
+        for name in ("worst_class", "worst_corruption", "dominated_on_report_by", "tied_with"):
+            if name in r and not (isinstance(r[name], float) and math.isnan(r[name])):
+                entry[name] = r[name] if not isinstance(r[name], np.generic) else r[name].item()
+        threshold = pick.get("threshold")
+        if threshold is not None:
+            entry["threshold"] = {**threshold, "met_by": _met_by(threshold, intervals, entry)}
+        entry["rationale"] = _rationale(pick["why"], entry, robustness)
+        out.append(entry)
+    return out
+
+
+def _met_by(threshold: dict[str, Any], intervals: dict[str, Any], entry: dict[str, Any]) -> str:
+    """``interval`` (the whole interval meets the threshold), ``point`` (only the estimate) or ``no``."""
+    if threshold["metric"] == "compression_ratio":
+        return "exact" if entry["compression_ratio"] >= threshold["min"] else "no"
+    claim = intervals.get(threshold["metric"])
+    if claim is None:
+        return "point" if entry["clean_accuracy"] >= 0 else "no"
+    if claim["low"] >= threshold["min"]:
+        return "interval"
+    return "point" if claim["estimate"] >= threshold["min"] else "no"
+
+
+def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
+    iv = entry["intervals"]
+
+    def fmt(name: str, signed: bool = True) -> str:
+        if name not in iv or not math.isfinite(iv[name]["estimate"]):
+            return "undefined"
+        return Interval(iv[name]["estimate"], iv[name]["low"], iv[name]["high"], LEVEL, 1).format(1, signed)
+
+    text = (f"{why}. {entry['compression_ratio']:.1f}x smaller; clean {fmt('clean_delta')} points, mean corruption "
+            f"accuracy {fmt('mca_delta')} points, mCE {fmt('mce', False)}")
+    if robustness == "relative_mce":
+        text += f", relative mCE {fmt('relative_mce', False)}"
+    text += " against the reference (95% intervals over report images)"
+    if "worst_class" in entry:
+        text += (f"; worst-hit class {entry['worst_class']} {fmt('worst_class_delta')}, worst-hit corruption "
+                 f"{entry['worst_corruption']} {fmt('worst_corruption_delta')}")
+    threshold = entry.get("threshold")
+    if threshold and threshold["metric"] == "clean_delta":
+        text += {"interval": "; the whole interval is within the allowed drop",
+                 "point": "; only the point estimate is within the allowed drop (the interval reaches beyond it)",
+                 "no": "; on the report split it is NOT within the allowed drop"}[threshold["met_by"]]
+    if entry.get("dominated_on_report_by"):
+        text += f"; dominated on the report split by {entry['dominated_on_report_by']}"
+    if entry.get("tied_with"):
+        text += f"; statistically tied with {entry['tied_with']}"
+    return text + "."
 
 
 def _initial_population(encoding: Encoding, pop_size: int, seed: int) -> np.ndarray:
@@ -297,7 +482,7 @@ def _archive_elimination() -> Any:
 
 
 def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, generations: int,
-               settings: SearchSettings, deadline: float | None,
+               settings: SearchSettings, deadline: float | None, before_generation: Callable[[int, int], None],
                record_generation: Callable[..., None]) -> None:
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.operators.crossover.sbx import SBX
@@ -322,6 +507,7 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
         t0 = time.perf_counter()
         pop = algorithm.ask()
         X = pop.get("X").round().astype(int)
+        before_generation(gen + 1, len(X))
         algorithm.evaluator.eval(problem, pop)
         algorithm.tell(infills=pop)
         archive.seen.update(map(tuple, X))
@@ -334,13 +520,15 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
 
 
 def _run_grid(problem: CompressionProblem, encoding: Encoding, batch: int, settings: SearchSettings,
-              deadline: float | None, record_generation: Callable[..., None]) -> None:
+              deadline: float | None, before_generation: Callable[[int, int], None],
+              record_generation: Callable[..., None]) -> None:
     X = np.array(list(encoding.grid()))
     if settings.max_evals is not None:
         X = X[: settings.max_evals]
     batches = [X[i:i + batch] for i in range(0, len(X), batch)]
     for gen, chunk in enumerate(batches, start=1):
         t0 = time.perf_counter()
+        before_generation(gen, len(chunk))
         out = problem.evaluate(chunk, return_as_dictionary=True)
         record_generation(gen, chunk, list(out["record"]), time.perf_counter() - t0, len(batches))
         if deadline is not None and time.perf_counter() > deadline:
@@ -387,93 +575,3 @@ def _duplicates(frame: pd.DataFrame, run_log: _Log) -> pd.Series:
         out.append(first.get(fingerprint))
         first.setdefault(fingerprint, run_log.records[key]["label"])
     return pd.Series(out, index=frame.index, dtype=object)
-
-
-def _final_evaluation(settings: SearchSettings, space: SearchSpace, frame: pd.DataFrame,
-                      problem: CompressionProblem, executor: ExecutorConfig,
-                      log: Callable[[str], None]) -> dict[str, Any]:
-    """Re-evaluates the Pareto set (and the baseline) at the final fidelity."""
-    # sorted by compression ratio: rows are addressed by number (evaluate --select ROW, summary.md '#')
-    front = frame[frame["pareto"]].sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True)
-    baseline_screen = problem.metrics(problem.baseline)
-    result: dict[str, Any] = {"spec": None, "baseline": {"screening": baseline_screen, "final": None}}
-    columns = ["clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"]
-    if settings.final_images == 0 or front.empty:
-        for c in columns:
-            front[f"final/{c}"] = front[c]
-        result["pareto"] = front.drop(columns=["_F"])
-        return result
-    spec = space_spec(settings, space, settings.final_images).resolved()
-    evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor)
-    plans = [CompressionPlan()] + [CompressionPlan.from_dict(p) for p in front["plan"]]
-    log(f"re-evaluating the {len(front)} plans of the front and the baseline on "
-        f"{'all' if spec.n_per_class is None else spec.n_per_class * dataset_info(settings.dataset).num_classes} "
-        "images per (corruption, severity) ...")
-    records = evaluator(plans)
-    base = records[0]
-    if base["status"] != "ok":
-        raise MooCompressError(f"the baseline failed at the final fidelity: {base['error']}")
-    final_metrics = [record_metrics(r, base, spec.corruptions, spec.severities) if r["status"] == "ok" else {}
-                     for r in records[1:]]
-    for c in columns:
-        front[f"final/{c}"] = [m.get(c, math.nan) for m in final_metrics]
-    for c in [k for k in (final_metrics[0] if final_metrics else {}) if k.startswith(("acc/", "family/"))]:
-        front[f"final/{c}"] = [m.get(c, math.nan) for m in final_metrics]
-    result["spec"] = spec
-    result["baseline"]["final"] = record_metrics(base, base, spec.corruptions, spec.severities)
-    result["pareto"] = front.drop(columns=["_F"]).reset_index(drop=True)
-    return result
-
-
-def _recommend(front: pd.DataFrame, baseline: dict[str, Any], settings: SearchSettings) -> list[dict[str, Any]]:
-    """Knee points and user picks on the final-fidelity metrics of the front."""
-    if front.empty:
-        return []
-    robustness = "final/mean_corruption_accuracy"
-    acc, rob, ratio = (front[c].to_numpy(float) for c in ("final/clean_accuracy", robustness, "final/compression_ratio"))
-    ok = np.isfinite(acc) & np.isfinite(rob) & np.isfinite(ratio)
-    base = baseline["final"] or baseline["screening"]
-    idx = np.flatnonzero(ok)
-    if not len(idx):
-        return []
-    F = np.column_stack([-acc[idx], -rob[idx], -np.log2(ratio[idx])])
-    picks: list[tuple[str, str, int | None, str]] = []
-    if len(idx) >= 2:
-        picks.append(("nbi_knee", "Knee: farthest from the plane through the extreme plans",
-                      int(idx[nbi_knee(F)]), "the best balanced trade-off: moving away from it along the front "
-                      "buys little in one objective for a lot in another"))
-        picks.append(("closest_to_ideal", "Closest to the ideal point", int(idx[closest_to_ideal(F)]),
-                      "nearest to the (unreachable) plan that is best in all three objectives at once"))
-        for i in high_tradeoff_points(F):
-            picks.append(("high_tradeoff", "High trade-off point", int(idx[i]),
-                          "any neighbouring plan gives up much more than it gains"))
-    picks.append(("most_robust_min_ratio", f"Most robust with compression ratio >= {settings.pick_min_ratio:g}x",
-                  most_robust_with_ratio(rob, np.where(ok, ratio, 0), settings.pick_min_ratio),
-                  f"the highest mean corruption accuracy among plans at least {settings.pick_min_ratio:g}x smaller"))
-    picks.append(("smallest_within_drop", f"Smallest within {settings.pick_max_drop:g} points of baseline accuracy",
-                  smallest_within_accuracy_drop(np.where(ok, acc, -np.inf), ratio, base["clean_accuracy"],
-                                                settings.pick_max_drop),
-                  f"the highest compression ratio that keeps clean accuracy within {settings.pick_max_drop:g} points"))
-    out = []
-    for method, title, row, why in picks:
-        if row is None:
-            out.append({"method": method, "title": title, "row": None, "rationale": "no plan on the front qualifies"})
-            continue
-        r = front.iloc[row]
-        out.append({
-            "method": method,
-            "title": title,
-            "row": int(row),
-            "plan_key": r["plan_key"],
-            "label": r["label"],
-            "plan": r["plan"],
-            "clean_accuracy": float(r["final/clean_accuracy"]),
-            "mean_corruption_accuracy": float(r[robustness]),
-            "mce": float(r["final/mce"]),
-            "compression_ratio": float(r["final/compression_ratio"]),
-            "rationale": (f"{why}. {r['final/compression_ratio']:.1f}x smaller than the baseline; clean accuracy "
-                          f"{r['final/clean_accuracy']:.2f}% ({r['final/clean_accuracy'] - base['clean_accuracy']:+.2f} "
-                          f"points); mean corruption accuracy {r[robustness]:.2f}% "
-                          f"({r[robustness] - base['mean_corruption_accuracy']:+.2f} points); mCE {r['final/mce']:.1f}."),
-        })
-    return out

@@ -16,9 +16,10 @@ from moo_compress.errors import ConfigError
 __all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
 
 #: Values of the options left unset (None) in a normal run.
-DEFAULTS: dict[str, Any] = {"eval_images": 100, "final_images": 250}
+DEFAULTS: dict[str, Any] = {"eval_images": 100, "select_images": 150, "final_images": 150, "threads": 1}
 #: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
-QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "final_images": 100}
+QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "select_images": 50,
+                                "final_images": 100}
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,19 @@ class SearchSettings:
         generations: NSGA-II generations (default: the space's).
         max_evals: Stop after this many evaluations.
         time_budget: Stop after the generation that crosses this many seconds.
-        eval_images: Screening fidelity: images for clean accuracy and for every (corruption, severity).
-        final_images: Final fidelity for the Pareto set: images per (corruption, severity) and for clean
-            accuracy; ``"all"`` for the whole test set, 0 to skip re-evaluation.
+        eval_images: Screening fidelity: search-split images for clean accuracy and for every
+            (corruption, severity).
+        select_images: Selection fidelity: the screening front and the plans within its noise are
+            re-evaluated on this many search-split images per (corruption, severity), and the front and
+            the recommendations are decided on these numbers; 0 decides on the screening numbers.
+        final_images: Report fidelity: report-split images per (corruption, severity) on which the
+            selected plans, the reference and the original model are measured (clean accuracy on the
+            whole report split); ``"all"`` for the whole split, 0 to skip the report.
+        split_seed: Seed of the stratified search/report split of the test set.
+        report_on_search: Report on the search split (the images that selected the plans): the
+            figures are then optimistic, and the summary says so.
+        threads: torch CPU threads per evaluation, fixed so that every execution mode (``--workers``,
+            ``--scheduler``) computes the same numbers.
         calibration_images: Training images for batch-norm re-estimation / activation calibration
             (default: the space's ``recovery.bn_images``, at least 512 when activations are quantized).
         precision: Evaluation precision (``bf16`` or ``fp32``).
@@ -52,7 +63,7 @@ class SearchSettings:
             cached evaluations.
         out: Run folder (default ``outputs/<arch>-<space>-seed<seed>``).
         cache_dir: Cache root (default ``$MOO_COMPRESS_CACHE``).
-        workers: Worker processes (default: one per GPU when evaluating on several CUDA devices, else 1).
+        workers: Worker processes (default: one per GPU on CUDA, else one per ``threads`` CPU cores).
         scheduler: Dask scheduler (``local`` or ``tcp://host:port``).
         pick_min_ratio: "Most robust plan with compression ratio >= X" recommendation.
         pick_max_drop: "Smallest plan within D points of the baseline's clean accuracy" recommendation.
@@ -71,7 +82,11 @@ class SearchSettings:
     max_evals: int | None = None
     time_budget: float | None = None
     eval_images: int | None = None
+    select_images: int | None = None
     final_images: int | str | None = None
+    split_seed: int = 0
+    report_on_search: bool = False
+    threads: int | None = None
     calibration_images: int | None = None
     precision: str = "bf16"
     device: str = "auto"
@@ -87,7 +102,7 @@ class SearchSettings:
     quick: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size")
+        positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size", "threads")
         for name in positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -95,6 +110,9 @@ class SearchSettings:
         final = self.final_images
         if final is not None and final != "all" and (not isinstance(final, int) or final < 0):
             raise ConfigError(f"--final-images must be 'all' or an integer >= 0 (0 skips re-evaluation), got {final!r}")
+        if self.select_images is not None and (not isinstance(self.select_images, int) or self.select_images < 0):
+            raise ConfigError(f"--select-images must be an integer >= 0 (0 selects on the screening numbers), "
+                              f"got {self.select_images!r}")
         if self.calibration_images is not None and self.calibration_images < 0:
             raise ConfigError(f"--calibration-images must be >= 0, got {self.calibration_images}")
         if self.time_budget is not None and self.time_budget <= 0:

@@ -35,7 +35,7 @@ def test_summary_lists_failures_and_recommendations(tmp_path: Path) -> None:
 
 def test_summary_without_final_has_no_final_columns(tmp_path: Path) -> None:
     text = summary_markdown(load_run(write_run(tmp_path / "r", final=False)))
-    assert "not re-evaluated" in text and "| final |" not in text
+    assert "nothing was measured on a report split" in text and "| final |" not in text
 
 
 def test_cli_regenerates_a_run_and_reports_errors_in_one_line(synthetic_run: Path, tmp_path: Path,

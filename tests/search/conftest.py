@@ -25,15 +25,15 @@ TINY_SPACE = {
 
 def tiny_search_settings(folder: Path) -> SearchSettings:
     """Writes the data, checkpoint and space of the tiny search into ``folder``; returns its settings."""
-    data = make_image_folder(folder / "cifar10-tiny", classes=10, per_split={"train": 2, "test": 3})
+    data = make_image_folder(folder / "cifar10-tiny", classes=10, per_split={"train": 2, "test": 6})
     torch.manual_seed(0)
     weights = folder / "resnet20-tiny.pt"
     torch.save(create_model("resnet20").state_dict(), weights)
     space = folder / "tiny.yaml"
     space.write_text(yaml.safe_dump(TINY_SPACE))
     return SearchSettings(arch="resnet20", weights=str(weights), data_root=str(data), space=str(space),
-                          eval_images=20, final_images=30, precision="fp32", device="cpu",
-                          out=str(folder / "run"), cache_dir=str(folder / "cache"))
+                          eval_images=20, select_images=30, final_images=30, precision="fp32", device="cpu",
+                          out=str(folder / "run"), cache_dir=str(folder / "cache"), workers=1)
 
 
 @pytest.fixture

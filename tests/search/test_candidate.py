@@ -64,7 +64,7 @@ def test_identical_models_are_recognised_before_evaluation(spec: EvaluationSpec,
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("an identical model was evaluated again")
 
-    monkeypatch.setattr(candidate, "evaluate_robustness", must_not_run)
+    monkeypatch.setattr(candidate, "Evaluator", must_not_run)
     twin = evaluate_and_store(spec, twin_plan.to_dict())
     assert twin["status"] == "ok" and twin["duplicate_of"] == first["plan_key"]
     assert twin["weights_fingerprint"] == first["weights_fingerprint"]

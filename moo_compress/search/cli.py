@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--calibration-images", type=int, help="training images for batch-norm re-estimation "
                    "(when the space asks for it; default: the space's recovery.bn_images)")
     r = parser.add_argument_group("runtime")
-    r.add_argument("--precision", default="bf16", choices=["fp32", "bf16"], help="evaluation precision (bf16 "
-                   "autocast is ~3x faster on this kind of CPU)")
+    r.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="evaluation precision "
+                   "(default auto: bf16 on CUDA and on CPUs with AMX, where it is faster, else fp32)")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     r.add_argument("--batch-size", type=int, default=None,
                    help="images per forward pass (default: 64 per CPU thread, 256 on CUDA, halved on out-of-memory)")

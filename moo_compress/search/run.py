@@ -209,7 +209,11 @@ def _images(n: int | str | None, classes: int, split_size: int) -> int:
     return split_size if n in ("all", None) else max(1, int(n) // classes) * classes
 
 
-def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) -> SearchResult:
+def _print(line: str) -> None:
+    print(line, flush=True)  # progress must show at once, also when the output goes to a file or pipe
+
+
+def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print) -> SearchResult:
     """Runs a compression search and writes its outputs; see the module docstring.
 
     Raises:
@@ -285,7 +289,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
 
     def later(front: int, gens_left: int) -> list[tuple[int, int]]:
         return [(gens_left * pop_size, screen_images),
-                (front + max(2, front // 4) + 1 if select_images else 0, select_images),
+                (front + 3 if select_images else 0, select_images),
                 (front + 2 if report_images else 0, report_images)]
 
     run_log = _Log()
@@ -331,7 +335,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = print) 
                        record_generation)
         frame = _frame(run_log, problem)
         keys = final.contenders(frame, run_log.records, baseline, objectives, resources.clean.labels,
-                                limit=max(2, int(frame["pareto"].sum()) // 4))
+                                limit=2)
         log(f"selection: the {int(frame['pareto'].sum())} plans of the screening front and {len(keys) - int(frame['pareto'].sum())} "
             "within its noise are re-evaluated on more search-split images ...")
         select_spec = None

@@ -16,10 +16,10 @@ from moo_compress.errors import ConfigError
 __all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
 
 #: Values of the options left unset (None) in a normal run.
-DEFAULTS: dict[str, Any] = {"eval_images": 100, "select_images": 150, "final_images": 150, "threads": 1}
+DEFAULTS: dict[str, Any] = {"eval_images": 50, "select_images": 100, "final_images": 100, "threads": 1}
 #: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
 QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "select_images": 50,
-                                "final_images": 100}
+                                "final_images": 50}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ class SearchSettings:
             ``--scheduler``) computes the same numbers.
         calibration_images: Training images for batch-norm re-estimation / activation calibration
             (default: the space's ``recovery.bn_images``, at least 512 when activations are quantized).
-        precision: Evaluation precision (``bf16`` or ``fp32``).
+        precision: Evaluation precision (``bf16``, ``fp32`` or ``auto``: bf16 where it is faster, see
+            :func:`~moo_compress.evaluation.resolve_precision`; resolved before the run starts).
         device: ``cpu``, ``cuda`` or ``auto``.
         batch_size: Images per forward pass (default: 64 per CPU thread, 256 on CUDA).
         seed: Seed of NSGA-II (its initial population, crossover and mutation).
@@ -88,7 +89,7 @@ class SearchSettings:
     report_on_search: bool = False
     threads: int | None = None
     calibration_images: int | None = None
-    precision: str = "bf16"
+    precision: str = "auto"
     device: str = "auto"
     batch_size: int | None = None
     seed: int = 0
@@ -123,8 +124,11 @@ class SearchSettings:
     def resolved(self) -> SearchSettings:
         """The settings with every option left unset filled from :data:`QUICK_PRESET` (with ``quick``)
         or :data:`DEFAULTS`; search-space options (``pop_size``, ``generations``) stay None here."""
+        from moo_compress.evaluation.runtime import resolve_precision
+
         preset = {**DEFAULTS, **(QUICK_PRESET if self.quick else {})}
         changes = {k: v for k, v in preset.items() if getattr(self, k) is None}
+        changes["precision"] = resolve_precision(self.precision, self.device)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

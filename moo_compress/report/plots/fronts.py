@@ -6,6 +6,7 @@ import itertools
 import os
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -58,6 +59,20 @@ def _staircase(x: np.ndarray, y: np.ndarray, x_higher: bool, y_higher: bool) -> 
     return np.array(xs), np.array(ys)
 
 
+#: The interval column (paired, against the reference) behind each plotted metric.
+_INTERVALS = {"clean_accuracy": "clean_delta", "mean_corruption_accuracy": "mca_delta", "mce": "mce",
+              "relative_mce": "relative_mce"}
+
+
+def _errors(front: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """``(2, n)`` error-bar lengths of the front's 95% intervals for ``metric``, or None without intervals."""
+    name = _INTERVALS.get(metric)
+    if name is None or f"{name}_low" not in front:
+        return None
+    est, low, high = (front[c].to_numpy(float) for c in (name, f"{name}_low", f"{name}_high"))
+    return np.nan_to_num(np.vstack([est - low, high - est]), nan=0.0).clip(min=0.0)
+
+
 def _pair(ax: Axes, plans: Plans, x: str, y: str) -> None:
     front, ctx = plans.front, plans.context
     fx, fy = column(front, x), column(front, y)
@@ -67,7 +82,16 @@ def _pair(ax: Axes, plans: Plans, x: str, y: str) -> None:
     if len(best) > 1:
         sx, sy = _staircase(fx[best], fy[best], hx, hy)
         ax.plot(sx, sy, ls="--", lw=1.0, color=FRONT_COLOUR, alpha=0.7, zorder=3, gid="front-2d")
+    xerr, yerr = _errors(front, x), _errors(front, y)
+    if xerr is not None or yerr is not None:
+        ax.errorbar(fx, fy, xerr=xerr, yerr=yerr, fmt="none", ecolor=FRONT_COLOUR, elinewidth=0.9, alpha=0.55,
+                    capsize=2, zorder=3, gid="intervals")
     ax.scatter(fx, fy, s=40, c=FRONT_COLOUR, edgecolors="black", linewidths=0.5, zorder=4, gid="front")
+    if "dominated_on_report_by" in front:
+        flagged = front["dominated_on_report_by"].notna().to_numpy()
+        if flagged.any():
+            ax.scatter(fx[flagged], fy[flagged], s=70, marker="x", c="crimson", linewidths=1.2, zorder=6,
+                       gid="dominated-on-report")
     base = plans.baseline
     bx, by = base.get(x, np.nan), base.get(y, np.nan)
     if base:
@@ -123,7 +147,12 @@ def plot_pairwise_fronts(run: RunData, path: str | os.PathLike[str] | None = Non
     ]
     if len(plans.front) > 1:
         handles.append((Line2D([], [], ls="--", color=FRONT_COLOUR), "best trade-offs of the pair shown (2-D front)"))
-    handles.append((baseline_handle(), "baseline: the uncompressed model"))
+    if "clean_delta_low" in plans.front:
+        handles.append((Line2D([], [], ls="-", color=FRONT_COLOUR, alpha=0.55),
+                        "paired 95% interval against the reference (report images)"))
+    if "dominated_on_report_by" in plans.front and plans.front["dominated_on_report_by"].notna().any():
+        handles.append((Line2D([], [], ls="none", marker="x", color="crimson"), "dominated on the report split"))
+    handles.append((baseline_handle(), "reference: the uncompressed model after the same recovery"))
     handles += pick_handles(plans)
     fig.legend([h for h, _ in handles], [t for _, t in handles], loc="outside lower center", ncol=2, fontsize=8,
                frameon=False)

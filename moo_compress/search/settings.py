@@ -16,7 +16,7 @@ from moo_compress.errors import ConfigError
 __all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
 
 #: Values of the options left unset (None) in a normal run.
-DEFAULTS: dict[str, Any] = {"eval_images": 50, "select_images": 100, "final_images": 100, "threads": 1}
+DEFAULTS: dict[str, Any] = {"eval_images": 40, "select_images": 80, "final_images": 100, "threads": 1}
 #: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
 QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "select_images": 50,
                                 "final_images": 50}

@@ -121,3 +121,41 @@ def test_relative_mce_with_flat_reference_falls_back_to_mce(tmp_path: Path) -> N
     assert knees["robustness"] == "mce" and any("optimises mCE instead" in line for line in lines)
     assert "optimises mCE instead" in (Path(settings.out) / "summary.md").read_text()
     assert result.evaluations["feasible"].any()
+
+
+def _record(clean: np.ndarray, cells: np.ndarray, label: str) -> dict:
+    from moo_compress.stats import pack_bits
+
+    return {"label": label, "n_clean": clean.size, "n_corrupted": cells.size, "clean_correct": pack_bits(clean),
+            "corruption_correct": {"a/1": pack_bits(cells)}}
+
+
+def test_contenders_are_the_front_and_the_plans_within_its_noise() -> None:
+    from moo_compress.search.final import contenders
+    from moo_compress.search.objectives import Objectives
+
+    rng = np.random.default_rng(1)
+    n = 100
+    labels = np.repeat(np.arange(10), 10)
+    ref_clean, ref_cells = rng.random(n) < 0.9, rng.random(n) < 0.7
+    records = {"ref": _record(ref_clean, ref_cells, "ref")}
+    front_clean, front_cells = ref_clean.copy(), ref_cells.copy()
+    near_clean, near_cells = ref_clean.copy(), ref_cells.copy()
+    near_clean[np.flatnonzero(near_clean)[:2]] = False  # 2 images worse: well inside the noise of 100
+    far_clean, far_cells = ref_clean.copy(), np.zeros(n, bool)
+    far_clean[np.flatnonzero(far_clean)[:60]] = False  # 60 points worse: far outside it
+    records.update(front=_record(front_clean, front_cells, "front"), near=_record(near_clean, near_cells, "near"),
+                   far=_record(far_clean, far_cells, "far"))
+    ratio = 10.0
+
+    def F(clean: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        return np.array([-clean.mean(), -cells.mean(), -np.log2(ratio)])
+
+    frame = pd.DataFrame({"plan_key": ["front", "near", "far"], "pareto": [True, False, False],
+                          "feasible": [True, True, True], "duplicate_of": [None, None, None],
+                          "_F": [F(front_clean, front_cells), F(near_clean, near_cells), F(far_clean, far_cells)]})
+    objectives = Objectives(robustness="mean_corruption_accuracy", corruptions=("a",), severities=(1,),
+                            baseline_accuracy=90.0)
+    keys = contenders(frame, records, records["ref"], objectives, labels)
+    assert keys == ["front", "near"]
+    assert contenders(frame, records, records["ref"], objectives, labels, limit=0) == ["front"]

@@ -42,16 +42,17 @@ class FigureSpec:
 FIGURES = (
     FigureSpec("fronts.png", "Pairwise fronts",
                "Each pair of objectives, oriented so that better is up and to the right: the Pareto set (blue), the "
-               "other evaluated plans (grey), the baseline (star) and the recommended plans (circled, labelled "
-               "`#row plan`).", plot_pairwise_fronts),
+               "other evaluated plans (grey), the reference (star: the uncompressed model after the same "
+               "recovery), paired 95% intervals of the report split as bars, plans dominated on the report split "
+               "crossed, and the recommended plans (circled, labelled `#row plan`).", plot_pairwise_fronts),
     FigureSpec("front3d.png", "3-D front",
                "The Pareto set in all three objectives at once, numbered by its row in the table above.",
                plot_front_3d),
     FigureSpec("parallel.png", "Genes against objectives",
                "Parallel coordinates: which sparsity, cluster count and bit-width each plan uses (stronger "
                "compression higher up) and what it scores (better higher up).", plot_parallel_coordinates),
-    FigureSpec("corruptions.png", "Accuracy per corruption relative to the baseline",
-               "For every Pareto plan, the change in accuracy against the uncompressed model per corruption family "
+    FigureSpec("corruptions.png", "Accuracy per corruption relative to the reference",
+               "For every Pareto plan, the change in accuracy against the reference per corruption family "
                "and per corruption (red: compression hurt robustness to that corruption).", plot_corruption_heatmap),
     FigureSpec("accuracy_robustness.png", "Clean accuracy vs. robustness",
                "Clean accuracy against robustness for every evaluated plan, coloured by compression ratio.",

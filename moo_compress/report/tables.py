@@ -52,7 +52,10 @@ def fidelity_text(run: RunData, which: str = "best") -> str:
     if "n_per_class" not in block:
         return f"{which} fidelity"
     n = block["n_per_class"]
-    return f"{which} fidelity, {'every test image' if n is None else f'{n} images per class'}"
+    split = block.get("split")
+    where = f" of the {split} split" if split in ("search", "report") else ""
+    name = {"final": "report", "screening": "screening"}[which] if split in ("search", "report") else which + " fidelity"
+    return f"{name}, {'every image' if n is None else f'{n} images per class'}{where}"
 
 
 def front_metrics(run: RunData) -> pd.DataFrame:

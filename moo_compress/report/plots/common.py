@@ -105,7 +105,7 @@ def pick_labels(plans: Plans, x: str, y: str) -> list[Label]:
     """Labels of the baseline and of every recommended plan (``#row plan``) in the ``x``-``y`` plane."""
     out = []
     if plans.baseline:
-        out.append(Label(plans.baseline.get(x, np.nan), plans.baseline.get(y, np.nan), "baseline", "black", "bold"))
+        out.append(Label(plans.baseline.get(x, np.nan), plans.baseline.get(y, np.nan), "reference", "black", "bold"))
     for row in sorted(plans.picks):
         member = plans.front[plans.front["row"] == row]
         colour = "black" if len(plans.picks[row]) > 1 else "dimgray"

@@ -22,7 +22,7 @@ def _panel(ax: Axes, delta: pd.DataFrame, baseline: pd.Series, norm: TwoSlopeNor
            annotate: bool) -> object:
     image = ax.imshow(delta.to_numpy(float), cmap="RdBu", norm=norm, aspect="auto", interpolation="nearest")
     ax.set_xticks(np.arange(delta.shape[1]))
-    ax.set_xticklabels([f"{c.replace('_', ' ')}\n(baseline {baseline[c]:.1f}%)" for c in delta.columns],
+    ax.set_xticklabels([f"{c.replace('_', ' ')}\n(reference {baseline[c]:.1f}%)" for c in delta.columns],
                        rotation=50, ha="right", fontsize=8, rotation_mode="anchor")
     ax.set_title(title, fontsize=10)
     if annotate:
@@ -86,7 +86,7 @@ def plot_corruption_heatmap(run: RunData, path: str | os.PathLike[str] | None = 
             tick.set_fontweight("bold")
     axes[0].set_ylabel("Pareto plan (#row of pareto.csv, compression ratio)")
     cbar = fig.colorbar(image, ax=list(axes), pad=0.01, fraction=0.04)
-    cbar.set_label("accuracy − baseline accuracy (points)\nhigher is better (blue)", fontsize=8)
+    cbar.set_label("accuracy − reference accuracy (points)\nhigher is better (blue)", fontsize=8)
     fig.suptitle(f"{run.name}: accuracy under corruptions relative to the uncompressed baseline\n"
                  f"(mean over severities, {fidelity_text(run)}; column labels give the baseline's accuracy)",
                  fontsize=11)

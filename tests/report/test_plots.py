@@ -64,13 +64,13 @@ def test_pairwise_fronts_mark_front_baseline_and_picks(synthetic_run: Path) -> N
         assert {c.get_gid() for c in ax.collections} >= {"pick:nbi_knee", "pick:closest_to_ideal",
                                                           "pick:most_robust_min_ratio", "pick:smallest_within_drop"}
         labels = _annotations(ax)
-        assert "baseline" in labels
+        assert "reference" in labels
         knee = next(r for r in run.recommendations if r["method"] == "nbi_knee")
         assert f"#{knee['row']} {knee['label']}" in labels
         assert ax.get_xlabel().endswith("is better") or "is better" in ax.get_xlabel()
         assert "(" in ax.get_ylabel() and "is better" in ax.get_ylabel()  # a unit and the direction
     legend = _legend_texts(fig)
-    assert "baseline: the uncompressed model" in legend
+    assert "reference: the uncompressed model after the same recovery" in legend
     assert any(t.startswith("Pareto set (final fidelity") for t in legend)
     assert any(t.startswith("Knee: farthest") for t in legend)
 
@@ -142,7 +142,7 @@ def test_heatmap_shows_change_against_baseline(synthetic_run: Path) -> None:
     expected = run.pareto["final/family/noise"].iloc[0] - run.baseline["family/noise"]
     assert families.get_array()[0, 0] == pytest.approx(expected)
     assert f"{expected:+.1f}" in [t.get_text() for t in family_ax.texts]
-    assert "baseline" in family_ax.get_xticklabels()[0].get_text()
+    assert "reference" in family_ax.get_xticklabels()[0].get_text()
     assert "higher is better" in fig.axes[-1].get_ylabel()  # the colour bar
 
 
@@ -153,7 +153,7 @@ def test_accuracy_vs_robustness_colours_by_ratio(synthetic_run: Path) -> None:
     (front,) = _gid(ax, "front")
     np.testing.assert_allclose(front.get_array(), run.pareto["final/compression_ratio"])
     assert "compression ratio" in fig.axes[1].get_ylabel()  # the colour bar
-    assert "baseline" in _annotations(ax) and "baseline: the uncompressed model" in _legend_texts(fig)
+    assert "reference" in _annotations(ax) and "reference: the uncompressed model after the same recovery" in _legend_texts(fig)
 
 
 def test_hypervolume_plots_history(synthetic_run: Path) -> None:

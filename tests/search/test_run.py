@@ -132,4 +132,4 @@ def test_settings_validation() -> None:
     with pytest.raises(ConfigError, match="--final-images"):
         SearchSettings(arch="resnet20", final_images="most")
     quick = SearchSettings(arch="resnet20", quick=True, eval_images=50).resolved()
-    assert quick.pop_size == 6 and quick.eval_images == 50 and quick.final_images == 100
+    assert quick.pop_size == 6 and quick.eval_images == 50 and quick.final_images == 50 and quick.select_images == 50

@@ -200,7 +200,7 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
         bx = np.log2(max(base.get("compression_ratio", 1.0), 1e-9))
         ax.scatter([bx], [base.get("clean_accuracy", np.nan)], [base.get(rob, np.nan)], marker="*", s=300, c="gold",
                    gid="baseline", edgecolors="black", linewidths=0.9, depthshade=False,
-                   label="baseline: the uncompressed model")
+                   label="reference: the uncompressed model after the same recovery")
     for row, recs in plans.picks.items():
         i = int(np.flatnonzero(front["row"].to_numpy() == row)[0])
         for k, rec in enumerate(recs):

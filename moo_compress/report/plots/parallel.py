@@ -182,7 +182,7 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
     handles = [(Line2D([], [], color="0.7", lw=1), f"other evaluated plans ({plans.context_fidelity})"),
                (Line2D([], [], color=colours(0.7), lw=1.6), f"Pareto set ({plans.front_fidelity})"),
                (Line2D([], [], color="black", ls="--", lw=1.4, marker="*", mfc="gold", mec="black", ms=11),
-                "baseline: the uncompressed model")]
+                "reference: the uncompressed model after the same recovery")]
     handles += pick_lines
     fig.legend([h for h, _ in handles], [t for _, t in handles], loc="outside lower center", ncol=2, fontsize=8,
                frameon=False)

@@ -88,7 +88,7 @@ def plot_accuracy_vs_robustness(run: RunData, path: str | os.PathLike[str] | Non
                 f"other evaluated plans ({plans.context_fidelity})"),
                (Line2D([], [], ls="none", marker="o", ms=8, mfc="0.6", mec="black"),
                 f"Pareto set ({plans.front_fidelity})"),
-               (baseline_handle(), "baseline: the uncompressed model")] + pick_handles(plans)
+               (baseline_handle(), "reference: the uncompressed model after the same recovery")] + pick_handles(plans)
     ax.legend([h for h, _ in handles], [t for _, t in handles], loc="best", fontsize=7.5, framealpha=0.9)
     ax.set_title(f"{run.name}: clean accuracy vs. robustness, coloured by compression ratio\n"
                  "(better is up and to the right)", fontsize=11)

@@ -11,7 +11,7 @@ from moo_compress.data.datasets import (
     load_image_folder,
     resolve_data_root,
 )
-from moo_compress.data.subsets import SPLITS, balanced_order, split_indices, stratified_indices
+from moo_compress.data.subsets import TEST_SPLITS, balanced_order, split_indices, stratified_indices
 
 __all__ = [
     "DATASETS",
@@ -26,5 +26,5 @@ __all__ = [
     "balanced_order",
     "stratified_indices",
     "split_indices",
-    "SPLITS",
+    "TEST_SPLITS",
 ]

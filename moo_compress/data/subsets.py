@@ -6,10 +6,10 @@ import numpy as np
 
 from moo_compress.errors import ConfigError
 
-__all__ = ["stratified_indices", "balanced_order", "split_indices", "SPLITS"]
+__all__ = ["stratified_indices", "balanced_order", "split_indices", "TEST_SPLITS"]
 
 #: Names of the parts of a test set that :func:`split_indices` returns.
-SPLITS = ("search", "report", "all")
+TEST_SPLITS = ("search", "report", "all")
 
 
 def stratified_indices(labels: np.ndarray, n_per_class: int, *, seed: int = 0) -> np.ndarray:
@@ -96,8 +96,8 @@ def split_indices(labels: np.ndarray, split: str, *, seed: int = 0, fraction: fl
         ConfigError: for an unknown part or a fraction outside (0, 1).
     """
     labels = np.asarray(labels)
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    if split not in TEST_SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {list(TEST_SPLITS)}")
     if split == "all":
         return np.arange(labels.size, dtype=np.int64)
     if not 0.0 < float(fraction) < 1.0:

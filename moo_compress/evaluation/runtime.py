@@ -56,7 +56,7 @@ def _cpu_has_amx() -> bool:
 def resolve_precision(precision: str, device: str | torch.device | None = None) -> str:
     """``fp32`` or ``bf16``; ``auto`` picks bf16 where it is faster than fp32: on CUDA devices that support
     it and on CPUs with AMX tiles (``amx_bf16``). Without AMX, bf16 autocast on CPU was measured slower
-    than fp32 (VGG-19: 211 against 234 images/s on 2 AVX-512 cores; benchmarks/RESULTS.md, "evaluator"),
+    than fp32 (VGG-19: 192 against 230 images/s on 2 AVX-512 cores; benchmarks/RESULTS.md, "evaluator"),
     with AMX about 2.8x faster.
     """
     if precision != "auto":

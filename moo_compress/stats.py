@@ -248,6 +248,14 @@ def _adjusted_moments(values: np.ndarray, m: float) -> tuple[float, float]:
 # Public intervals
 # ---------------------------------------------------------------------------------------------------------------------
 
+def _paired_arrays(a: np.ndarray, b: np.ndarray, names: tuple[str, str], problem: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two finite 1-D or 2-D arrays of the same shape; the error names both shapes."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ConfigError(f"{problem}: {names[0]} has shape {a.shape}, {names[1]} has shape {b.shape}")
+    return _as_finite(a, names[0], (1, 2)), _as_finite(b, names[1], (1, 2))
+
+
 def paired_mean_interval(differences: np.ndarray, *, scale: float | None = None, level: float = 0.95) -> Interval:
     """Interval for the mean of paired per-image differences (candidate minus reference).
 
@@ -298,13 +306,8 @@ def paired_difference_interval(candidate: np.ndarray, reference: np.ndarray, *, 
         ConfigError: If the shapes differ (the message names both), the arrays are not 1-D or 2-D,
             are empty, or hold non-finite values, or ``level`` is not in (0, 1).
     """
-    cand = np.asarray(candidate)
-    ref = np.asarray(reference)
-    if cand.shape != ref.shape:
-        raise ConfigError(f"candidate and reference must score the same images: candidate has shape {cand.shape}, "
-                          f"reference has shape {ref.shape}")
-    cand = _as_finite(cand, "candidate", (1, 2))
-    ref = _as_finite(ref, "reference", (1, 2))
+    cand, ref = _paired_arrays(candidate, reference, ("candidate", "reference"),
+                               "candidate and reference must score the same images")
     if cand.ndim == 2:
         cand, ref = cand.mean(axis=1), ref.mean(axis=1)
     return paired_mean_interval(cand - ref, level=level)
@@ -339,13 +342,8 @@ def ratio_index_interval(numerator: np.ndarray, denominator: np.ndarray, *, leve
         ConfigError: If the shapes differ or are not 1-D/2-D, the arrays are empty or hold
             non-finite values, ``scale`` or ``cell_weight`` is not > 0, or ``level`` is not in (0, 1).
     """
-    num = np.asarray(numerator)
-    den = np.asarray(denominator)
-    if num.shape != den.shape:
-        raise ConfigError(f"numerator and denominator must have the same shape (images x corruptions): numerator has "
-                          f"shape {num.shape}, denominator has shape {den.shape}")
-    num = _as_finite(num, "numerator", (1, 2))
-    den = _as_finite(den, "denominator", (1, 2))
+    num, den = _paired_arrays(numerator, denominator, ("numerator", "denominator"),
+                              "numerator and denominator must have the same shape (images x corruptions)")
     if num.ndim == 1:
         num, den = num[:, None], den[:, None]
     z = _z_value(level)

@@ -29,6 +29,8 @@ def _fidelity(block: dict[str, Any] | None) -> str:
     if not block:
         return "n/a (not re-evaluated)"
     where = f" of the {block['split']} split" if block.get("split") not in (None, "all") else ""
+    if block.get("images_per_cell"):
+        return f"the first {block['images_per_cell']} images per (corruption, severity){where} in their fixed order"
     return (f"every image{where}" if block.get("n_per_class") is None
             else f"{block['n_per_class']} images per class{where}")
 
@@ -51,7 +53,8 @@ def _header(run: RunData) -> list[str]:
     ev = run.evaluations
     n_failed = len(ev) - len(run.ok)
     select = info.get("selection")
-    stages = (f"the screening front and the plans within its noise were re-evaluated on {_fidelity(select)}, "
+    stages = (f"the screening front and the plans within its noise were measured on {_fidelity(select)} (extending "
+              "the images they had), "
               "which decided the front and the recommendations" if select else
               "the front and the recommendations were decided on the screening numbers")
     report = (f"the selected plans were then measured on {_fidelity(info.get('final'))} "
@@ -64,7 +67,7 @@ def _header(run: RunData) -> list[str]:
         f"seed {info.get('seed')}, {len(ev)} distinct plans evaluated ({n_failed} failed) in "
         f"{_fmt((info.get('seconds') or 0) / 60, '.1f')} minutes ({settings.get('precision')} inference). "
         f"The test set is split (stratified, seed {settings.get('split_seed', 0)}) into a search half and a report "
-        f"half. Screening used {_fidelity(info.get('screening'))} for clean accuracy and for each of "
+        f"half. {_screening(info)} for clean accuracy and for each of "
         f"{len(info.get('corruptions', []))} corruptions x {len(info.get('severities', []))} severities; {stages}; "
         f"{report}.",
         "",
@@ -84,6 +87,19 @@ def _header(run: RunData) -> list[str]:
     for note in base.get("notes") or []:
         lines += ["", f"> **Note:** {note}."]
     return lines
+
+
+def _screening(info: dict[str, Any]) -> str:
+    """How the candidates were screened: racing over rungs, or one fixed fidelity."""
+    fid = info.get("fidelity") or {}
+    if fid.get("mode") == "racing":
+        ladder = "/".join(str(r) for r in fid.get("ladder", []))
+        return (f"Screening raced the candidates over nested rungs of {ladder} search-split images per (corruption, "
+                f"severity) in one fixed order: a plan climbed to the next rung, evaluating only the images it adds, "
+                f"until a front plan confidently dominated it ({fid.get('stopped', 0)} plans stopped early; "
+                f"confidence {fid.get('confidence')}, one-sided tests at {_fmt(fid.get('alpha_per_look'), '.3f')} "
+                f"per look; {int(fid.get('images_spent') or 0):,} images spent in all), with as many clean images")
+    return f"Screening used {_fidelity(info.get('screening'))}"
 
 
 def _recovery(recovery: dict[str, Any]) -> list[str]:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,11 +28,11 @@ import torch
 from moo_compress import __version__
 from moo_compress.compress import CalibrationData, CompressionPlan, compress, model_fingerprint
 from moo_compress.compress.size import size_report
-from moo_compress.data import ArrayDataset, load_dataset, split_indices, stratified_indices
+from moo_compress.data import ArrayDataset, balanced_order, load_dataset, split_indices, stratified_indices
 from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
-from moo_compress.errors import DataFormatError
+from moo_compress.errors import ConfigError, DataFormatError
 from moo_compress.evaluation import Evaluator
-from moo_compress.fileio import stable_hash
+from moo_compress.fileio import atomic_open, stable_hash
 from moo_compress.evaluation.runtime import resolve_device
 from moo_compress.models import PretrainedModel, load_pretrained
 from moo_compress.provenance import numeric_versions, source_fingerprint
@@ -38,7 +40,7 @@ from moo_compress.search.cache import EvaluationCache
 from moo_compress.stats import pack_bits
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "split_pool", "evaluate_plan",
-           "evaluate_and_store", "failed_record", "corruption_key"]
+           "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
 EVALUATION_VERSION = 4  # 2: batch norms folded; 3: keys hash source, versions, device; 4: per-image outcomes
@@ -61,8 +63,8 @@ class EvaluationSpec:
         data_root: The dataset's folder, or None to resolve it as the CLI does.
         corruptions: Corruptions evaluated.
         severities: Severities evaluated.
-        n_per_class: Fidelity: images per class, for clean accuracy and for every (corruption,
-            severity); None for the whole split.
+        n_per_class: Fidelity: images per class of a stratified subset, for clean accuracy and for
+            every (corruption, severity); None for the whole split (or the ``window``).
         seed: Seed of the image subsets (drawn inside the split) and of generated corruptions.
         release_dir: A CIFAR-C release folder, or None to search ``$MOO_COMPRESS_DATA`` / generate.
         calibration_images: Training images available to recovery steps (0 = none).
@@ -75,6 +77,19 @@ class EvaluationSpec:
         split_seed: Seed of the search/report split.
         clean_whole_split: Measure clean accuracy on every image of the split (corrupted images still
             follow ``n_per_class``): clean images are cheap next to the corruption cells.
+        window: ``(start, stop)``: evaluate the images at these positions of the split's fixed,
+            class-interleaved order (:func:`~moo_compress.data.balanced_order` with ``seed``) instead
+            of a stratified subset. Windows ``[0, a)``, ``[a, b)`` ... are the nested fidelity rungs of a
+            race: a plan measured on ``[0, a)`` is extended to ``b`` images by evaluating ``[a, b)`` only.
+            Needs ``n_per_class=None``.
+        clean_multiple: With a window ``[a, b)``, clean accuracy is measured on positions
+            ``[m a, m b)`` of the same order (``m`` this multiple): clean images are cheap next to the
+            corruption cells, and the joined windows ``[0, b)`` / ``[0, m b)`` still start with the same
+            images, so clean and corrupted outcomes of an image stay aligned.
+        keep_models: Keep each compressed model in the cache (``<cache>/models``) so that the plan's next
+            window loads it instead of compressing again (batch-norm re-estimation included); the racer
+            discards a model when its plan stops or reaches the top rung, the search at its end. Not part
+            of the cache context: a stored model is bit-identical to a recompressed one.
         threads: torch CPU threads of one evaluation (None: leave torch's setting). Batch-norm
             re-estimation and bf16 kernels reduce in a thread-dependent order, so the thread count is
             part of the cache context and fixed for every execution mode.
@@ -102,6 +117,9 @@ class EvaluationSpec:
     split_seed: int = 0
     clean_whole_split: bool = False
     threads: int | None = 1
+    window: tuple[int, int] | None = None
+    clean_multiple: int = 1
+    keep_models: bool = False
     clean_fingerprint: str = ""
     corrupted_fingerprint: str = ""
     calibration_fingerprint: str = ""
@@ -111,6 +129,11 @@ class EvaluationSpec:
         :meth:`resolved`."""
         return dataclasses.replace(self, n_per_class=n_per_class, clean_fingerprint="", corrupted_fingerprint="",
                                    **changes)
+
+    def with_window(self, start: int, stop: int) -> EvaluationSpec:
+        """The same spec on positions ``[start, stop)`` of the split's fixed order (see ``window``)."""
+        return dataclasses.replace(self, n_per_class=None, window=(int(start), int(stop)), clean_fingerprint="",
+                                   corrupted_fingerprint="")
 
     def resolved(self) -> EvaluationSpec:
         """The spec with its data fingerprints filled in (loads the data of this process once)."""
@@ -144,6 +167,8 @@ class EvaluationSpec:
             "corrupted": self.corrupted_fingerprint,
             "calibration": self.calibration_fingerprint,
             "n_per_class": self.n_per_class,
+            "window": list(self.window) if self.window is not None else None,
+            "clean_multiple": self.clean_multiple if self.window is not None else None,
             "precision": self.precision,
             "threads": self.threads if resolve_device(self.device).type == "cpu" else None,
         }
@@ -156,7 +181,7 @@ class EvaluationSpec:
         """What :func:`load_resources` memoises on (fingerprints excluded: they are derived)."""
         return (self.arch, self.dataset, self.weights_path, self.weights_sha256, self.data_root, self.corruptions,
                 self.severities, self.n_per_class, self.seed, self.release_dir, self.calibration_images,
-                self.cache_dir, self.split, self.split_seed, self.clean_whole_split)
+                self.cache_dir, self.split, self.split_seed, self.clean_whole_split, self.window, self.clean_multiple)
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,9 +212,17 @@ def load_resources(spec: EvaluationSpec) -> Resources:
                               "restart the search")
     test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
     pool = split_indices(test.labels, spec.split, seed=spec.split_seed)
-    chosen = pool if spec.n_per_class is None else pool[
-        stratified_indices(test.labels[pool], spec.n_per_class, seed=spec.seed)]
-    clean_indices = pool if spec.clean_whole_split else chosen
+    clean_window = None
+    if spec.window is not None:
+        start, stop = _check_window(spec, len(pool))
+        order = pool[split_order(spec, test.labels, pool)]
+        chosen = order[start:stop]
+        clean_window = order[spec.clean_multiple * start:spec.clean_multiple * stop]
+    elif spec.n_per_class is None:
+        chosen = pool
+    else:
+        chosen = pool[stratified_indices(test.labels[pool], spec.n_per_class, seed=spec.seed)]
+    clean_indices = pool if spec.clean_whole_split else (chosen if clean_window is None else clean_window)
     clean = test if len(clean_indices) == len(test) else test.subset(clean_indices)
     corrupted = load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
                                release_dir=spec.release_dir, cache_dir=spec.cache_dir,
@@ -208,6 +241,65 @@ def load_resources(spec: EvaluationSpec) -> Resources:
     resources = Resources(pretrained, clean, corrupted, calibration)
     _RESOURCES[key] = resources
     return resources
+
+
+def _check_window(spec: EvaluationSpec, size: int) -> tuple[int, int]:
+    start, stop = spec.window  # type: ignore[misc]
+    if spec.n_per_class is not None:
+        raise ConfigError("an evaluation spec takes either a window or n_per_class, not both")
+    if not 0 <= start < stop <= size:
+        raise ConfigError(f"image window [{start}, {stop}) does not fit the {size} images of the {spec.split} "
+                          f"split; use 0 <= start < stop <= {size} (fewer images per rung)")
+    if isinstance(spec.clean_multiple, bool) or not isinstance(spec.clean_multiple, int) or spec.clean_multiple < 1 \
+            or spec.clean_multiple * stop > size:
+        raise ConfigError(f"clean_multiple {spec.clean_multiple!r} x {stop} images exceeds the {size} images of the "
+                          f"{spec.split} split; use a positive integer of at most {size // stop}")
+    return start, stop
+
+
+def model_path(spec: EvaluationSpec, plan_key: str) -> Path | None:
+    """Where a plan's compressed model is kept between windows (None unless ``spec.keep_models``)."""
+    if not spec.keep_models or spec.cache_dir is None:
+        return None
+    images = ("clean", "corrupted", "n_per_class", "window", "clean_multiple")  # which test images: not the model
+    context = {k: v for k, v in spec.context().items() if k not in images}
+    return Path(spec.cache_dir) / "models" / stable_hash(context) / f"{plan_key}.pt"
+
+
+def discard_models(spec: EvaluationSpec, plan_keys: list[str] | None = None) -> None:
+    """Deletes the kept models of ``plan_keys`` (all of the spec's models when None)."""
+    if not spec.keep_models or spec.cache_dir is None:
+        return
+    if plan_keys is None:
+        folder = model_path(spec, "x")
+        if folder is not None:
+            shutil.rmtree(folder.parent, ignore_errors=True)
+        return
+    for key in plan_keys:
+        path = model_path(spec, key)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def _compressed(spec: EvaluationSpec, res: Resources, plan: CompressionPlan) -> torch.nn.Module:
+    """The compressed model of ``plan``: loaded when kept by an earlier window, else compressed (and kept)."""
+    path = model_path(spec, plan.key())
+    if path is not None and path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - a truncated or stale file: compress again
+            path.unlink(missing_ok=True)
+    model = compress(res.pretrained.model, plan, calibration=res.calibration)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path) as f:
+            torch.save(model, f)
+    return model
+
+
+def split_order(spec: EvaluationSpec, labels: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """Positions in ``pool`` (the split) in the fixed class-interleaved order of the spec's windows."""
+    return balanced_order(labels[pool], len(pool), seed=spec.seed)
 
 
 def split_pool(spec: EvaluationSpec) -> np.ndarray:
@@ -262,6 +354,7 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
         "plan_key": plan.key(),
         "label": plan.label(),
         "n_per_class": spec.n_per_class,
+        "window": list(spec.window) if spec.window is not None else None,
         "precision": spec.precision,
         "moo_compress_version": __version__,
     }
@@ -275,7 +368,7 @@ def _evaluate_into(record: dict[str, Any], spec: EvaluationSpec, res: Resources,
                    known: Callable[[str], dict[str, Any] | None] | None) -> None:
     try:
         t0 = time.perf_counter()
-        model = compress(res.pretrained.model, plan, calibration=res.calibration)
+        model = _compressed(spec, res, plan)
         compress_seconds = time.perf_counter() - t0
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError("the compressed model has non-finite weights")

@@ -26,6 +26,30 @@ def _final_images(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected an integer or 'all', got {text!r}") from None
 
 
+def _budget(text: str) -> tuple[str, float]:
+    """``"250000"`` (images) or ``"1500s"``, ``"25m"``, ``"1.5h"`` (wall time)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            value = float(text[:-1]) * units[text[-1]]
+            if value > 0:
+                return ("seconds", value)
+        elif int(text) > 0:
+            return ("images", int(text))
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a positive number of images (e.g. 250000) or a time with a unit "
+                                     f"(e.g. 1500s, 25m, 1.5h), got {text!r}")
+
+
+def _rungs(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated image counts such as 10,20,40, got {text!r}") \
+            from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = cli_utils.ArgumentParser(
@@ -48,20 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pop-size", type=int, help="NSGA-II population (default: the space's)")
     s.add_argument("--generations", type=int, help="NSGA-II generations (default: the space's)")
     s.add_argument("--max-evals", type=int, help="stop after this many evaluations")
-    s.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after the generation that "
-                   "crosses this wall time")
+    s.add_argument("--budget", type=_budget, metavar="N|TIME", help="stop when spent: a number of images (clean "
+                   "plus corrupted, cache hits included: deterministic, the same front in every execution mode) or "
+                   "a wall time such as 25m or 1500s (not deterministic); with a budget and no --generations, "
+                   "NSGA-II runs until it is spent")
     s.add_argument("--seed", type=int, default=0, help="seed of NSGA-II")
     s.add_argument("--subset-seed", type=int, default=0, help="seed of the evaluation image subsets and "
                    "generated corruptions (fixed across --seed values, so such runs share cached evaluations)")
     s.add_argument("--quick", action="store_true", help="a small search that finishes in about a minute: "
                    + ", ".join(f"{k}={v}" for k, v in QUICK_PRESET.items()))
     f = parser.add_argument_group("fidelity")
-    f.add_argument("--eval-images", type=int, help="screening: search-split images for clean accuracy and for "
-                   "every (corruption, severity), a fixed stratified subset "
-                   f"(default {DEFAULTS['eval_images']})")
+    f.add_argument("--fidelity", choices=["racing", "fixed"], help="racing: every candidate starts on the first "
+                   "rung's images and is promoted to the next while no front plan confidently dominates it; fixed: "
+                   "every candidate on --eval-images (default: the space's fidelity.mode, racing in the shipped "
+                   "spaces; fixed when --eval-images is given)")
+    f.add_argument("--rungs", type=_rungs, metavar="N1,N2,...", help="racing rungs: cumulative search-split images "
+                   "per (corruption, severity), e.g. 10,20,40 (default: the space's fidelity.rungs)")
+    f.add_argument("--eval-images", type=int, help="fixed fidelity: search-split images for clean accuracy and for "
+                   "every (corruption, severity) (default: the space's fidelity.images)")
     f.add_argument("--select-images", type=int, help="selection: the screening front and the plans within its "
-                   "noise are re-evaluated on this many search-split images, and the front and recommendations "
-                   f"are decided on them (0 = decide on the screening numbers; default {DEFAULTS['select_images']})")
+                   "noise are brought to this many search-split images (the same images, extended), and the front "
+                   "and recommendations are decided on them (0 = decide on the screening numbers; default: twice the "
+                   "top rung, or twice --eval-images when fixed)")
     f.add_argument("--final-images", type=_final_images, help="report: the selected plans, the reference and the "
                    "original model are measured on this many report-split images per (corruption, severity), "
                    "clean accuracy on the whole report split ('all' = every report image, 0 = no report; "
@@ -100,7 +132,10 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     return SearchSettings(
         arch=args.arch, dataset=args.dataset, weights=args.weights, weights_dir=args.weights_dir,
         data_root=args.data_root, release_dir=args.release_dir, space=args.space, pop_size=args.pop_size,
-        generations=args.generations, max_evals=args.max_evals, time_budget=args.time_budget,
+        generations=args.generations, max_evals=args.max_evals,
+        time_budget=args.budget[1] if args.budget and args.budget[0] == "seconds" else None,
+        budget_images=int(args.budget[1]) if args.budget and args.budget[0] == "images" else None,
+        fidelity=args.fidelity, rungs=args.rungs,
         eval_images=args.eval_images, select_images=args.select_images, final_images=args.final_images,
         split_seed=args.split_seed, report_on_search=args.report_on_search, threads=args.threads,
         calibration_images=args.calibration_images,

@@ -63,13 +63,22 @@ def _noise(record: dict[str, Any], reference: dict[str, Any], objectives: Object
     return np.array([clean / 100, rob / 100, 0.0])
 
 
-def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]], reference: dict[str, Any],
-               objectives: Objectives, labels: np.ndarray, *, limit: int | None = None) -> list[str]:
+def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
+               reference: Callable[[dict[str, Any]], dict[str, Any]], objectives: Objectives,
+               labels: Callable[[int], np.ndarray], *, limit: int | None = None) -> list[str]:
     """Plan keys of the screening front plus the plans within its noise (nearest first, at most ``limit``).
 
     A plan is within the front's noise when no front member still dominates it after the plan's
     accuracy and robustness are improved by the half-widths of its paired intervals against the
-    reference at the screening fidelity. Failed, infeasible and duplicate plans never contend.
+    reference on the same images. Failed, infeasible, duplicate and raced-out plans never contend.
+
+    Args:
+        frame: The evaluations (``_F``, ``pareto``, ``feasible``, ``duplicate_of``).
+        records: Records by plan key.
+        reference: The reference's record on the images of a given record.
+        objectives: The run's objectives.
+        labels: Labels of the first ``n`` clean images of the records.
+        limit: At most this many plans beyond the front.
     """
     if frame.empty:
         return []
@@ -77,10 +86,13 @@ def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]], referenc
     F_front = np.vstack(front["_F"].to_numpy()) if len(front) else np.zeros((0, 3))
     keys = list(front["plan_key"])
     others = frame[~frame["pareto"] & frame["feasible"] & frame["duplicate_of"].isna()]
+    if "stopped" in others:
+        others = others[others["stopped"].isna()]
     near: list[tuple[float, str]] = []
     for _, row in others.iterrows():
         F = np.asarray(row["_F"], float)
-        optimistic = F - _noise(records[row["plan_key"]], reference, objectives, labels)
+        record = records[row["plan_key"]]
+        optimistic = F - _noise(record, reference(record), objectives, labels(int(record["n_clean"])))
         dominated = np.all(F_front <= optimistic, axis=1) & np.any(F_front < optimistic, axis=1)
         if not dominated.any():
             gap = np.min(np.linalg.norm(np.maximum(F - F_front, 0), axis=1)) if len(F_front) else 0.0
@@ -90,22 +102,26 @@ def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]], referenc
     return keys + extra
 
 
-def select(frame: pd.DataFrame, keys: list[str], evaluator: PlanEvaluator | None, reference_plan: CompressionPlan,
-           objectives: Objectives, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Re-evaluates the contenders ``keys`` and the reference on the selection spec and keeps their front.
+def select(frame: pd.DataFrame, keys: list[str],
+           evaluate: Callable[[list[CompressionPlan]], list[dict[str, Any]]] | None, reference_plan: CompressionPlan,
+           objectives: Objectives, log: Callable[[str], None], *, images: int | str = "more") -> tuple[pd.DataFrame,
+                                                                                                    dict[str, Any]]:
+    """Measures the contenders ``keys`` and the reference on the selection images and keeps their front.
 
-    With no ``evaluator`` (selection fidelity 0) the screening numbers decide. Returns the selected
+    ``evaluate`` gives the records of plans on the selection images (e.g. the racer extending every
+    contender to ``images`` images per cell). With none (selection fidelity 0) the screening numbers
+    decide. Returns the selected
     front (rows of ``frame`` with ``select/*`` metric columns, sorted by compression ratio) and the
     reference's selection record.
     """
     rows = frame.set_index("plan_key").loc[keys].reset_index()
-    if evaluator is None:
+    if evaluate is None:
         for c in METRICS:
             rows[f"select/{c}"] = rows[c]
         chosen = rows[rows["pareto"]].copy()
         return chosen.sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True), {}
     plans = [reference_plan] + [CompressionPlan.from_dict(p) for p in rows["plan"]]
-    records = evaluator(plans)
+    records = evaluate(plans)
     ref = records[0]
     if ref["status"] != "ok":
         raise MooCompressError(f"the reference failed at the selection fidelity: {ref['error']}")
@@ -120,12 +136,8 @@ def select(frame: pd.DataFrame, keys: list[str], evaluator: PlanEvaluator | None
     mask = pareto_mask(F, feasible & first) if len(F) else np.zeros(0, bool)
     chosen = rows[mask].copy()
     log(f"selection: {int(mask.sum())} of {len(rows)} contenders are non-dominated on "
-        f"{_images(evaluator.spec)} search-split images per (corruption, severity)")
+        f"{images} search-split images per (corruption, severity)")
     return chosen.sort_values(["select/compression_ratio", "select/clean_accuracy"]).reset_index(drop=True), ref
-
-
-def _images(spec: EvaluationSpec) -> str:
-    return "all" if spec.n_per_class is None else str(spec.n_per_class * len(np.unique(load_resources(spec).clean.labels)))
 
 
 def _robustness_score(front: pd.DataFrame, prefix: str, robustness: str) -> np.ndarray:

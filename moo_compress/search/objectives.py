@@ -47,7 +47,8 @@ def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
                    corruptions: tuple[str, ...], severities: tuple[int, ...]) -> dict[str, Any]:
     """Metrics of one ok record (accuracies in percent), relative ones against ``baseline``.
 
-    Returns ``clean_accuracy``, ``mean_corruption_accuracy``, ``mce``, ``relative_mce``,
+    Returns ``clean_accuracy``, ``mean_corruption_accuracy``, ``mce``, ``relative_mce``, ``clean_delta``
+    (points against ``baseline``),
     ``compression_ratio``, per-family means (``family/<name>``) and per-corruption means
     (``acc/<corruption>``, mean over severities).
     """
@@ -60,6 +61,7 @@ def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
         "compression_ratio": record["compression_ratio"],
     }
     if baseline is not None:
+        out["clean_delta"] = 100 * (record["clean_accuracy"] - baseline["clean_accuracy"])
         base_errors = {k: 1 - v for k, v in _table(baseline).items()}
         try:
             out["mce"] = mt.mce(errors, base_errors, **kw)
@@ -125,8 +127,12 @@ class Objectives:
         """``G`` (<= 0 is feasible) of one candidate's metrics; a failure violates every constraint."""
         out = []
         if self.max_accuracy_drop is not None:
-            out.append(1e3 if metrics is None else
-                       (self.baseline_accuracy - metrics["clean_accuracy"]) - self.max_accuracy_drop)
+            if metrics is None:
+                out.append(1e3)
+            else:  # against the reference on the same images when the metrics carry it
+                drop = -metrics["clean_delta"] if "clean_delta" in metrics else \
+                    self.baseline_accuracy - metrics["clean_accuracy"]
+                out.append(drop - self.max_accuracy_drop)
         if self.min_compression_ratio is not None:
             out.append(1e3 if metrics is None else
                        (self.min_compression_ratio - metrics["compression_ratio"]) / self.min_compression_ratio)

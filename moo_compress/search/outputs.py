@@ -42,7 +42,8 @@ def _csv(frame: pd.DataFrame) -> str:
 def _stage(spec: EvaluationSpec) -> dict[str, Any]:
     """A stage's cache context, key, split and image counts (config.yaml)."""
     return {**spec.context(), "context_key": spec.context_key(), "split": spec.split, "split_seed": spec.split_seed,
-            "n_per_class": spec.n_per_class, "clean_whole_split": spec.clean_whole_split, "subset_seed": spec.seed}
+            "n_per_class": spec.n_per_class, "images_per_cell": spec.window[1] if spec.window else None,
+            "clean_whole_split": spec.clean_whole_split, "subset_seed": spec.seed}
 
 
 def write_progress(out_dir: Path, frame: pd.DataFrame, history: pd.DataFrame) -> None:
@@ -53,7 +54,7 @@ def write_progress(out_dir: Path, frame: pd.DataFrame, history: pd.DataFrame) ->
 
 def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSpace, spec: EvaluationSpec,
               final_spec: EvaluationSpec | None, encoding: Encoding, objectives: Objectives,
-              select_spec: EvaluationSpec | None = None) -> None:
+              select_spec: EvaluationSpec | None = None, fidelity: dict[str, Any] | None = None) -> None:
     """Writes every output of a finished run, then renders the summary and figures."""
     from moo_compress.report import render_run
 
@@ -74,6 +75,7 @@ def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSp
                       "screening": spec.split, "selection": None if select_spec is None else select_spec.split,
                       "report": None if final_spec is None else final_spec.split,
                       "report_on_search": settings.report_on_search},
+            "fidelity": fidelity,
             "screening": _stage(spec),
             "selection": None if select_spec is None else _stage(select_spec),
             "final": None if final_spec is None else _stage(final_spec),

@@ -21,7 +21,7 @@ from moo_compress.search.cache import EvaluationCache
 from moo_compress.errors import MooCompressError
 from moo_compress.search.candidate import EvaluationSpec, failed_record
 from moo_compress.search.executors import ExecutorConfig, run_tasks
-from moo_compress.search.objectives import Objectives, record_metrics
+from moo_compress.search.objectives import Objectives
 from moo_compress.search.space import Encoding
 
 __all__ = ["PlanEvaluator", "CompressionProblem"]
@@ -96,35 +96,29 @@ class PlanEvaluator:
 class CompressionProblem(Problem):
     """Three objectives (clean accuracy, robustness, log compression ratio), all minimised.
 
-    Each evaluated individual also receives its evaluation record (``pop.get("record")``) and metrics.
+    Each evaluated individual also receives its evaluation record (``pop.get("record")``).
 
     Args:
         encoding: Decision variables and their decoding to plans.
-        objectives: How records become ``F`` and ``G``.
-        evaluator: Cached evaluation of plans.
-        baseline: The reference's record at the same fidelity: the uncompressed model after the same
-            recovery as every candidate (reference of deltas, mCE and constraints).
+        objectives: How metrics become ``F`` and ``G``.
+        evaluate: ``plans -> records`` (e.g. a :class:`~moo_compress.search.racing.Racer`).
+        metrics: ``record -> metrics`` against the reference on the same images (None for a failure).
     """
 
-    def __init__(self, encoding: Encoding, objectives: Objectives, evaluator: PlanEvaluator,
-                 baseline: dict[str, Any]) -> None:
+    def __init__(self, encoding: Encoding, objectives: Objectives,
+                 evaluate: Callable[[list[CompressionPlan]], list[dict[str, Any]]],
+                 metrics: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
         self.encoding = encoding
         self.objectives = objectives
-        self.plan_evaluator = evaluator
-        self.baseline = baseline
+        self.evaluate_plans = evaluate
+        self.metrics = metrics
         upper = encoding.upper_bounds
         super().__init__(n_var=len(upper), n_obj=3, n_ieq_constr=objectives.n_constraints,
                          xl=np.zeros(len(upper), dtype=int), xu=upper, vtype=int)
 
-    def metrics(self, record: dict[str, Any]) -> dict[str, Any] | None:
-        """Metrics of a record, or None for a failed one."""
-        if record.get("status") != "ok":
-            return None
-        return record_metrics(record, self.baseline, self.objectives.corruptions, self.objectives.severities)
-
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         plans = [self.encoding.decode(np.asarray(x).round().astype(int)) for x in X]
-        records = self.plan_evaluator(plans)
+        records = self.evaluate_plans(plans)
         metrics = [self.metrics(r) for r in records]
         out["F"] = np.array([self.objectives.objective_vector(m) for m in metrics])
         if self.n_ieq_constr:

@@ -8,6 +8,7 @@ finished part from the cache and continues where an interrupted run stopped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -21,23 +22,29 @@ import pandas as pd
 from moo_compress import paths
 from moo_compress.compress import CompressionPlan, RecoveryConfig, compress
 from moo_compress.compress.size import size_report
-from moo_compress.data import dataset_info
+from moo_compress.data import dataset_info, load_dataset
 from moo_compress.data.corruptions import resolve_corruptions
 from moo_compress.errors import ConfigError, MooCompressError
 from moo_compress.models import checkpoint_sha256, model_defaults, resolve_weights
 from moo_compress.search import outputs
 from moo_compress.search import final
-from moo_compress.search.candidate import EvaluationSpec, load_resources, split_pool
+from moo_compress.search.candidate import EvaluationSpec, discard_models, load_resources, split_order, split_pool
 from moo_compress.search.claims import LEVEL
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers
 from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
+from moo_compress.search.fidelity import Fidelity
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator
+from moo_compress.search.racing import Racer
 from moo_compress.search.settings import SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
 from moo_compress.stats import Interval
 
-__all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "space_spec", "needs_calibration"]
+__all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "space_spec", "needs_calibration",
+           "resolve_fidelity", "UNTIL_BUDGET"]
+
+#: Generations of a search with a budget and no ``--generations``: it stops when the budget is spent.
+UNTIL_BUDGET = 10**6
 
 
 @dataclass
@@ -130,6 +137,21 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
                       clean_whole_split=clean_whole_split)
 
 
+def resolve_fidelity(settings: SearchSettings, space: SearchSpace) -> Fidelity:
+    """The fidelity of a run: the space's, with ``--fidelity``, ``--rungs`` and ``--eval-images`` applied.
+
+    ``--eval-images`` alone selects the fixed mode (the measurement before racing).
+    """
+    mode = settings.fidelity or ("fixed" if settings.eval_images is not None else space.fidelity.mode)
+    return dataclasses.replace(space.fidelity, mode=mode, rungs=settings.rungs or space.fidelity.rungs,
+                               images=settings.eval_images or space.fidelity.images)
+
+
+def classes(spec: EvaluationSpec) -> int:
+    """Number of classes of the spec's dataset."""
+    return dataset_info(spec.dataset).num_classes
+
+
 def _max_ratio(spec: EvaluationSpec, encoding: Encoding) -> float:
     plan = dataclasses.replace(encoding.decode(encoding.strongest()), recovery=RecoveryConfig())
     return size_report(compress(load_resources(spec).pretrained.model, plan)).compression_ratio
@@ -175,12 +197,14 @@ class _Progress:
         self.images = 0
         self.seconds = 0.0
         self.stage = ""
+        self.bound = False
         self.done = 0
         self.total = 0
         self.plan: list[tuple[int, int]] = []  # (evaluations, images each) still to come after this stage
 
-    def start(self, stage: str, total: int, later: list[tuple[int, int]]) -> None:
-        self.stage, self.done, self.total, self.plan = stage, 0, total, later
+    def start(self, stage: str, total: int, later: list[tuple[int, int]], *, bound: bool = False) -> None:
+        """A new stage of ``total`` evaluations (at most ``total`` when ``bound``: racing stops some early)."""
+        self.stage, self.done, self.total, self.plan, self.bound = stage, 0, total, later, bound
 
     def estimate(self, evaluations: int, images: int) -> float:
         """Seconds (one worker) for ``evaluations`` computed evaluations of ``images`` images each."""
@@ -196,10 +220,12 @@ class _Progress:
             self.compress += compress
             self.seconds += max(0.0, float(record.get("seconds") or 0.0) - compress)
             self.images += images
-        left = (self.total - self.done, images)
+        left = (max(0, self.total - self.done) // (2 if self.bound else 1), images)
         remaining = sum(self.estimate(n, i) for n, i in [left, *self.plan]) / self.workers
         eta = "?" if math.isnan(remaining) else _fmt_time(remaining)
-        self.log(f"  {self.stage} {self.done}/{self.total} {record.get('label', '')}: "
+        window = record.get("window")
+        where = f" images {window[0]}-{window[1]}" if window else ""
+        self.log(f"  {self.stage} {self.done}/{'<=' if self.bound else ''}{self.total} {record.get('label', '')}{where}: "
                  f"{'cached' if record.get('cache_hit') else record.get('status')}, "
                  f"{float(record.get('seconds') or 0):.1f}s | {_fmt_time(time.perf_counter() - self.started)} "
                  f"elapsed, ETA {eta}")
@@ -224,23 +250,45 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
     defaults = model_defaults(settings.arch)
     space = load_space(settings.space or default_space(defaults.family))
     pop_size = settings.pop_size or space.pop_size
-    generations = settings.generations or space.generations
+    budgeted = settings.budget_images is not None or settings.time_budget is not None
+    generations = settings.generations or (UNTIL_BUDGET if budgeted else space.generations)
+    if settings.budget_images is None and settings.time_budget is None and space.budget_images is not None:
+        settings = dataclasses.replace(settings, budget_images=space.budget_images)
     encoding = space.encoding(defaults.layer_groups)
     if not encoding.variables:
         raise ConfigError(f"{space.source}: every gene has a single choice; nothing to search")
+    fidelity = resolve_fidelity(settings, space)
+    ladder = fidelity.ladder
     out_dir = Path(settings.out or Path("outputs") / f"{settings.arch}-{space.name}-seed{settings.seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     executor = ExecutorConfig(workers=settings.workers or default_workers(settings.device, settings.threads),
                               scheduler=settings.scheduler)
 
-    log(f"preparing {settings.arch} on {settings.dataset}: screening with {settings.eval_images} search-split "
-        f"images per (corruption, severity), {executor.workers} worker(s) x {settings.threads} thread(s), "
-        f"{settings.precision}; loading images (a first run decodes the dataset and generates the corrupted "
-        "images it needs into the cache, about a minute) ...")
-    spec = space_spec(settings, space, settings.eval_images, split="search").resolved()
-    resources = load_resources(spec)
-    classes = int(len(np.unique(resources.clean.labels)))
-    split_size = int(len(split_pool(spec)))
+    how = (f"racing over rungs of {'/'.join(map(str, ladder))}" if fidelity.mode == "racing"
+           else f"screening with {ladder[0]}")
+    log(f"preparing {settings.arch} on {settings.dataset}: {how} search-split images per (corruption, severity), "
+        f"{executor.workers} worker(s) x {settings.threads} thread(s), {settings.precision}; loading images (a first "
+        "run decodes the dataset and generates the corrupted images it needs into the cache, about a minute) ...")
+    base_spec = space_spec(settings, space, None, split="search")
+    specs: dict[tuple[int, int], EvaluationSpec] = {}
+    clean_multiple = 1
+
+    def window_spec(start: int, stop: int) -> EvaluationSpec:
+        if (start, stop) not in specs:
+            specs[start, stop] = dataclasses.replace(base_spec.with_window(start, stop), keep_models=True,
+                                                     clean_multiple=clean_multiple).resolved()
+        return specs[start, stop]
+
+    split_size = int(len(split_pool(base_spec)))
+    select_n = settings.select_images if settings.select_images is not None else min(split_size, 2 * ladder[-1])
+    if max(ladder[-1], select_n) > split_size:
+        raise ConfigError(f"the rungs ask for {max(ladder[-1], select_n)} images per (corruption, severity) but the "
+                          f"search split holds {split_size}; lower --rungs / --eval-images / --select-images")
+    clean_multiple = max(1, min(fidelity.clean_multiple, split_size // max(ladder[-1], select_n)))
+    if clean_multiple < fidelity.clean_multiple:
+        log(f"note: fidelity.clean_multiple lowered from {fidelity.clean_multiple} to {clean_multiple}: the search "
+            f"split holds {split_size} images")
+    spec = window_spec(0, ladder[0])
     n_corr = len(spec.corruptions) * len(spec.severities)
     progress = _Progress(log, started, executor.workers)
 
@@ -248,12 +296,24 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
         progress.on_record(record, int(record.get("n_clean") or 0) + int(record.get("n_corrupted") or 0))
 
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor, on_record=on_record)
+
+    def evaluate_window(plans: list[CompressionPlan], start: int, stop: int) -> list[dict[str, Any]]:
+        return dataclasses.replace(evaluator, spec=window_spec(start, stop))(plans)
+
     reference_plan = CompressionPlan(recovery=space.recovery)
-    progress.start("reference", 1, [])
-    baseline = evaluator([reference_plan])[0]
-    if baseline["status"] != "ok":
-        raise MooCompressError(f"the reference (the uncompressed model after the space's recovery) failed to "
-                               f"evaluate: {baseline['error']}")
+    objectives = Objectives(robustness=space.robustness, corruptions=spec.corruptions, severities=spec.severities,
+                            baseline_accuracy=math.nan, max_accuracy_drop=space.max_accuracy_drop,
+                            min_compression_ratio=space.min_compression_ratio)
+    racer = Racer(ladder, evaluate_window, reference_plan, objectives, racing=fidelity.mode == "racing",
+                  confidence=fidelity.confidence, budget_images=settings.budget_images, cells=n_corr,
+                  deadline=started + settings.time_budget if settings.time_budget else None,
+                  clean_multiple=clean_multiple,
+                  release=lambda plans: discard_models(spec, [p.key() for p in plans]))
+    progress.start("reference", len(ladder), [])
+    try:
+        baseline = racer.reference_at(ladder[0])
+    except ConfigError as exc:
+        raise MooCompressError(str(exc)) from None
     robustness, notes = space.robustness, []
     if robustness == "relative_mce" and not math.isfinite(
             record_metrics(baseline, baseline, spec.corruptions, spec.severities).get("relative_mce", math.nan)):
@@ -261,14 +321,9 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
                      "above its clean error under some corruption), so this run optimises mCE instead")
         log(f"warning: {notes[-1]}")
         robustness = "mce"
-    objectives = Objectives(
-        robustness=robustness,
-        corruptions=spec.corruptions,
-        severities=spec.severities,
-        baseline_accuracy=100 * baseline["clean_accuracy"],
-        max_accuracy_drop=space.max_accuracy_drop,
-        min_compression_ratio=space.min_compression_ratio,
-    )
+    objectives = dataclasses.replace(objectives, robustness=robustness,
+                                     baseline_accuracy=100 * baseline["clean_accuracy"])
+    racer.objectives = objectives
     if space.min_compression_ratio is not None:
         reachable = _max_ratio(spec, encoding)
         if reachable < space.min_compression_ratio:
@@ -276,33 +331,39 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
                 f"{space.source}: constraints.min_compression_ratio={space.min_compression_ratio:g} cannot be met: "
                 f"the strongest plan of the space reaches {reachable:.2f}x on {settings.arch}; lower the "
                 "constraint or add stronger choices")
-    problem = CompressionProblem(encoding, objectives, evaluator, baseline)
-    base_metrics = problem.metrics(baseline)
+    problem = CompressionProblem(encoding, objectives, racer, racer.metrics)
+    base_metrics = racer.metrics(baseline)
     recovery = ", ".join(f"{k}={v}" for k, v in space.recovery.to_dict().items()) or "none"
-    log(f"reference (uncompressed model after the candidates' recovery: {recovery}): clean {base_metrics['clean_accuracy']:.2f}%, mean corruption accuracy "
-        f"{base_metrics['mean_corruption_accuracy']:.2f}% on {spec.n_per_class or 'all'} images/class "
-        f"({settings.precision}); space '{space.name}': {len(encoding.variables)} genes, "
-        f"{encoding.grid_size():,} plans")
+    log(f"reference (uncompressed model after the candidates' recovery: {recovery}): clean "
+        f"{base_metrics['clean_accuracy']:.2f}%, mean corruption accuracy {base_metrics['mean_corruption_accuracy']:.2f}% "
+        f"on the first {ladder[0]} search images ({settings.precision}); space '{space.name}': "
+        f"{len(encoding.variables)} genes, {encoding.grid_size():,} plans")
 
-    screen_images = _images(settings.eval_images, classes, split_size) * (n_corr + 1)
-    select_images = _images(settings.select_images, classes, split_size) * (n_corr + 1) if settings.select_images else 0
-    report_images = (split_size + _images(settings.final_images, classes, split_size) * n_corr
+    select_images = select_n * (n_corr + 1) if settings.select_images != 0 else 0
+    report_images = (split_size + _images(settings.final_images, classes(spec), split_size) * n_corr
                      if settings.final_images else 0)
 
     def later(front: int, gens_left: int) -> list[tuple[int, int]]:
-        return [(gens_left * pop_size, screen_images),
-                (front + 3 if select_images else 0, select_images),
+        per_plan = racer.spent / max(1, len(racer.entries)) if racer.entries else ladder[0] * (n_corr + 1)
+        screening = (gens_left * pop_size, int(per_plan))
+        if settings.budget_images is not None:
+            screening = (max(0, settings.budget_images - racer.spent) // max(1, int(per_plan)), int(per_plan))
+        return [screening, (front + 3 if select_images else 0, select_images // 2),
                 (front + 2 if report_images else 0, report_images)]
 
     run_log = _Log()
     history: list[dict[str, Any]] = []
-    reference = objectives.reference_point()
-    deadline = started + settings.time_budget if settings.time_budget else None
+    reference = objectives.reference_point()  # fixed for the run: hypervolumes of generations compare
+    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    pool = split_pool(spec)
+    order_labels = test.labels[pool[split_order(spec, test.labels, pool)]]
     total_gens = generations if space.algorithm != "grid" else -(-encoding.grid_size() // pop_size)
 
     def before_generation(gen: int, size: int) -> None:
         front = int(_frame(run_log, problem)["pareto"].sum()) if run_log.records else pop_size // 2
-        progress.start(f"gen {gen}/{total_gens}", size, later(front, total_gens - gen))
+        shown = "?" if total_gens >= UNTIL_BUDGET else total_gens
+        progress.start(f"gen {gen}/{shown}", size * len(ladder), later(front, total_gens - gen),
+                       bound=len(ladder) > 1)
 
     def record_generation(gen: int, X: np.ndarray, pop_records: list[dict[str, Any]], t_gen: float,
                           total: int) -> None:
@@ -315,38 +376,43 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
         F = np.vstack(frame["_F"].to_numpy()) if len(frame) else np.zeros((0, 3))
         hv = hypervolume(F[pareto_mask(F, frame["feasible"].to_numpy())], reference) if len(frame) else 0.0
         elapsed = time.perf_counter() - started
+        spent_before = history[-1]["images"] if history else 0
         history.append({"generation": gen, "evaluations": len(run_log.records), "new": new, "cache_hits": hits,
                         "failed": int((frame["status"] != "ok").sum()), "hypervolume": hv,
-                        "front_size": int(frame["pareto"].sum()), "seconds": round(elapsed, 1)})
+                        "front_size": int(frame["pareto"].sum()), "images": racer.spent,
+                        "images_new": racer.spent - spent_before, "seconds": round(elapsed, 1)})
         failed = [r for r in pop_records if r.get("status") != "ok"]
         if failed and not history[:-1]:
             log(f"warning: {len(failed)} candidate(s) failed, e.g. {failed[0]['label']}: {failed[0]['error']} "
                 "(failures are recorded in evaluations.csv and the search goes on)")
         remaining = sum(progress.estimate(n, i) for n, i in later(history[-1]["front_size"], total - gen))
         eta = "?" if math.isnan(remaining) else _fmt_time(remaining / executor.workers)
-        log(f"gen {gen}/{total} | evals {len(run_log.records)} (+{new}, {hits} cached) | "
+        shown = "?" if total >= UNTIL_BUDGET else total
+        log(f"gen {gen}/{shown} | evals {len(run_log.records)} (+{new}, {hits} cached) | "
             f"failed {history[-1]['failed']} | front {history[-1]['front_size']} | HV {hv:.4f} | "
+            f"images {racer.spent:,}{'' if settings.budget_images is None else f'/{settings.budget_images:,}'} | "
             f"{_fmt_time(elapsed)} elapsed, ETA {eta} (selection and report included)")
         outputs.write_progress(out_dir, frame, pd.DataFrame(history))
 
     try:
         if space.algorithm == "grid":
-            _run_grid(problem, encoding, pop_size, settings, deadline, before_generation, record_generation)
+            _run_grid(problem, encoding, pop_size, settings, racer, before_generation, record_generation)
         else:
-            _run_nsga2(problem, encoding, pop_size, generations, settings, deadline, before_generation,
+            _run_nsga2(problem, encoding, pop_size, generations, settings, racer, before_generation,
                        record_generation)
         frame = _frame(run_log, problem)
-        keys = final.contenders(frame, run_log.records, baseline, objectives, resources.clean.labels,
-                                limit=2)
-        log(f"selection: the {int(frame['pareto'].sum())} plans of the screening front and {len(keys) - int(frame['pareto'].sum())} "
-            "within its noise are re-evaluated on more search-split images ...")
+        keys = final.contenders(frame, run_log.records, lambda r: racer.reference_at(int(r["images_per_cell"])),
+                                objectives, lambda n: order_labels[:n], limit=2)
+        screening_front = int(frame["pareto"].sum())
+        log(f"selection: the {screening_front} plans of the screening front and {len(keys) - screening_front} within "
+            f"its noise are brought to {select_n} search-split images per (corruption, severity) ...")
         select_spec = None
         select_eval = None
-        if settings.select_images:
-            select_spec = space_spec(settings, space, settings.select_images, split="search").resolved()
-            select_eval = dataclasses.replace(evaluator, spec=select_spec)
+        if settings.select_images != 0:
+            select_spec = window_spec(0, select_n)
+            select_eval = functools.partial(racer.extend, images=select_n)
         progress.start("selection", len(keys) + 1, later(len(keys) // 2, 0)[2:])
-        front, select_ref = final.select(frame, keys, select_eval, reference_plan, objectives, log)
+        front, select_ref = final.select(frame, keys, select_eval, reference_plan, objectives, log, images=select_n)
         frame["contender"] = frame["plan_key"].isin(keys)
         frame["selected"] = frame["plan_key"].isin(set(front["plan_key"]))
         ref_select = record_metrics(select_ref, select_ref, spec.corruptions, spec.severities) if select_ref \
@@ -357,13 +423,14 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
         report_base: dict[str, Any] = {}
         if settings.final_images:
             split = "search" if settings.report_on_search else "report"
-            report_spec = space_spec(settings, space, settings.final_images, split=split,
-                                     clean_whole_split=True).resolved()
+            report_spec = dataclasses.replace(space_spec(settings, space, settings.final_images, split=split,
+                                                         clean_whole_split=True), keep_models=True).resolved()
             progress.start("report", len(front) + 2, [])
             front, report_base = final.report(front, dataclasses.replace(evaluator, spec=report_spec),
                                               reference_plan, objectives, log)
     finally:
         close_executors()
+        discard_models(spec)
     if not settings.final_images:
         for c in final.METRICS:
             front[f"final/{c}"] = front[f"select/{c}"]
@@ -375,8 +442,13 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
                      "report_on_search": settings.report_on_search, "notes": notes}
     result = SearchResult(out_dir, frame.drop(columns=["_F"]), front.drop(columns=["_F"], errors="ignore"),
                           recommendations, pd.DataFrame(history), baseline_info, time.perf_counter() - started)
+    fidelity_info = {**fidelity.to_dict(), "ladder": list(ladder), "clean_multiple": clean_multiple, "select_images": select_n if select_spec else None,
+                     "alpha_per_look": racer.alpha if racer.racing else None,
+                     "budget_images": settings.budget_images, "time_budget": settings.time_budget,
+                     "images_spent": racer.spent,
+                     "stopped": int(frame["stopped"].notna().sum()) if "stopped" in frame else 0}
     outputs.write_all(result, settings=settings, space=space, spec=spec, final_spec=report_spec,
-                      select_spec=select_spec, encoding=encoding, objectives=objectives)
+                      select_spec=select_spec, encoding=encoding, objectives=objectives, fidelity=fidelity_info)
     log(f"done in {_fmt_time(result.seconds)}: {len(frame)} plans evaluated, {len(result.pareto)} on the front; "
         f"results in {out_dir}/ (summary.md)")
     return result
@@ -488,7 +560,7 @@ def _archive_elimination() -> Any:
 
 
 def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, generations: int,
-               settings: SearchSettings, deadline: float | None, before_generation: Callable[[int, int], None],
+               settings: SearchSettings, racer: Racer, before_generation: Callable[[int, int], None],
                record_generation: Callable[..., None]) -> None:
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.operators.crossover.sbx import SBX
@@ -509,9 +581,11 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
     algorithm.setup(problem, termination=MaximumGenerationTermination(generations), seed=settings.seed,
                     verbose=False)
     gen = 0
-    while algorithm.has_next():
+    while algorithm.has_next() and not racer.exhausted:
         t0 = time.perf_counter()
         pop = algorithm.ask()
+        if pop is None or len(pop) == 0:  # every offspring was evaluated before: the space is exhausted
+            break
         X = pop.get("X").round().astype(int)
         before_generation(gen + 1, len(X))
         algorithm.evaluator.eval(problem, pop)
@@ -521,24 +595,22 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
         record_generation(gen, X, list(pop.get("record")), time.perf_counter() - t0, generations)
         if settings.max_evals is not None and algorithm.evaluator.n_eval >= settings.max_evals:
             break
-        if deadline is not None and time.perf_counter() > deadline:
-            break
 
 
 def _run_grid(problem: CompressionProblem, encoding: Encoding, batch: int, settings: SearchSettings,
-              deadline: float | None, before_generation: Callable[[int, int], None],
+              racer: Racer, before_generation: Callable[[int, int], None],
               record_generation: Callable[..., None]) -> None:
     X = np.array(list(encoding.grid()))
     if settings.max_evals is not None:
         X = X[: settings.max_evals]
     batches = [X[i:i + batch] for i in range(0, len(X), batch)]
     for gen, chunk in enumerate(batches, start=1):
+        if racer.exhausted:
+            break
         t0 = time.perf_counter()
         before_generation(gen, len(chunk))
         out = problem.evaluate(chunk, return_as_dictionary=True)
         record_generation(gen, chunk, list(out["record"]), time.perf_counter() - t0, len(batches))
-        if deadline is not None and time.perf_counter() > deadline:
-            break
 
 
 def _frame(run_log: _Log, problem: CompressionProblem) -> pd.DataFrame:
@@ -550,7 +622,8 @@ def _frame(run_log: _Log, problem: CompressionProblem) -> pd.DataFrame:
         G = problem.objectives.constraint_vector(metrics)
         row = {"plan_key": key, "generation": run_log.generation[key], "label": record["label"],
                **{f"gene/{k}": ("off" if v is None else v) for k, v in run_log.genes[key].items()},
-               "status": record["status"], "error": record.get("error"),
+               "status": record["status"], "error": record.get("error"), "rung": record.get("rung"),
+               "images_per_cell": record.get("images_per_cell"), "stopped": record.get("stopped"),
                "cache_hit": bool(record.get("cache_hit")), "seconds": record.get("seconds"),
                **(metrics or {}), "feasible": metrics is not None and bool(np.all(G <= 0)),
                "plan": record["plan"], "_F": F}

@@ -16,9 +16,9 @@ from moo_compress.errors import ConfigError
 __all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
 
 #: Values of the options left unset (None) in a normal run.
-DEFAULTS: dict[str, Any] = {"eval_images": 40, "select_images": 80, "final_images": 100, "threads": 1}
+DEFAULTS: dict[str, Any] = {"final_images": 150, "threads": 1}
 #: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
-QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "eval_images": 20, "select_images": 50,
+QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "rungs": (10, 20), "select_images": 50,
                                 "final_images": 50}
 
 
@@ -38,12 +38,21 @@ class SearchSettings:
         pop_size: NSGA-II population (default: the space's).
         generations: NSGA-II generations (default: the space's).
         max_evals: Stop after this many evaluations.
-        time_budget: Stop after the generation that crosses this many seconds.
-        eval_images: Screening fidelity: search-split images for clean accuracy and for every
-            (corruption, severity).
+        time_budget: Seconds: no new generation starts, and no candidate is promoted, once spent (not
+            deterministic: depends on the machine).
+        budget_images: Images (clean plus corrupted, cache hits included): no new generation starts, and
+            no candidate is promoted, once spent; deterministic, so every execution mode returns the
+            same front. With a budget and no ``generations``, NSGA-II runs until the budget is spent.
+        fidelity: ``racing`` or ``fixed`` (default: the space's ``fidelity.mode``, or ``fixed`` when
+            ``eval_images`` is given).
+        rungs: Racing rungs, cumulative images per (corruption, severity) (default: the space's).
+        eval_images: Fixed fidelity: search-split images for clean accuracy and for every (corruption,
+            severity) (default: the space's ``fidelity.images``).
         select_images: Selection fidelity: the screening front and the plans within its noise are
-            re-evaluated on this many search-split images per (corruption, severity), and the front and
-            the recommendations are decided on these numbers; 0 decides on the screening numbers.
+            brought to this many search-split images per (corruption, severity) (the same images
+            extended, never re-drawn), and the front and the recommendations are decided on these
+            numbers; 0 decides on the screening numbers. Default: twice the top rung (racing) or twice
+            ``eval_images`` (fixed).
         final_images: Report fidelity: report-split images per (corruption, severity) on which the
             selected plans, the reference and the original model are measured (clean accuracy on the
             whole report split); ``"all"`` for the whole split, 0 to skip the report.
@@ -82,6 +91,9 @@ class SearchSettings:
     generations: int | None = None
     max_evals: int | None = None
     time_budget: float | None = None
+    budget_images: int | None = None
+    fidelity: str | None = None
+    rungs: tuple[int, ...] | None = None
     eval_images: int | None = None
     select_images: int | None = None
     final_images: int | str | None = None
@@ -103,7 +115,8 @@ class SearchSettings:
     quick: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size", "threads")
+        positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size", "threads",
+                    "budget_images")
         for name in positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -118,6 +131,14 @@ class SearchSettings:
             raise ConfigError(f"--calibration-images must be >= 0, got {self.calibration_images}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ConfigError(f"--time-budget must be positive (seconds), got {self.time_budget}")
+        if self.fidelity is not None and self.fidelity not in ("racing", "fixed"):
+            raise ConfigError(f"--fidelity must be 'racing' or 'fixed', got {self.fidelity!r}")
+        if self.fidelity == "racing" and self.eval_images is not None:
+            raise ConfigError("--eval-images sets a fixed fidelity; racing takes --rungs (or drop --fidelity racing)")
+        if self.rungs is not None:
+            from moo_compress.search.fidelity import Fidelity
+
+            object.__setattr__(self, "rungs", Fidelity(rungs=tuple(self.rungs)).rungs)  # validates, names the option
         if self.pop_size is not None and self.pop_size < 2:
             raise ConfigError(f"--pop-size must be at least 2, got {self.pop_size}")
 
@@ -133,7 +154,9 @@ class SearchSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-able form."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["rungs"] = list(self.rungs) if self.rungs is not None else None
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchSettings:
@@ -142,4 +165,6 @@ class SearchSettings:
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"unknown search settings {sorted(unknown)}")
+        if data.get("rungs") is not None:
+            data = {**data, "rungs": tuple(data["rungs"])}
         return cls(**data)

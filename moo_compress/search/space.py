@@ -32,6 +32,7 @@ from moo_compress.compress import (
     RecoveryConfig,
 )
 from moo_compress.errors import ConfigError
+from moo_compress.search.fidelity import Fidelity
 
 __all__ = [
     "GENE_KINDS",
@@ -59,7 +60,7 @@ def _spaces_dir() -> Path:
 SPACES_DIR = _spaces_dir()
 _OFF = (None, False, "off", "none")
 _TOP_KEYS = ("name", "description", "granularity", "layer_groups", "genes", "prune", "cluster", "quantize",
-             "exclude", "recovery", "objectives", "constraints", "algorithm")
+             "exclude", "recovery", "objectives", "constraints", "algorithm", "fidelity")
 
 
 def _close(value: str, options: Sequence[str]) -> str:
@@ -194,6 +195,10 @@ class SearchSpace:
         algorithm: ``nsga2`` or ``grid`` (evaluate every combination).
         pop_size: NSGA-II population size.
         generations: NSGA-II generations.
+        budget_images: Default image budget (``--budget`` overrides): NSGA-II stops, after the generation
+            that spends it, within ``generations``.
+        fidelity: How many test images each candidate is measured on: racing over nested rungs (the
+            default) or a fixed count (:class:`~moo_compress.search.fidelity.Fidelity`).
         source: Where the space was loaded from.
     """
 
@@ -217,6 +222,8 @@ class SearchSpace:
     algorithm: str = "nsga2"
     pop_size: int = 16
     generations: int = 6
+    budget_images: int | None = None
+    fidelity: Fidelity = field(default_factory=Fidelity)
     source: str = "<dict>"
 
     @classmethod
@@ -301,14 +308,19 @@ class SearchSpace:
             raise ConfigError(f"constraints.min_compression_ratio must be a number >= 1, got {min_ratio!r}")
         if min_ratio is not None and min_ratio > 1 and not genes_spec:
             raise ConfigError("constraints.min_compression_ratio > 1 cannot be met without genes")
-        algorithm = _mapping(data.get("algorithm"), "algorithm", ("name", "pop_size", "generations"))
+        algorithm = _mapping(data.get("algorithm"), "algorithm", ("name", "pop_size", "generations", "budget_images"))
         algo = algorithm.get("name", "nsga2")
         if algo not in ("nsga2", "grid"):
             raise ConfigError(f"algorithm.name must be 'nsga2' or 'grid', got {algo!r}")
-        for key in ("pop_size", "generations"):
+        for key in ("pop_size", "generations", "budget_images"):
             value = algorithm.get(key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"algorithm.{key} must be a positive integer, got {value!r}")
+        fid = _mapping(data.get("fidelity"), "fidelity", ("mode", "rungs", "images", "confidence", "clean_multiple"))
+        if "rungs" in fid and not isinstance(fid["rungs"], (list, tuple)):
+            raise ConfigError(f"fidelity.rungs must be a list of image counts, e.g. [10, 20, 40]; "
+                              f"got {fid['rungs']!r}")
+        fidelity = Fidelity(**fid)
         return cls(
             name=name,
             description=str(data.get("description", "")).strip(),
@@ -330,6 +342,8 @@ class SearchSpace:
             algorithm=algo,
             pop_size=algorithm.get("pop_size", 16),
             generations=algorithm.get("generations", 6),
+            budget_images=algorithm.get("budget_images"),
+            fidelity=fidelity,
             source=source,
         )
 
@@ -380,7 +394,9 @@ class SearchSpace:
                            "severities": list(self.severities)},
             "constraints": {"max_accuracy_drop": self.max_accuracy_drop,
                             "min_compression_ratio": self.min_compression_ratio},
-            "algorithm": {"name": self.algorithm, "pop_size": self.pop_size, "generations": self.generations},
+            "algorithm": {"name": self.algorithm, "pop_size": self.pop_size, "generations": self.generations,
+                          "budget_images": self.budget_images},
+            "fidelity": self.fidelity.to_dict(),
         }
 
     def encoding(self, layer_groups: Mapping[str, Sequence[str]]) -> Encoding:

@@ -156,6 +156,6 @@ def test_contenders_are_the_front_and_the_plans_within_its_noise() -> None:
                           "_F": [F(front_clean, front_cells), F(near_clean, near_cells), F(far_clean, far_cells)]})
     objectives = Objectives(robustness="mean_corruption_accuracy", corruptions=("a",), severities=(1,),
                             baseline_accuracy=90.0)
-    keys = contenders(frame, records, records["ref"], objectives, labels)
+    keys = contenders(frame, records, lambda _: records["ref"], objectives, lambda n: labels[:n])
     assert keys == ["front", "near"]
-    assert contenders(frame, records, records["ref"], objectives, labels, limit=0) == ["front"]
+    assert contenders(frame, records, lambda _: records["ref"], objectives, lambda n: labels[:n], limit=0) == ["front"]

@@ -1,0 +1,283 @@
+"""Racing against fixed-fidelity screening at equal cost. Writes the ``fidelity`` section of RESULTS.md.
+
+On ResNet-20 (the ``fidelity`` space: an 80-plan grid, 5 corruptions at severity 3, batch-norm
+re-estimation on 512 training images):
+
+1. **Truth** (computed once, cached, reused by every replay): per-image outcomes of every plan and of
+   the reference on the first ``--truth-images`` images per cell of the search split's fixed order,
+   and on as many report-split images (clean accuracy on the whole report split).
+2. **Replays.** For each seed, NSGA-II (population 8, until the image budget is spent) runs with the
+   search's own :class:`~moo_compress.search.racing.Racer`, whose windows are served from the
+   search-split truth (the seed also permutes the truth images, so every seed sees other images),
+   once with fixed screening on ``--fixed-images`` per cell and once per racing ladder, at the same
+   image budget (about a third of the grid at the fixed fidelity). The front is then selected as the
+   search does: the front and the plans within its noise brought to ``--select-images``.
+3. **Scores** with the *true report-split* values of the returned plans: hypervolume as a fraction of
+   the true front's (objectives normalised by the true front's range, reference point 1.1), precision
+   and recall of the returned front against the true front; means, spread (standard deviation) and wins
+   over seeds.
+
+Usage:
+    python benchmarks/bench_fidelity.py            # truth about 10 minutes on 2 CPU cores (then cached)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_section  # noqa: E402
+
+from moo_compress.compress import CompressionPlan  # noqa: E402
+from moo_compress.data import load_dataset  # noqa: E402
+from moo_compress.models import model_defaults  # noqa: E402
+from moo_compress.search import SearchSettings  # noqa: E402
+from moo_compress.search.candidate import split_order, split_pool  # noqa: E402
+from moo_compress.search.claims import record_outcomes  # noqa: E402
+from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
+from moo_compress.search.final import contenders, pareto_mask, select  # noqa: E402
+from moo_compress.search.objectives import Objectives, record_metrics  # noqa: E402
+from moo_compress.search.problem import CompressionProblem, PlanEvaluator  # noqa: E402
+from moo_compress.search.racing import Racer  # noqa: E402
+from moo_compress.search.run import UNTIL_BUDGET, _frame, _Log, _run_nsga2, hypervolume, space_spec  # noqa: E402
+from moo_compress.search.space import load_space  # noqa: E402
+from moo_compress.stats import pack_bits  # noqa: E402
+
+SPACE = Path(__file__).resolve().parent / "spaces" / "fidelity.yaml"
+
+
+def _truth(settings: SearchSettings, images: int, executor: ExecutorConfig) -> tuple[dict, dict, np.ndarray, Any]:
+    """Search-split and report-split truth records of the reference and every grid plan (cached evaluations)."""
+    space = load_space(str(SPACE))
+    encoding = space.encoding(model_defaults("resnet20").layer_groups)
+    reference = CompressionPlan(recovery=space.recovery)
+    plans = [reference] + [encoding.decode(x) for x in encoding.grid()]
+    out = []
+    for split in ("search", "report"):
+        spec = space_spec(settings, space, None, split=split, clean_whole_split=split == "report")
+        spec = spec.with_window(0, images).resolved()
+        done = [0]
+
+        def show(record: dict[str, Any], split: str = split) -> None:
+            done[0] += 1
+            if done[0] % 10 == 0 or done[0] == len(plans):
+                print(f"  truth {split}: {done[0]}/{len(plans)} ({record['label']}, {record.get('seconds', 0):.1f}s)",
+                      flush=True)
+
+        evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor, on_record=show)
+        out.append({p.key(): r for p, r in zip(plans, evaluator(plans))})
+    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    search_spec = space_spec(settings, space, None, split="search").with_window(0, images)
+    pool = split_pool(search_spec)
+    labels = test.labels[pool[split_order(search_spec, test.labels, pool)]][:images]
+    return out[0], out[1], labels, (space, encoding, reference, spec)
+
+
+_OUTCOMES: dict[int, Any] = {}
+
+
+def _window_record(record: dict[str, Any], idx: np.ndarray, clean_idx: np.ndarray, corr: tuple[str, ...],
+                   sev: tuple[int, ...]) -> dict:
+    if record["status"] != "ok":
+        return record
+    if id(record) not in _OUTCOMES:
+        _OUTCOMES[id(record)] = record_outcomes(record, corr, sev)
+    out = _OUTCOMES[id(record)]
+    clean = out.clean[clean_idx]
+    cells = {f"{c}/{s}": out.cells[idx, i, j] for i, c in enumerate(corr) for j, s in enumerate(sev)}
+    return {**{k: record[k] for k in ("status", "plan", "plan_key", "label", "weights_fingerprint",
+                                      "compression_ratio")},
+            "error": None, "clean_accuracy": float(clean.mean()),
+            "corruption_accuracy": {k: float(v.mean()) for k, v in cells.items()},
+            "clean_correct": pack_bits(clean), "corruption_correct": {k: pack_bits(v) for k, v in cells.items()},
+            "n_clean": int(clean_idx.size), "n_corrupted": int(idx.size * len(cells)), "seconds": 0.0, "cache_hit": True}
+
+
+def _replay(truth: dict, labels: np.ndarray, context: Any, *, ladder: tuple[int, ...], racing: bool, seed: int,
+            budget: int, select_images: int, pop_size: int, confidence: float = 0.95,
+            clean_multiple: int = 1) -> dict[str, Any]:
+    """One search replayed on the truth: the plan keys of the returned front and the images spent."""
+    space, encoding, reference, spec = context
+    corr, sev = spec.corruptions, spec.severities
+    perm = np.random.default_rng([seed, 0xF1D]).permutation(len(labels))
+
+    def evaluate_window(plans: list[CompressionPlan], start: int, stop: int) -> list[dict[str, Any]]:
+        clean = perm[clean_multiple * start:clean_multiple * stop]
+        return [_window_record(truth[p.key()], perm[start:stop], clean, corr, sev) for p in plans]
+
+    objectives = Objectives(robustness=space.robustness, corruptions=corr, severities=sev, baseline_accuracy=0.0)
+    racer = Racer(ladder, evaluate_window, reference, objectives, racing=racing, budget_images=budget,
+                  cells=len(corr) * len(sev), confidence=confidence, clean_multiple=clean_multiple)
+    base = racer.reference_at(ladder[0])
+    objectives = dataclasses.replace(objectives, baseline_accuracy=100 * base["clean_accuracy"])
+    racer.objectives = objectives
+    problem = CompressionProblem(encoding, objectives, racer, racer.metrics)
+    run_log = _Log()
+
+    def record_generation(gen: int, X: np.ndarray, records: list[dict[str, Any]], *_: Any) -> None:
+        for x, record in zip(X, records):
+            run_log.add(record, gen, encoding.values(x))
+
+    _run_nsga2(problem, encoding, pop_size, UNTIL_BUDGET, SearchSettings(arch="resnet20", seed=seed), racer,
+               lambda *_: None, record_generation)
+    screening = racer.spent
+    frame = _frame(run_log, problem)
+    keys = contenders(frame, run_log.records, lambda r: racer.reference_at(int(r["images_per_cell"])), objectives,
+                      lambda n: labels[perm][:n], limit=2)
+    front, _ = select(frame, keys, functools.partial(racer.extend, images=select_images), reference, objectives,
+                      lambda _: None, images=select_images)
+    return {"front": list(front["plan_key"]), "visited": len(run_log.records), "screening_images": screening,
+            "images": racer.spent, "stopped": int(frame["stopped"].notna().sum())}
+
+
+def _matched(replay: Any, budget: int, target: int) -> dict[str, Any]:
+    """The replay with the largest budget whose total images (screening and selection) stay within ``target``."""
+    low, high = budget // 4, budget * 4
+    best = replay(budget=low)
+    for _ in range(6):
+        middle = (low + high) // 2
+        run = replay(budget=middle)
+        if run["images"] <= target:
+            low, best = middle, run
+        else:
+            high = middle
+    return best
+
+
+def _true_points(report: dict, reference_key: str, objectives: Objectives) -> dict[str, np.ndarray]:
+    ref = report[reference_key]
+    out = {}
+    for key, record in report.items():
+        if key == reference_key or record["status"] != "ok":
+            continue
+        out[key] = objectives.objective_vector(record_metrics(record, ref, objectives.corruptions,
+                                                              objectives.severities))
+    return out
+
+
+def _scores(front: list[str], points: dict[str, np.ndarray], true_front: set[str], scale: tuple) -> dict[str, float]:
+    low, span = scale
+    ref = np.full(3, 1.1)
+    F = np.array([points[k] for k in front]) if front else np.zeros((0, 3))
+    hv = hypervolume((F - low) / span, ref) if len(F) else 0.0
+    T = np.array([points[k] for k in true_front])
+    hv_true = hypervolume((T - low) / span, ref)
+    hits = len(set(front) & true_front)
+    return {"hv": hv / hv_true, "precision": hits / max(1, len(front)), "recall": hits / len(true_front),
+            "size": len(front)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--truth-images", type=int, default=1000)
+    parser.add_argument("--fixed-images", type=int, default=100)
+    parser.add_argument("--ladders", default="10,20,40,100;25,50,100;10,100",
+                        help="racing ladders to compare, ';'-separated")
+    parser.add_argument("--confidences", default="0.95", help="racing confidences to compare, ','-separated")
+    parser.add_argument("--clean-multiples", default="1", help="racing clean multiples to compare, ','-separated")
+    parser.add_argument("--select-images", type=int, default=200)
+    parser.add_argument("--budget-plans", type=float, default=80 / 3,
+                        help="the budget in plans at the fixed fidelity (default: a third of the grid)")
+    parser.add_argument("--pop-size", type=int, default=8)
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    settings = SearchSettings(arch="resnet20", space=str(SPACE), cache_dir=args.cache_dir, device="cpu").resolved()
+    executor = ExecutorConfig(workers=default_workers("cpu", settings.threads))
+    print("truth: every grid plan on both splits (cached after the first run) ...", flush=True)
+    try:
+        search_truth, report_truth, labels, context = _truth(settings, args.truth_images, executor)
+    finally:
+        close_executors()
+    truth_seconds = time.perf_counter() - started
+    space, encoding, reference, spec = context
+    cells = len(spec.corruptions) * len(spec.severities)
+    objectives = Objectives(robustness=space.robustness, corruptions=spec.corruptions, severities=spec.severities,
+                            baseline_accuracy=0.0)
+    points = _true_points(report_truth, reference.key(), objectives)
+    keys = list(points)
+    P = np.array([points[k] for k in keys])
+    mask = pareto_mask(P)
+    true_front = {k for k, m in zip(keys, mask) if m}
+    T = P[mask]
+    scale = (T.min(axis=0), np.maximum(T.max(axis=0) - T.min(axis=0), 1e-9))
+    budget = int(round(args.budget_plans * args.fixed_images * (cells + 1)))
+    methods = {f"fixed {args.fixed_images}": ((args.fixed_images,), False, 0.95, 1)}
+    confidences = [float(c) for c in args.confidences.split(",")]
+    multiples = [int(c) for c in args.clean_multiples.split(",")]
+    for text in args.ladders.split(";"):
+        ladder = tuple(int(x) for x in text.split(","))
+        for confidence in confidences:
+            for multiple in multiples:
+                name = f"racing {'/'.join(map(str, ladder))}, confidence {confidence:g}, clean x{multiple}"
+                methods[name] = (ladder, True, confidence, multiple)
+    rows: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
+    replay_started = time.perf_counter()
+    for seed in range(args.seeds):
+        target = None
+        for name, (ladder, racing, confidence, multiple) in methods.items():
+            replay = functools.partial(_replay, search_truth, labels, context, ladder=ladder, racing=racing, seed=seed,
+                                       select_images=args.select_images, pop_size=args.pop_size,
+                                       confidence=confidence, clean_multiple=multiple)
+            if target is None:  # fixed screening: the budget; its total (selection included) is the cost to match
+                run = replay(budget=budget)
+                target = run["images"]
+            else:
+                run = _matched(replay, budget, target)
+            rows[name].append({**_scores(run["front"], points, true_front, scale), **run})
+        print(f"  seed {seed}: " + "; ".join(f"{m} HV {rows[m][-1]['hv']:.3f}" for m in methods), flush=True)
+    replay_seconds = time.perf_counter() - replay_started
+
+    fixed = np.array([r["hv"] for r in rows[f"fixed {args.fixed_images}"]])
+    table = ["| method | HV / true HV, mean (min) | spread (sd) | precision | recall | front size | plans visited | "
+             "images, screening + selection | wins vs fixed | mean gain (sd) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in rows.items():
+        hv = np.array([r["hv"] for r in runs])
+        gain = hv - fixed
+        wins = "" if name.startswith("fixed") else f"{int((gain > 0).sum())} of {len(hv)}"
+        gains = "" if name.startswith("fixed") else f"{gain.mean():+.3f} ({gain.std(ddof=1):.3f})"
+        table.append(
+            f"| {name} | **{hv.mean():.3f}** ({hv.min():.3f}) | {hv.std(ddof=1):.3f} | "
+            f"{np.mean([r['precision'] for r in runs]):.2f} | {np.mean([r['recall'] for r in runs]):.2f} | "
+            f"{np.mean([r['size'] for r in runs]):.1f} | {np.mean([r['visited'] for r in runs]):.1f} | "
+            f"{np.mean([r['screening_images'] for r in runs]):,.0f} + "
+            f"{np.mean([r['images'] - r['screening_images'] for r in runs]):,.0f} | {wins} | {gains} |")
+    body = "\n".join([
+        f"ResNet-20, space `benchmarks/spaces/fidelity.yaml` ({len(keys)} plans: sparsity x clusters x bits, "
+        f"{len(spec.corruptions)} corruptions at severity {'/'.join(map(str, spec.severities))}, batch-norm "
+        f"re-estimation on 512 training images, {settings.precision}). **Truth** (one-time cost "
+        f"{truth_seconds / 60:.1f} min in this run, {'cached' if truth_seconds < 60 else 'computed'}; about 10 min "
+        f"from an empty cache on 2 cores): per-image outcomes of every plan and the reference on the first "
+        f"{args.truth_images} images per cell of each split (clean accuracy of the report truth on all "
+        f"{report_truth[reference.key()]['n_clean']:,} report images). The true front: {len(true_front)} plans "
+        "(Pareto set on the report-split truth).",
+        "",
+        f"**Replays** ({args.seeds} seeds, {replay_seconds:.0f} s for all): NSGA-II (population {args.pop_size}, seed "
+        f"= replay seed) with the search's `Racer`, windows served from the search-split truth in an order "
+        f"permuted by the seed, until a budget of **{budget:,} images** (= {args.budget_plans:.1f} plans at the "
+        f"fixed fidelity, a third of the grid) is spent; then the front and the plans within its noise are "
+        f"brought to {args.select_images} images per cell, as the search does. Equal cost: each racing replay gets "
+        f"the largest budget (bisection) whose total images, screening and selection together, do not exceed the "
+        f"fixed replay's total for the same seed. Scores use the true report-split "
+        f"values of the returned plans: hypervolume (objectives normalised by the true front's range, reference "
+        f"point 1.1 in each) as a fraction of the true front's; precision and recall against the true front. "
+        "Racing: one-sided tests at (1 - confidence) / (rungs - 1) each; clean xM: M clean images per corrupted "
+        "image of a rung.",
+        "",
+        *table,
+    ])
+    write_section("fidelity", "Adaptive fidelity: racing against fixed screening at equal images (issue 13)", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The fidelity of a search: how many test images each candidate is measured on (see :mod:`.racing`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moo_compress.errors import ConfigError
+
+__all__ = ["FIDELITY_MODES", "Fidelity"]
+
+#: Fidelity modes of a search space (``fidelity.mode``).
+FIDELITY_MODES = ("racing", "fixed")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How candidates are measured during the search (the ``fidelity`` block of a search space).
+
+    Attributes:
+        mode: ``racing`` (successive halving over ``rungs``) or ``fixed`` (every candidate on
+            ``images``).
+        rungs: Images per (corruption, severity), cumulative and increasing, of the racing rungs (the
+            clean accuracy uses as many clean images).
+        images: Images per (corruption, severity) of the fixed mode.
+        confidence: Confidence that a stopped candidate was truly dominated by the plan that stopped it
+            (see :mod:`~moo_compress.search.racing`).
+        clean_multiple: Clean images per corrupted image of a rung (clean accuracy decides dominance too,
+            and one clean image costs as much as one image of a single corruption cell).
+    """
+
+    mode: str = "racing"
+    rungs: tuple[int, ...] = (10, 20, 40)
+    images: int = 40
+    confidence: float = 0.95
+    clean_multiple: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in FIDELITY_MODES:
+            raise ConfigError(f"fidelity.mode must be one of {list(FIDELITY_MODES)}, got {self.mode!r}")
+        rungs = tuple(self.rungs)
+        if not rungs or any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1 for r in rungs) \
+                or any(b <= a for a, b in zip(rungs, rungs[1:])):
+            raise ConfigError(f"fidelity.rungs must be increasing positive image counts (e.g. [10, 20, 40]), "
+                              f"got {list(rungs)}")
+        object.__setattr__(self, "rungs", tuple(int(r) for r in rungs))
+        if isinstance(self.images, bool) or not isinstance(self.images, (int, np.integer)) or self.images < 1:
+            raise ConfigError(f"fidelity.images must be a positive integer, got {self.images!r}")
+        if isinstance(self.confidence, bool) or not isinstance(self.confidence, (int, float)) \
+                or not 0.5 < float(self.confidence) < 1.0:
+            raise ConfigError(f"fidelity.confidence must be in (0.5, 1), e.g. 0.95; got {self.confidence!r}")
+        if isinstance(self.clean_multiple, bool) or not isinstance(self.clean_multiple, (int, np.integer)) \
+                or self.clean_multiple < 1:
+            raise ConfigError(f"fidelity.clean_multiple must be a positive integer, got {self.clean_multiple!r}")
+
+    @property
+    def ladder(self) -> tuple[int, ...]:
+        """The rungs the search uses: ``rungs`` when racing, ``(images,)`` when fixed."""
+        return self.rungs if self.mode == "racing" else (int(self.images),)
+
+    def to_dict(self) -> dict[str, Any]:
+        """YAML/JSON-able form."""
+        return {"mode": self.mode, "rungs": list(self.rungs), "images": int(self.images),
+                "confidence": float(self.confidence), "clean_multiple": int(self.clean_multiple)}

@@ -1,0 +1,361 @@
+"""Racing over nested fidelity rungs: spend test images where the front is decided.
+
+Every candidate sees the search-split images in one fixed, class-interleaved order, and a *rung* is a
+prefix of that order (e.g. 10, 20, 40 images per (corruption, severity), and as many clean images).
+A candidate starts on the first rung. After each rung it is compared, on the images both have seen,
+with every plan on the current front (point estimates at each plan's highest rung); it is **stopped**
+when some front member *confidently dominates* it and **promoted** to the next rung otherwise, until
+the last rung. Promotion evaluates only the images the next rung adds (the window ``[a, b)`` of the
+order) and appends their per-image outcomes to the earlier ones, so it never repeats work.
+
+Confident dominance of a candidate ``c`` by a front member ``f``: ``f`` compresses at least as much
+(exact), and the one-sided lower confidence bounds of the paired differences ``f - c`` in clean
+accuracy *and* in robustness (the space's metric, per image) are both above zero. A candidate whose
+clean-accuracy drop against the reference is confidently beyond the space's ``max_accuracy_drop``
+is stopped as infeasible. Each test is one-sided at ``alpha = (1 - confidence) / looks``, where
+``looks`` is the number of rungs after which a candidate can be stopped: a Bonferroni correction over
+the repeated looks at one candidate, so that a candidate that ``f`` does not truly dominate is
+stopped by ``f`` with probability at most ``1 - confidence`` over the whole race. Requiring both
+objectives at once (an intersection-union test) needs no further correction. Comparisons with
+different front members are not corrected (a plan near several front members may be stopped a
+little more often); ``benchmarks/bench_fidelity.py`` measures what this costs in recall.
+
+A *fixed* fidelity is a ladder of one rung: every candidate is measured on the same images, as before
+racing. NSGA-II ranks every candidate by its numbers at its highest rung, against the reference
+measured on the same images.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moo_compress.compress import CompressionPlan
+from moo_compress.errors import ConfigError
+from moo_compress.search.claims import Outcomes, record_outcomes
+from moo_compress.search.final import pareto_mask
+from moo_compress.search.objectives import Objectives, record_metrics
+from moo_compress.stats import pack_bits, paired_mean_interval, unpack_bits
+
+__all__ = ["Racer", "merge_records", "robustness_scores", "rung_windows"]
+
+def rung_windows(ladder: Sequence[int]) -> list[tuple[int, int]]:
+    """The windows ``[a, b)`` of the order that each rung adds: ``[(0, r0), (r0, r1), ...]``."""
+    bounds = [0, *ladder]
+    return [(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
+
+
+def merge_records(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One record of a plan from its records on consecutive windows (per-image outcomes appended).
+
+    Accuracies are recomputed from the joined outcomes; times add up; a failure in any window makes
+    the merged record failed. ``images_per_cell`` is the number of images per (corruption, severity).
+    """
+    if not chunks:
+        raise ValueError("merge_records needs at least one record")
+    first = chunks[0]
+    failed = next((c for c in chunks if c.get("status") != "ok"), None)
+    merged = {**first, "windows": len(chunks), "cache_hit": all(bool(c.get("cache_hit")) for c in chunks),
+              "seconds": round(sum(float(c.get("seconds") or 0.0) for c in chunks), 3)}
+    if failed is not None:
+        return {**merged, **{k: failed.get(k) for k in ("status", "error", "traceback")}}
+    if len(chunks) == 1:
+        n_cells = max(1, len(first["corruption_correct"]))
+        return {**merged, "images_per_cell": int(first["n_corrupted"]) // n_cells}
+    keys = list(first["corruption_correct"])
+    clean = np.concatenate([unpack_bits(c["clean_correct"], int(c["n_clean"])) for c in chunks])
+    cells = {}
+    for key in keys:
+        cells[key] = np.concatenate([unpack_bits(c["corruption_correct"][key], int(c["n_corrupted"]) // len(keys))
+                                     for c in chunks])
+    merged.update(
+        clean_accuracy=float(clean.mean()),
+        corruption_accuracy={k: float(v.mean()) for k, v in cells.items()},
+        clean_correct=pack_bits(clean),
+        corruption_correct={k: pack_bits(v) for k, v in cells.items()},
+        n_clean=int(clean.size),
+        n_corrupted=int(sum(v.size for v in cells.values())),
+        images_per_cell=int(cells[keys[0]].size) if keys else 0,
+        compress_seconds=round(sum(float(c.get("compress_seconds") or 0.0) for c in chunks), 3),
+    )
+    return merged
+
+
+def robustness_scores(out: Outcomes, reference: Outcomes, robustness: str) -> np.ndarray:
+    """Per-image robustness, higher is better, whose mean over images is the metric (or minus it).
+
+    ``mean_corruption_accuracy``: the image's accuracy over the cells. ``mce``: minus
+    ``(100 / C) sum_c errors(i, c) / Rbar_c`` with ``Rbar_c`` the reference's mean errors per image under
+    corruption ``c``, so the mean over images is minus mCE. ``relative_mce``: the same with errors minus
+    ``S`` times the image's clean error. Differences of two plans' scores on the same images are paired.
+    """
+    n = out.cells.shape[0]
+    if robustness == "mean_corruption_accuracy":
+        return out.cells.reshape(n, -1).mean(axis=1)
+    errors = (~out.cells).sum(axis=2).astype(float)
+    ref_errors = (~reference.cells[:n]).sum(axis=2).astype(float)
+    if robustness == "relative_mce":
+        severities = out.cells.shape[2]
+        errors = errors - severities * (~out.clean[:n]).astype(float)[:, None]
+        ref_errors = ref_errors - severities * (~reference.clean[:n]).astype(float)[:, None]
+    elif robustness != "mce":
+        raise ConfigError(f"unknown robustness metric {robustness!r}")
+    denominators = ref_errors.mean(axis=0)
+    if (denominators <= 0).any():  # undefined: fall back to the accuracy scale
+        return out.cells.reshape(n, -1).mean(axis=1)
+    return -(100.0 / errors.shape[1]) * (errors / denominators).sum(axis=1)
+
+
+@dataclass
+class _Entry:
+    plan: CompressionPlan
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    images: int = 0
+    record: dict[str, Any] | None = None
+    stopped: str | None = None
+    _outcomes: Outcomes | None = None
+    _metrics: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None and self.record.get("status") == "ok"
+
+
+class Racer:
+    """Evaluates plans by racing them over nested rungs; keeps every plan's best estimate.
+
+    Calling the racer with plans (a NSGA-II generation) returns their records at the highest rung each
+    reached (merged over windows, with ``rung``, ``images_per_cell`` and ``stopped``); plans seen
+    before are returned as they are. The reference is measured on every window first.
+
+    Args:
+        ladder: Cumulative images per (corruption, severity) of the rungs.
+        evaluate_window: ``(plans, start, stop) -> records`` on the window ``[start, stop)`` of the
+            fixed order (cached, on any executor).
+        reference_plan: The reference (uncompressed model after the space's recovery).
+        objectives: How metrics become objectives and constraints.
+        racing: Stop confidently dominated candidates (False: every candidate climbs every rung).
+        confidence: See :class:`Fidelity`.
+        budget_images: Let the search stop once this many images (clean plus corrupted, cache hits
+            included, so the count is the same in every execution mode) are spent: :attr:`exhausted`
+            turns True. A race already started finishes, so that no plan enters the front on a low rung.
+        cells: Number of (corruption, severity) cells.
+        deadline: ``time.perf_counter()`` value after which the budget counts as spent (not deterministic).
+        clean_multiple: Clean images per corrupted image of a window (what a window costs).
+        release: Called with the plans whose race ended (stopped, failed, or on the top rung and off the
+            front), e.g. to discard the compressed models kept between windows.
+    """
+
+    def __init__(self, ladder: Sequence[int], evaluate_window: Callable[[list[CompressionPlan], int, int],
+                                                                         list[dict[str, Any]]],
+                 reference_plan: CompressionPlan, objectives: Objectives, *, racing: bool = True,
+                 confidence: float = 0.95, budget_images: int | None = None, cells: int = 1,
+                 deadline: float | None = None, clean_multiple: int = 1,
+                 release: Callable[[list[CompressionPlan]], None] | None = None) -> None:
+        self.ladder = tuple(int(r) for r in ladder)
+        self.evaluate_window = evaluate_window
+        self.reference_plan = reference_plan
+        self.objectives = objectives
+        self.racing = racing and len(self.ladder) > 1
+        self.confidence = float(confidence)
+        self.budget_images = budget_images
+        self.cells = int(cells)
+        self.deadline = deadline
+        self.clean_multiple = int(clean_multiple)
+        self.release = release
+        self.spent = 0
+        self.entries: dict[str, _Entry] = {}
+        self.reference: dict[int, dict[str, Any]] = {}
+        self._reference_outcomes: dict[int, Outcomes] = {}
+        self._reference = _Entry(reference_plan)
+
+    # -- bookkeeping -------------------------------------------------------------------------------------------------
+    @property
+    def exhausted(self) -> bool:
+        """Whether the image budget (or the wall-time deadline) is spent."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            return True
+        return self.budget_images is not None and self.spent >= self.budget_images
+
+    @property
+    def alpha(self) -> float:
+        """One-sided level of each test (Bonferroni over the looks at one candidate)."""
+        return (1.0 - self.confidence) / max(1, len(self.ladder) - 1)
+
+    def _advance(self, entries: list[_Entry], start: int, stop: int, *, charge: bool = True) -> None:
+        """Evaluates the window ``[start, stop)`` for ``entries`` (all measured up to ``start``) and merges."""
+        records = self.evaluate_window([e.plan for e in entries], start, stop)
+        for entry, record in zip(entries, records):
+            entry.chunks.append(record)
+            entry.images = stop
+            entry.record = {**merge_records(entry.chunks), "rung": len(entry.chunks) - 1, "stopped": entry.stopped}
+            entry._outcomes = None
+            entry._metrics = None
+        if charge:
+            self.spent += len(entries) * (stop - start) * (self.cells + self.clean_multiple)
+
+    def reference_at(self, images: int) -> dict[str, Any]:
+        """The reference's record on the first ``images`` images per cell (measured on demand)."""
+        if images not in self.reference:
+            self._climb([self._reference], images, charge=False)
+            record = self._reference.record
+            if record is None or record.get("status") != "ok":
+                error = None if record is None else record.get("error")
+                raise ConfigError(f"the reference (uncompressed model after the space's recovery) failed: {error}")
+            self.reference[images] = _prefix(record, images, self.objectives)
+        return self.reference[images]
+
+    def metrics(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """Metrics of a record against the reference on the same images (None for a failed one)."""
+        if record.get("status") != "ok":
+            return None
+        return record_metrics(record, self.reference_at(int(record["images_per_cell"])),
+                              self.objectives.corruptions, self.objectives.severities)
+
+    def _climb(self, entries: list[_Entry], top: int, *, charge: bool = True) -> None:
+        """Brings every entry to at least ``top`` images per cell along the ladder's windows (no racing)."""
+        for start, stop in rung_windows([r for r in self.ladder if r < top] + [top]):
+            todo = [e for e in entries if e.images == start and (e.record is None or e.ok)]
+            if todo:
+                self._advance(todo, start, stop, charge=charge)
+
+    # -- racing ------------------------------------------------------------------------------------------------------
+    def __call__(self, plans: Sequence[CompressionPlan]) -> list[dict[str, Any]]:
+        """Records of ``plans`` at their highest rung, racing the new ones (see the module docstring)."""
+        self.reference_at(self.ladder[0])
+        new: list[_Entry] = []
+        for plan in plans:
+            if plan.key() not in self.entries:
+                self.entries[plan.key()] = _Entry(plan)
+                new.append(self.entries[plan.key()])
+        live = new
+        for k, (start, stop) in enumerate(rung_windows(self.ladder)):
+            if not live:
+                break
+            self.reference_at(stop)
+            self._advance(live, start, stop)
+            if k == len(self.ladder) - 1 or not self.racing:
+                break
+            front = self._front()
+            going = [e for e in live if e.ok and not self._stop(e, front)]
+            self._release([e for e in live if e not in going])
+            live = going
+        front = self._front() if live else []
+        self._release([e for e in live if e not in front])  # front members' models serve selection and report
+        out = []
+        for plan in plans:
+            entry = self.entries[plan.key()]
+            out.append(entry.record)
+        return out
+
+    def _release(self, entries: list[_Entry]) -> None:
+        if self.release is not None and entries:
+            self.release([e.plan for e in entries])
+
+    def extend(self, plans: Sequence[CompressionPlan], images: int) -> list[dict[str, Any]]:
+        """Records of ``plans`` on the first ``images`` images per cell (only missing windows evaluated)."""
+        entries = []
+        for plan in plans:
+            entry = self.entries.setdefault(plan.key(), _Entry(plan))
+            entries.append(entry)
+        self.reference_at(images)
+        self._climb(entries, images)
+        return [_prefix(e.record, images, self.objectives) if e.ok else e.record for e in entries]  # type: ignore[arg-type]
+
+    def _outcomes(self, entry: _Entry) -> Outcomes:
+        if entry._outcomes is None:
+            entry._outcomes = record_outcomes(entry.record or {}, self.objectives.corruptions,
+                                              self.objectives.severities)
+        return entry._outcomes
+
+    def _reference_outcomes_at(self, images: int) -> Outcomes:
+        if images not in self._reference_outcomes:
+            self._reference_outcomes[images] = record_outcomes(self.reference_at(images), self.objectives.corruptions,
+                                                               self.objectives.severities)
+        return self._reference_outcomes[images]
+
+    def _entry_metrics(self, entry: _Entry) -> dict[str, Any] | None:
+        if entry._metrics is None:
+            entry._metrics = self.metrics(entry.record)  # type: ignore[arg-type]
+        return entry._metrics
+
+    def _front(self) -> list[_Entry]:
+        entries = [e for e in self.entries.values() if e.ok]
+        if not entries:
+            return []
+        metrics = [self._entry_metrics(e) for e in entries]
+        F = np.array([self.objectives.objective_vector(m) for m in metrics])
+        feasible = np.array([bool(np.all(self.objectives.constraint_vector(m) <= 0)) for m in metrics])
+        seen: set[str] = set()
+        first = []
+        for e in entries:
+            fp = (e.record or {}).get("weights_fingerprint")
+            first.append(fp is None or fp not in seen)
+            if fp:
+                seen.add(fp)
+        mask = pareto_mask(F, feasible & np.array(first))
+        return [e for e, m in zip(entries, mask) if m]
+
+    def _stop(self, entry: _Entry, front: list[_Entry]) -> bool:
+        """Whether the candidate is confidently infeasible or dominated by a front member (records why)."""
+        level = 1.0 - 2.0 * self.alpha  # two-sided level whose lower bound is the one-sided bound at alpha
+        out = self._outcomes(entry)
+        n = out.cells.shape[0]
+        drop = self.objectives.max_accuracy_drop
+        if drop is not None:
+            ref = self._reference_outcomes_at(n)
+            delta = paired_mean_interval(out.clean.astype(float) - ref.clean.astype(float), level=level)
+            if 100 * delta.high < -drop:
+                entry.stopped = f"infeasible after {n} images: clean drop confidently beyond {drop:g} points"
+        if entry.stopped is None:
+            ratio = float(entry.record["compression_ratio"])  # type: ignore[index]
+            for other in front:
+                if other is entry or float(other.record["compression_ratio"]) < ratio:  # type: ignore[index]
+                    continue
+                if self._dominates(other, entry, level):
+                    entry.stopped = f"dominated by {other.record['label']} after {n} images"  # type: ignore[index]
+                    break
+        if entry.stopped is not None:
+            entry.record = {**entry.record, "stopped": entry.stopped}  # type: ignore[dict-item]
+        return entry.stopped is not None
+
+    def _dominates(self, f: _Entry, c: _Entry, level: float) -> bool:
+        """Whether ``f`` is confidently better than ``c`` in clean accuracy and robustness (common images)."""
+        a, b = self._outcomes(f), self._outcomes(c)
+        m = min(a.clean.size, b.clean.size)
+        n = min(a.cells.shape[0], b.cells.shape[0])
+        clean = paired_mean_interval(a.clean[:m].astype(float) - b.clean[:m].astype(float), level=level)
+        if not clean.low > 0:
+            return False
+        ref = self._reference_outcomes_at(n)
+        robustness = self.objectives.robustness
+        fa = robustness_scores(_head(a, n), ref, robustness)
+        fb = robustness_scores(_head(b, n), ref, robustness)
+        return bool(paired_mean_interval(fa - fb, level=level).low > 0)
+
+
+def _head(out: Outcomes, n: int) -> Outcomes:
+    return Outcomes(out.clean, out.cells[:n], out.corruptions, out.severities)
+
+
+def _prefix(record: dict[str, Any], images: int, objectives: Objectives) -> dict[str, Any]:
+    """A merged record cut to its first ``images`` images per cell (clean and corrupted)."""
+    if int(record.get("images_per_cell") or 0) == images:
+        return record
+    out = record_outcomes(record, objectives.corruptions, objectives.severities)
+    if out.cells.shape[0] < images:
+        raise ValueError(f"the record holds {out.cells.shape[0]} images per cell, fewer than {images}")
+    keys = list(record["corruption_correct"])
+    cells = {key: unpack_bits(record["corruption_correct"][key], int(record["n_corrupted"]) // len(keys))[:images]
+             for key in keys}
+    multiple = int(record["n_clean"]) // int(record["images_per_cell"])  # clean images per corrupted image
+    clean = unpack_bits(record["clean_correct"], int(record["n_clean"]))[:images * multiple]
+    return {**record, "clean_accuracy": float(clean.mean()),
+            "corruption_accuracy": {k: float(v.mean()) for k, v in cells.items()},
+            "clean_correct": pack_bits(clean), "corruption_correct": {k: pack_bits(v) for k, v in cells.items()},
+            "n_clean": int(clean.size), "n_corrupted": int(images * len(keys)), "images_per_cell": int(images)}
+

@@ -138,7 +138,9 @@ def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict
 
     if config.kind == "processes":
         threads = config.threads_per_worker or default_threads(config.workers)
-        backend = {"backend": "loky", "n_jobs": min(config.workers, len(plans))}
+        # always the configured size: resizing loky's reusable pool (a window of a single plan) restarts
+        # its workers, which then reload the model and images
+        backend = {"backend": "loky", "n_jobs": config.workers}
     else:
         _dask_client(config)
         threads = config.threads_per_worker or 1

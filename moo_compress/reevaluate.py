@@ -429,8 +429,11 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
                                "compared_to": None if ref_key is None else ref_names[ref_key]}
         if record["status"] == "ok":
             reference = record if ref_key is None else records[ref_key]
-            row.update(record_metrics(record, reference if reference["status"] == "ok" else None,
-                                      spec.corruptions, spec.severities))
+            metrics = record_metrics(record, reference if reference["status"] == "ok" else None,
+                                     spec.corruptions, spec.severities)
+            if ref_key is None:  # a reference has no delta (the paired claims below give the others theirs)
+                metrics.pop("clean_delta", None)
+            row.update(metrics)
             mine = outcomes_of(plan.key())
             theirs = None if ref_key is None else outcomes_of(ref_key)
             if mine is not None and theirs is not None:

@@ -96,9 +96,10 @@ def _screening(info: dict[str, Any]) -> str:
         ladder = "/".join(str(r) for r in fid.get("ladder", []))
         return (f"Screening raced the candidates over nested rungs of {ladder} search-split images per (corruption, "
                 f"severity) in one fixed order: a plan climbed to the next rung, evaluating only the images it adds, "
-                f"until a front plan confidently dominated it ({fid.get('stopped', 0)} plans stopped early; "
+                f"until a front plan confidently dominated it ({fid.get('stopped', 0)} plan(s) stopped early; "
                 f"confidence {fid.get('confidence')}, one-sided tests at {_fmt(fid.get('alpha_per_look'), '.3f')} "
-                f"per look; {int(fid.get('images_spent') or 0):,} images spent in all), with as many clean images")
+                f"per look; {int(fid.get('images_spent') or 0):,} images spent by screening and selection), with "
+                f"{fid.get('clean_multiple', 1)} clean image(s) per corrupted image")
     return f"Screening used {_fidelity(info.get('screening'))}"
 
 

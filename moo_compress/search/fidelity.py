@@ -20,10 +20,12 @@ class Fidelity:
     """How candidates are measured during the search (the ``fidelity`` block of a search space).
 
     Attributes:
-        mode: ``racing`` (successive halving over ``rungs``) or ``fixed`` (every candidate on
-            ``images``).
-        rungs: Images per (corruption, severity), cumulative and increasing, of the racing rungs (the
-            clean accuracy uses as many clean images).
+        mode: ``racing`` (candidates climb ``rungs`` until confidently dominated) or ``fixed`` (every
+            candidate on ``images``).
+        rungs: Images per (corruption, severity), cumulative and increasing, of the racing rungs (clean
+            accuracy on ``clean_multiple`` times as many clean images). The default tops out at the
+            previous fixed screening (40), so a plan that survives costs what it cost before racing;
+            ``benchmarks/bench_fidelity.py`` compares ladders.
         images: Images per (corruption, severity) of the fixed mode.
         confidence: Confidence that a stopped candidate was truly dominated by the plan that stopped it
             (see :mod:`~moo_compress.search.racing`).

@@ -22,7 +22,7 @@ import pandas as pd
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
-from moo_compress.search.candidate import EvaluationSpec, load_resources
+from moo_compress.search.candidate import load_resources
 from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, half_widths, plan_claims, \
     record_outcomes, tied
 from moo_compress.search.knee import (

@@ -39,7 +39,7 @@ from moo_compress.errors import ConfigError
 from moo_compress.search.claims import Outcomes, record_outcomes
 from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
-from moo_compress.stats import pack_bits, paired_mean_interval, unpack_bits
+from moo_compress.stats import pack_bits, paired_difference_interval, unpack_bits
 
 __all__ = ["Racer", "merge_records", "robustness_scores", "rung_windows"]
 
@@ -226,7 +226,6 @@ class Racer:
     # -- racing ------------------------------------------------------------------------------------------------------
     def __call__(self, plans: Sequence[CompressionPlan]) -> list[dict[str, Any]]:
         """Records of ``plans`` at their highest rung, racing the new ones (see the module docstring)."""
-        self.reference_at(self.ladder[0])
         new: list[_Entry] = []
         for plan in plans:
             if plan.key() not in self.entries:
@@ -246,11 +245,7 @@ class Racer:
             live = going
         front = self._front() if live else []
         self._release([e for e in live if e not in front])  # front members' models serve selection and report
-        out = []
-        for plan in plans:
-            entry = self.entries[plan.key()]
-            out.append(entry.record)
-        return out
+        return [self.entries[plan.key()].record for plan in plans]  # type: ignore[misc]
 
     def _release(self, entries: list[_Entry]) -> None:
         if self.release is not None and entries:
@@ -308,7 +303,7 @@ class Racer:
         drop = self.objectives.max_accuracy_drop
         if drop is not None:
             ref = self._reference_outcomes_at(n)
-            delta = paired_mean_interval(out.clean.astype(float) - ref.clean.astype(float), level=level)
+            delta = paired_difference_interval(out.clean, ref.clean, level=level)
             if 100 * delta.high < -drop:
                 entry.stopped = f"infeasible after {n} images: clean drop confidently beyond {drop:g} points"
         if entry.stopped is None:
@@ -328,14 +323,14 @@ class Racer:
         a, b = self._outcomes(f), self._outcomes(c)
         m = min(a.clean.size, b.clean.size)
         n = min(a.cells.shape[0], b.cells.shape[0])
-        clean = paired_mean_interval(a.clean[:m].astype(float) - b.clean[:m].astype(float), level=level)
+        clean = paired_difference_interval(a.clean[:m], b.clean[:m], level=level)
         if not clean.low > 0:
             return False
         ref = self._reference_outcomes_at(n)
         robustness = self.objectives.robustness
         fa = robustness_scores(_head(a, n), ref, robustness)
         fb = robustness_scores(_head(b, n), ref, robustness)
-        return bool(paired_mean_interval(fa - fb, level=level).low > 0)
+        return bool(paired_difference_interval(fa, fb, level=level).low > 0)
 
 
 def _head(out: Outcomes, n: int) -> Outcomes:

@@ -270,15 +270,6 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
         f"{executor.workers} worker(s) x {settings.threads} thread(s), {settings.precision}; loading images (a first "
         "run decodes the dataset and generates the corrupted images it needs into the cache, about a minute) ...")
     base_spec = space_spec(settings, space, None, split="search")
-    specs: dict[tuple[int, int], EvaluationSpec] = {}
-    clean_multiple = 1
-
-    def window_spec(start: int, stop: int) -> EvaluationSpec:
-        if (start, stop) not in specs:
-            specs[start, stop] = dataclasses.replace(base_spec.with_window(start, stop), keep_models=True,
-                                                     clean_multiple=clean_multiple).resolved()
-        return specs[start, stop]
-
     split_size = int(len(split_pool(base_spec)))
     select_n = settings.select_images if settings.select_images is not None else min(split_size, 2 * ladder[-1])
     if max(ladder[-1], select_n) > split_size:
@@ -288,6 +279,14 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
     if clean_multiple < fidelity.clean_multiple:
         log(f"note: fidelity.clean_multiple lowered from {fidelity.clean_multiple} to {clean_multiple}: the search "
             f"split holds {split_size} images")
+    specs: dict[tuple[int, int], EvaluationSpec] = {}
+
+    def window_spec(start: int, stop: int) -> EvaluationSpec:
+        if (start, stop) not in specs:
+            specs[start, stop] = dataclasses.replace(base_spec.with_window(start, stop), keep_models=True,
+                                                     clean_multiple=clean_multiple).resolved()
+        return specs[start, stop]
+
     spec = window_spec(0, ladder[0])
     n_corr = len(spec.corruptions) * len(spec.severities)
     progress = _Progress(log, started, executor.workers)
@@ -411,7 +410,8 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
         if settings.select_images != 0:
             select_spec = window_spec(0, select_n)
             select_eval = functools.partial(racer.extend, images=select_n)
-        progress.start("selection", len(keys) + 1, later(len(keys) // 2, 0)[2:])
+        # at most one record per contender and window, and the reference's own extension
+        progress.start("selection", len(keys) + 2, later(len(keys) // 2, 0)[2:], bound=True)
         front, select_ref = final.select(frame, keys, select_eval, reference_plan, objectives, log, images=select_n)
         frame["contender"] = frame["plan_key"].isin(keys)
         frame["selected"] = frame["plan_key"].isin(set(front["plan_key"]))

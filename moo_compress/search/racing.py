@@ -181,6 +181,20 @@ class Racer:
             return True
         return self.budget_images is not None and self.spent >= self.budget_images
 
+    def affordable(self) -> int | None:
+        """How many new plans the rest of the image budget pays for at the top rung (None: no budget).
+
+        At least one while any budget is left, so the last generation is cut to what the budget
+        allows instead of overshooting it by a whole generation.
+        """
+        if self.budget_images is None:
+            return None
+        left = self.budget_images - self.spent
+        if left <= 0:
+            return 0
+        per_plan = self.ladder[-1] * (self.cells + self.clean_multiple)
+        return max(1, -(-left // per_plan))
+
     @property
     def alpha(self) -> float:
         """One-sided level of each test (Bonferroni over the looks at one candidate)."""

@@ -38,6 +38,7 @@ from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.racing import Racer
 from moo_compress.search.settings import SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
+from moo_compress.search.surrogate import Surrogate, choose_offspring
 from moo_compress.stats import Interval
 
 __all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "space_spec", "needs_calibration",
@@ -398,7 +399,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
             _run_grid(problem, encoding, pop_size, settings, racer, before_generation, record_generation)
         else:
             _run_nsga2(problem, encoding, pop_size, generations, settings, racer, before_generation,
-                       record_generation)
+                       record_generation, space.surrogate)
         frame = _frame(run_log, problem)
         keys = final.contenders(frame, run_log.records, lambda r: racer.reference_at(int(r["images_per_cell"])),
                                 objectives, lambda n: order_labels[:n], limit=2)
@@ -527,13 +528,20 @@ def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
 
 
 def _initial_population(encoding: Encoding, pop_size: int, seed: int) -> np.ndarray:
-    """Random genotypes plus the uncompressed one (all zeros) and the strongest one."""
+    """The uncompressed genotype (all zeros), the strongest one, each technique alone at its mildest
+    setting (e.g. 50% pruning, 16 clusters, 8 bits: the accurate end of the front, which random
+    genotypes seldom reach), then random genotypes."""
     rng = np.random.default_rng(seed)
     upper = encoding.upper_bounds
     X = rng.integers(0, upper + 1, size=(pop_size, len(upper)))
-    X[0] = 0
-    if pop_size > 1:
-        X[1] = upper
+    kinds = [v.gene.kind for v in encoding.variables]
+    seeds = [np.zeros(len(upper), dtype=int), upper.copy()]
+    for kind in dict.fromkeys(kinds):
+        mild = np.zeros(len(upper), dtype=int)
+        mild[[i for i, k in enumerate(kinds) if k == kind]] = 1
+        seeds.append(np.minimum(mild, upper))
+    for i, x in enumerate(seeds[:pop_size]):
+        X[i] = x
     return X
 
 
@@ -561,13 +569,15 @@ def _archive_elimination() -> Any:
 
 def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, generations: int,
                settings: SearchSettings, racer: Racer, before_generation: Callable[[int, int], None],
-               record_generation: Callable[..., None]) -> None:
+               record_generation: Callable[..., None], surrogate: Surrogate | None = None) -> None:
+    """NSGA-II until ``generations`` or the racer's budget; offspring screened by ``surrogate`` when enabled."""
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.operators.crossover.sbx import SBX
     from pymoo.operators.mutation.pm import PM
     from pymoo.operators.repair.rounding import RoundingRepair
     from pymoo.termination.max_gen import MaximumGenerationTermination
 
+    surrogate = surrogate or Surrogate(candidates=1)
     archive = _archive_elimination()
     # Integer genes as pymoo recommends for discrete variables: real-coded SBX and polynomial mutation
     # with a small distribution index (wide steps: neighbouring integers are different plans), rounded.
@@ -580,19 +590,38 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
     )
     algorithm.setup(problem, termination=MaximumGenerationTermination(generations), seed=settings.seed,
                     verbose=False)
+    seen_X: list[np.ndarray] = []
+    seen_F: list[np.ndarray] = []
+    seen_G: list[np.ndarray] = []
     gen = 0
     while algorithm.has_next() and not racer.exhausted:
         t0 = time.perf_counter()
+        if gen > 0:  # the initial population is NSGA-II's own sampling
+            algorithm.n_offsprings = pop_size * surrogate.candidates
         pop = algorithm.ask()
         if pop is None or len(pop) == 0:  # every offspring was evaluated before: the space is exhausted
             break
         X = pop.get("X").round().astype(int)
+        if gen > 0 and surrogate.enabled and len(X) > pop_size:
+            chosen = choose_offspring(np.array(seen_X), np.array(seen_F),
+                                      np.array(seen_G) if problem.n_ieq_constr else None, X, pop_size, surrogate,
+                                      problem.xu - problem.xl)
+            pop, X = pop[chosen], X[chosen]
+        affordable = racer.affordable()
+        if affordable is not None and len(X) > affordable:  # the budget's last plans: the first proposed
+            pop, X = pop[:affordable], X[:affordable]
         before_generation(gen + 1, len(X))
         algorithm.evaluator.eval(problem, pop)
         algorithm.tell(infills=pop)
         archive.seen.update(map(tuple, X))
+        records = list(pop.get("record"))
+        for i, record in enumerate(records):
+            if record.get("status") == "ok":
+                seen_X.append(X[i])
+                seen_F.append(pop[i].F)
+                seen_G.append(pop[i].G if problem.n_ieq_constr else np.zeros(0))
         gen += 1
-        record_generation(gen, X, list(pop.get("record")), time.perf_counter() - t0, generations)
+        record_generation(gen, X, records, time.perf_counter() - t0, generations)
         if settings.max_evals is not None and algorithm.evaluator.n_eval >= settings.max_evals:
             break
 

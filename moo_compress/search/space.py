@@ -33,6 +33,7 @@ from moo_compress.compress import (
 )
 from moo_compress.errors import ConfigError
 from moo_compress.search.fidelity import Fidelity
+from moo_compress.search.surrogate import Surrogate
 
 __all__ = [
     "GENE_KINDS",
@@ -195,8 +196,10 @@ class SearchSpace:
         algorithm: ``nsga2`` or ``grid`` (evaluate every combination).
         pop_size: NSGA-II population size.
         generations: NSGA-II generations.
-        budget_images: Default image budget (``--budget`` overrides): NSGA-II stops, after the generation
-            that spends it, within ``generations``.
+        budget_images: Default image budget (``--budget`` overrides): NSGA-II stops when it is spent,
+            within ``generations``; the last generation is cut to the plans the rest pays for at the top rung.
+        surrogate: How NSGA-II's offspring are screened before evaluation
+            (:class:`~moo_compress.search.surrogate.Surrogate`; ``algorithm.surrogate`` in YAML).
         fidelity: How many test images each candidate is measured on: racing over nested rungs (the
             default) or a fixed count (:class:`~moo_compress.search.fidelity.Fidelity`).
         source: Where the space was loaded from.
@@ -223,6 +226,7 @@ class SearchSpace:
     pop_size: int = 16
     generations: int = 6
     budget_images: int | None = None
+    surrogate: Surrogate = field(default_factory=Surrogate)
     fidelity: Fidelity = field(default_factory=Fidelity)
     source: str = "<dict>"
 
@@ -308,7 +312,8 @@ class SearchSpace:
             raise ConfigError(f"constraints.min_compression_ratio must be a number >= 1, got {min_ratio!r}")
         if min_ratio is not None and min_ratio > 1 and not genes_spec:
             raise ConfigError("constraints.min_compression_ratio > 1 cannot be met without genes")
-        algorithm = _mapping(data.get("algorithm"), "algorithm", ("name", "pop_size", "generations", "budget_images"))
+        algorithm = _mapping(data.get("algorithm"), "algorithm", ("name", "pop_size", "generations", "budget_images",
+                                                                     "surrogate"))
         algo = algorithm.get("name", "nsga2")
         if algo not in ("nsga2", "grid"):
             raise ConfigError(f"algorithm.name must be 'nsga2' or 'grid', got {algo!r}")
@@ -343,6 +348,7 @@ class SearchSpace:
             pop_size=algorithm.get("pop_size", 16),
             generations=algorithm.get("generations", 6),
             budget_images=algorithm.get("budget_images"),
+            surrogate=Surrogate.parse(algorithm.get("surrogate")),
             fidelity=fidelity,
             source=source,
         )
@@ -395,7 +401,7 @@ class SearchSpace:
             "constraints": {"max_accuracy_drop": self.max_accuracy_drop,
                             "min_compression_ratio": self.min_compression_ratio},
             "algorithm": {"name": self.algorithm, "pop_size": self.pop_size, "generations": self.generations,
-                          "budget_images": self.budget_images},
+                          "budget_images": self.budget_images, "surrogate": self.surrogate.to_dict()},
             "fidelity": self.fidelity.to_dict(),
         }
 

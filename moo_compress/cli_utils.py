@@ -36,8 +36,10 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_model_args(parser: argparse.ArgumentParser, *, arch_required: bool = True) -> None:
     """--arch, --weights, --weights-dir."""
     group = parser.add_argument_group("model")
-    group.add_argument("--arch", required=arch_required, help="architecture, e.g. vgg19, resnet20, mobilenetv2 "
-                       "(python -m moo_compress.models lists them)")
+    group.add_argument("--arch", "--model", dest="arch", required=arch_required,
+                       help="architecture, e.g. vgg19, resnet20, mobilenetv2 (python -m moo_compress.models lists "
+                       "them), or a model of your own: path/to/file.py:factory, pkg.module:factory, "
+                       "torchvision:<name>, timm:<name>")
     group.add_argument("--weights", metavar="PATH", help="checkpoint file (state_dict, or a dict holding "
                        "'state_dict'/'model'); default: looked up in --weights-dir, else downloaded")
     group.add_argument("--weights-dir", metavar="DIR", help="folder searched for '<arch>*<dataset>*' checkpoints "

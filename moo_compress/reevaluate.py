@@ -49,9 +49,11 @@ from moo_compress.compress import (
     RecoveryConfig,
     compress,
 )
+from moo_compress.compress.calibration import calibration_size
 from moo_compress.compress.export import ExportResult, export_compressed
 from moo_compress.compress.size import state_dict_bytes
 from moo_compress.data import load_dataset, split_indices
+from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.data.corruptions import BENCHMARK_CORRUPTIONS
 from moo_compress.errors import ConfigError
 from moo_compress.report.rundata import RunData, load_run
@@ -310,7 +312,7 @@ def _calibration(settings: SearchSettings, plans: Sequence[CompressionPlan]) -> 
     other = any(p.recovery.finetune_steps or _activation_bits(p) for p in plans)
     if not bn and not other:
         return 0
-    return int(settings.calibration_images or bn or 512)
+    return calibration_size(settings.calibration_images, bn)
 
 
 def _fit_to_split(spec: EvaluationSpec) -> tuple[EvaluationSpec, int, str | None]:
@@ -440,8 +442,7 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
                 row.update(_claim_columns(plan_claims(mine, theirs, res.clean.labels, level=LEVEL)))
         table.append(row)
     frame = pd.DataFrame(table)
-    for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio",
-                   *(f"{n}{s}" for n in _INTERVALS for s in ("", "_low", "_high"))):
+    for column in (*METRIC_COLUMNS, *(f"{n}{s}" for n in _INTERVALS for s in ("", "_low", "_high"))):
         if column not in frame:
             frame[column] = float("nan")
     if export_dir is not None:

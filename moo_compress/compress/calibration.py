@@ -22,9 +22,19 @@ import torch
 from moo_compress.data.subsets import balanced_order
 from moo_compress.errors import ConfigError, DataFormatError
 
-__all__ = ["CalibrationData"]
+__all__ = ["CalibrationData", "DEFAULT_CALIBRATION_IMAGES", "calibration_size"]
 
 _log = logging.getLogger(__name__)
+
+#: Calibration images when neither the user nor the recovery asks for a number (activation observers).
+DEFAULT_CALIBRATION_IMAGES = 512
+
+
+def calibration_size(requested: int | None, bn_images: int = 0) -> int:
+    """Training images to load for calibration: ``requested`` (``--calibration-images``), else the
+    recovery's ``bn_images``, else :data:`DEFAULT_CALIBRATION_IMAGES` (the one rule the search and
+    re-evaluation share, so that their cached evaluations match)."""
+    return int(requested or bn_images or DEFAULT_CALIBRATION_IMAGES)
 
 
 @dataclass(frozen=True, eq=False)

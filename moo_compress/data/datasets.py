@@ -37,6 +37,7 @@ __all__ = [
     "DATASETS",
     "SPLITS",
     "dataset_info",
+    "dataset_classes",
     "list_datasets",
     "resolve_data_root",
     "load_dataset",
@@ -70,11 +71,28 @@ class DatasetInfo:
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
 DATASETS.register("cifar10", DatasetInfo("cifar10", 10, r"^cifar-?10(?!\d)", "CIFAR10", "cifar-10-batches-py"))
 DATASETS.register("cifar100", DatasetInfo("cifar100", 100, r"^cifar-?100(?!\d)", "CIFAR100", "cifar-100-python"))
+#: A user's ImageFolder tree (``--data DIR``): any number of classes, read from the folder.
+DATASETS.register("imagefolder", DatasetInfo("imagefolder", 0, r"(?!)", "", ""))
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` for ``name``; unknown names raise with close matches."""
     return DATASETS.get(name)
+
+
+def dataset_classes(name: str, data_root: str | os.PathLike[str] | None = None) -> int:
+    """Number of classes of ``name``: the registry's, or for ``imagefolder`` the class folders of
+    ``data_root/test`` (``train`` when there is no ``test``).
+
+    Raises:
+        DataNotFoundError: for ``imagefolder`` without a folder holding ``test/<class>/`` or ``train/<class>/``.
+    """
+    info = dataset_info(name)
+    if info.num_classes:
+        return info.num_classes
+    root, _ = resolve_data_root(name, data_root)
+    split = root / "test" if (root / "test").is_dir() else root / "train"
+    return sum(1 for d in split.iterdir() if d.is_dir())
 
 
 def list_datasets() -> list[str]:
@@ -129,6 +147,8 @@ class ArrayDataset:
 def _classify_root(root: Path, info: DatasetInfo) -> tuple[Path, str] | None:
     if (root / "train").is_dir() and (root / "test").is_dir():
         return root, "imagefolder"
+    if not info.torchvision_folder:
+        return None
     if (root / info.torchvision_folder).is_dir():
         return root, "torchvision"
     if root.name == info.torchvision_folder and root.is_dir():
@@ -144,6 +164,10 @@ def resolve_data_root(name: str, data_root: str | os.PathLike[str] | None = None
     """
     info = dataset_info(name)
     layouts = f"an ImageFolder tree (train/<class>/*, test/<class>/*) or a torchvision root holding {info.torchvision_folder}/"
+    if not info.num_classes:  # a user's ImageFolder tree: only where it is given
+        layouts = "an ImageFolder tree (train/<class>/*, test/<class>/*)"
+        if data_root is None:
+            raise DataNotFoundError(f"dataset {name!r} is a folder of your own: pass --data DIR, {layouts}")
     if data_root is not None:
         root = Path(data_root).expanduser()
         if not root.is_dir():
@@ -299,7 +323,7 @@ def load_dataset(
     cache = paths.cache_dir(cache_dir)
     if kind == "imagefolder":
         ds = load_image_folder(root, split, name=name, cache=cache)
-        if ds.num_classes != info.num_classes:
+        if info.num_classes and ds.num_classes != info.num_classes:
             raise DataFormatError(f"{root}/{split} has {ds.num_classes} class folders but {name} has {info.num_classes}")
         return ds
     return _load_torchvision(info, root, split, download=download and paths.data_dir() is None, cache=cache)

@@ -38,12 +38,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         except Exception:  # torch.fx raises several types for untraceable code; folding is only an optimisation
             pass
     return copy.deepcopy(model)
-    from torch.fx.experimental.optimization import fuse
-
-    try:
-        return fuse(model)
-    except Exception:  # torch.fx raises several types for untraceable code; folding is only an optimisation
-        return model
 
 
 def check_images(images: np.ndarray, labels: np.ndarray | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -82,10 +83,12 @@ def register_model(
 
 
 def create_model(name: str, num_classes: int = 10, **kwargs: object) -> nn.Module:
-    """Builds a registered architecture with freshly initialised weights.
+    """Builds a registered architecture with freshly initialised weights, or the model a source names.
 
     Args:
-        name: A registered name, see :func:`list_models`.
+        name: A registered name, see :func:`list_models`, or a model source (``torchvision:<name>``,
+            ``timm:<name>``, ``path/to/file.py:factory``, ``pkg.module:factory``; see
+            :mod:`moo_compress.models.sources`).
         num_classes: Size of the classifier output.
         **kwargs: Passed to the architecture's builder.
 
@@ -96,6 +99,10 @@ def create_model(name: str, num_classes: int = 10, **kwargs: object) -> nn.Modul
         from moo_compress.errors import ConfigError
 
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    from moo_compress.models.sources import build_from_source, is_source
+
+    if is_source(name):
+        return build_from_source(name, num_classes)
     return _MODELS.get(name).builder(num_classes=num_classes, **kwargs)
 
 
@@ -105,5 +112,22 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def model_defaults(name: str) -> ModelDefaults:
-    """The :class:`ModelDefaults` of a registered architecture."""
+    """The :class:`ModelDefaults` of a registered architecture or a model source (family ``user``, its
+    metadata's input size and normalisation, ImageNet's when it has none, and layer groups derived from
+    the network: :func:`~moo_compress.models.sources.derive_layer_groups`)."""
+    from moo_compress.models.sources import is_source
+
+    if is_source(name):
+        return _source_defaults(name)
     return _MODELS.get(name).defaults
+
+
+@functools.lru_cache(maxsize=32)
+def _source_defaults(name: str) -> ModelDefaults:
+    from moo_compress.models.sources import build_from_source, derive_layer_groups, source_metadata
+
+    model = build_from_source(name)
+    meta = source_metadata(name, model)
+    size = meta.get("input_size", (3, 32, 32))
+    return ModelDefaults(family="user", mean=meta.get("mean", IMAGENET_MEAN), std=meta.get("std", IMAGENET_STD),
+                         input_size=size, layer_groups=derive_layer_groups(model, size))

@@ -31,6 +31,7 @@ from moo_compress import paths
 from moo_compress.errors import CheckpointError, ConfigError, WeightsNotFoundError
 from moo_compress.fileio import atomic_open, sha256_file
 from moo_compress.models.registry import create_model, model_defaults
+from moo_compress.models.sources import is_source
 
 __all__ = [
     "Checkpoint",
@@ -42,6 +43,7 @@ __all__ = [
     "resolve_weights",
     "load_pretrained",
     "checkpoint_sha256",
+    "materialize_source",
 ]
 
 _SUFFIXES = (".pt", ".pth", ".th", ".ckpt", ".bin")
@@ -286,6 +288,9 @@ class PretrainedModel:
         weights_path: The checkpoint file.
         weights_sha256: Its SHA-256, the identity used by caches.
         metadata: Checkpoint metadata (accuracy, recipe...).
+        input_size: (channels, height, width) the model expects: the checkpoint's ``input_size``, else
+            the architecture's; None for a model source that names none (it takes the data as it is).
+            Images of another size are resized to it, whole (bilinear, no crop).
     """
 
     model: nn.Module
@@ -297,6 +302,7 @@ class PretrainedModel:
     weights_path: Path
     weights_sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, int, int] | None = None
 
 
 def _head_outputs(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> int | None:
@@ -369,4 +375,85 @@ def load_pretrained(
         weights_path=path,
         weights_sha256=checkpoint_sha256(path),
         metadata=ckpt.metadata,
+        input_size=_input_size(ckpt.metadata.get("input_size"), path) or (
+            None if is_source(arch) else tuple(defaults.input_size)),
     )
+
+
+def _input_size(value: object, source: Path) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    try:
+        size = tuple(int(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        size = ()
+    if len(size) != 3 or min(size) < 1:
+        raise CheckpointError(f"{source}: 'input_size' must be (channels, height, width), got {value!r}")
+    return size  # type: ignore[return-value]
+
+
+def materialize_source(
+    name: str,
+    *,
+    num_classes: int,
+    weights: str | os.PathLike[str] | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    input_size: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The checkpoint of a model source, written once into the cache, so that a source travels to
+    worker processes and into cache keys like any checkpoint (by path and SHA-256).
+
+    The model is built from the source (its factory's own weights) and ``weights`` loaded into it when
+    given. Normalisation: ``mean``/``std`` when given, else the checkpoint's, else the model's own
+    metadata (:func:`~moo_compress.models.sources.source_metadata`); input size likewise
+    (``input_size`` pixels square), recorded only when known: a model without one takes the data as it is.
+
+    Raises:
+        ConfigError: if no normalisation is known, or the model's outputs do not match ``num_classes``
+            (the data's classes); the message says what to pass.
+        CheckpointError: if ``weights`` do not fit the model.
+    """
+    import hashlib
+
+    from moo_compress.models.sources import build_from_source, describe, source_metadata, source_slug
+
+    model = build_from_source(name, num_classes)
+    metadata: dict[str, Any] = {}
+    if weights is not None:
+        ckpt = read_checkpoint(weights)
+        load_state_dict_strict(model, ckpt.state_dict, source=str(weights))
+        metadata = ckpt.metadata
+    own = source_metadata(name, model)
+    known = (3, int(input_size), int(input_size)) if input_size else (
+        _input_size(metadata.get("input_size"), Path(str(weights))) or own.get("input_size"))
+    size = tuple(known or (3, 32, 32))
+    mean = mean or _stats(metadata.get("mean"), "mean", Path(str(weights))) or own.get("mean")
+    std = std or _stats(metadata.get("std"), "std", Path(str(weights))) or own.get("std")
+    if mean is None or std is None:
+        raise ConfigError(f"{name}: the input normalisation is unknown; pass --mean R,G,B --std R,G,B (Python: "
+                          "mean=..., std=...), the statistics the model was trained with")
+    model.eval()
+    try:
+        with torch.no_grad():
+            outputs = model(torch.zeros(1, *size)).shape[-1]
+    except Exception as exc:  # noqa: BLE001 - the user's network
+        raise ConfigError(f"{name}: a forward pass on a {size} image failed ({describe(exc)}); give its input "
+                          "size (--input-size)") from None
+    if outputs != num_classes:
+        raise ConfigError(f"{name} has {outputs} outputs but the data has {num_classes} classes; build the model "
+                          f"with {num_classes} outputs (a factory taking num_classes= gets it) or use matching data")
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    digest.update(repr((name, tuple(mean), tuple(std), known)).encode())
+    path = paths.cache_dir(cache_dir) / "sources" / f"{source_slug(name)}-{digest.hexdigest()[:16]}.pt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(path, model, metadata={"arch": name, "mean": [float(v) for v in mean],
+                                               "std": [float(v) for v in std],
+                                               "input_size": list(known) if known else None,
+                                               "num_classes": int(num_classes)})
+    return path

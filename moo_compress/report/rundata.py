@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from moo_compress import runfolder
 from moo_compress.errors import DataNotFoundError
 
 __all__ = ["RUN_ENV", "RunData", "load_run", "find_latest_run", "resolve_run"]
@@ -18,7 +17,6 @@ __all__ = ["RUN_ENV", "RunData", "load_run", "find_latest_run", "resolve_run"]
 #: Environment variable naming the run folder the notebook opens by default.
 RUN_ENV = "MOO_COMPRESS_RUN"
 
-_FILES = ("config.yaml", "evaluations.csv", "pareto.csv", "knees.json", "history.csv")
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,40 +99,14 @@ class RunData:
                 f"{'re-evaluated at final fidelity' if self.has_final else 'screening fidelity only'})")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    if "plan" in frame:
-        frame["plan"] = [json.loads(p) if isinstance(p, str) else {} for p in frame["plan"]]
-    if "pareto" in frame:
-        frame["pareto"] = frame["pareto"].astype(bool)
-    return frame
-
-
 def load_run(path: str | os.PathLike[str]) -> RunData:
-    """Reads a run folder.
+    """Reads a run folder (any format version, see :mod:`moo_compress.runfolder`).
 
     Raises:
         DataNotFoundError: if the folder or one of its files is missing.
     """
     path = Path(path).expanduser()
-    if not path.is_dir():
-        raise DataNotFoundError(f"run folder {path} does not exist; pass a folder written by "
-                                "'python -m moo_compress.search' (outputs/<run-name>)")
-    missing = [f for f in _FILES if not (path / f).is_file()]
-    if missing:
-        raise DataNotFoundError(f"{path} is not a finished run: {', '.join(missing)} missing "
-                                "(re-run the same search command to finish it; it resumes from the cache)")
-    return RunData(
-        path=path,
-        config=yaml.safe_load((path / "config.yaml").read_text()) or {},
-        evaluations=_read_csv(path / "evaluations.csv"),
-        pareto=_read_csv(path / "pareto.csv"),
-        knees=json.loads((path / "knees.json").read_text()),
-        history=_read_csv(path / "history.csv"),
-    )
+    return RunData(path=path, **runfolder.read_run(path))
 
 
 def find_latest_run(root: str | os.PathLike[str] = "outputs") -> Path:
@@ -144,11 +116,11 @@ def find_latest_run(root: str | os.PathLike[str] = "outputs") -> Path:
         DataNotFoundError: if there is none.
     """
     root = Path(root)
-    runs = [p for p in root.glob("*") if (p / "knees.json").is_file()] if root.is_dir() else []
+    runs = [p for p in root.glob("*") if (p / runfolder.KNEES).is_file()] if root.is_dir() else []
     if not runs:
         raise DataNotFoundError(f"no finished run under {root}/; run 'python -m moo_compress.search --arch resnet20 "
                                 "--quick' first, or name a run folder")
-    return max(runs, key=lambda p: (p / "knees.json").stat().st_mtime)
+    return max(runs, key=lambda p: (p / runfolder.KNEES).stat().st_mtime)
 
 
 def resolve_run(run: str | os.PathLike[str] | None = None, *, start: str | os.PathLike[str] = ".") -> Path:
@@ -166,7 +138,7 @@ def resolve_run(run: str | os.PathLike[str] | None = None, *, start: str | os.Pa
         return Path(env).expanduser()
     here = Path(start).resolve()
     for folder in (here, *here.parents):
-        if (folder / "outputs").is_dir() and any((p / "knees.json").is_file() for p in (folder / "outputs").glob("*")):
+        if (folder / "outputs").is_dir() and any((p / runfolder.KNEES).is_file() for p in (folder / "outputs").glob("*")):
             return find_latest_run(folder / "outputs")
     raise DataNotFoundError(f"no run folder given, ${RUN_ENV} is unset and no finished run was found under "
                             f"outputs/ in {here} or its parents; run 'python -m moo_compress.search --arch resnet20 "

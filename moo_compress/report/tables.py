@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from moo_compress.errors import ConfigError
+from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.report.methods import method_style
 from moo_compress.report.rundata import RunData
 
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 #: The headline metric columns (accuracies in percent, ratio as a factor).
-METRICS = ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio")
+METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
 #: Corruption families in the order of the CIFAR-10-C benchmark.
 FAMILIES = ("noise", "blur", "weather", "digital")
 

@@ -30,6 +30,7 @@ from moo_compress.compress import CalibrationData, CompressionPlan, compress, mo
 from moo_compress.compress.size import size_report
 from moo_compress.data import ArrayDataset, balanced_order, load_dataset, split_indices, stratified_indices
 from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
+from moo_compress.data.resize import resize_images
 from moo_compress.errors import ConfigError, DataFormatError
 from moo_compress.evaluation import Evaluator
 from moo_compress.fileio import atomic_open, stable_hash
@@ -238,6 +239,13 @@ def load_resources(spec: EvaluationSpec) -> Resources:
                                   ("corrupted set", spec.corrupted_fingerprint, corrupted.fingerprint)):
         if expected and expected != found:
             raise DataFormatError(f"the {name} differs from the one the search started with; restart the search")
+    if pretrained.input_size is not None:  # e.g. CIFAR upsampled whole to a 224-pixel model's input
+        size = (int(pretrained.input_size[1]), int(pretrained.input_size[2]))
+        clean = dataclasses.replace(clean, images=resize_images(clean.images, size))
+        corrupted = dataclasses.replace(corrupted, _images={k: resize_images(v, size)
+                                                            for k, v in corrupted._images.items()})
+        if calibration is not None:
+            calibration = dataclasses.replace(calibration, images=resize_images(calibration.images, size))
     resources = Resources(pretrained, clean, corrupted, calibration)
     _RESOURCES[key] = resources
     return resources

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Sequence
 
 from moo_compress import cli_utils
+from moo_compress.errors import ConfigError
 from moo_compress.search.settings import DEFAULTS, QUICK_PRESET, SearchSettings
 
 __all__ = ["build_parser", "main"]
@@ -50,6 +51,17 @@ def _rungs(text: str) -> tuple[int, ...]:
             from None
 
 
+def _triple(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers such as 0.485,0.456,0.406, "
+                                         f"got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = cli_utils.ArgumentParser(
@@ -63,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_utils.add_model_args(parser)
     cli_utils.add_data_args(parser)
+    parser.add_argument("--data", metavar="DIR", help="an ImageFolder tree of your own (DIR/train/<class>/*, "
+                        "DIR/test/<class>/*; any number of classes): sets --dataset imagefolder --data-root DIR")
+    parser.add_argument("--mean", type=_triple, metavar="R,G,B", help="input normalisation mean on [0, 1] pixels "
+                        "of a model of your own (default: its checkpoint's or metadata's)")
+    parser.add_argument("--std", type=_triple, metavar="R,G,B", help="input normalisation standard deviation, "
+                        "likewise")
+    parser.add_argument("--input-size", type=int, metavar="PIXELS", help="input size (square) of a model of your "
+                        "own: images are resized to it, whole (default: its metadata's, else the data's size)")
     parser.add_argument("--release-dir", metavar="DIR", help="a CIFAR-10-C/100-C release folder (default: found "
                         "under $MOO_COMPRESS_DATA, else corrupted images are generated and cached)")
     s = parser.add_argument_group("search")
@@ -129,9 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> SearchSettings:
     """The :class:`SearchSettings` of parsed arguments."""
+    dataset, data_root = args.dataset, args.data_root
+    if args.data is not None:
+        if data_root is not None or dataset != "cifar10":
+            raise ConfigError("--data DIR is a folder of your own; give it without --dataset/--data-root")
+        dataset, data_root = "imagefolder", args.data
     return SearchSettings(
-        arch=args.arch, dataset=args.dataset, weights=args.weights, weights_dir=args.weights_dir,
-        data_root=args.data_root, release_dir=args.release_dir, space=args.space, pop_size=args.pop_size,
+        arch=args.arch, dataset=dataset, weights=args.weights, weights_dir=args.weights_dir,
+        mean=args.mean, std=args.std, input_size=args.input_size, data_root=data_root,
+        release_dir=args.release_dir, space=args.space, pop_size=args.pop_size,
         generations=args.generations, max_evals=args.max_evals,
         time_budget=args.budget[1] if args.budget and args.budget[0] == "seconds" else None,
         budget_images=int(args.budget[1]) if args.budget and args.budget[0] == "images" else None,
@@ -152,9 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> int:
+        from moo_compress.report import render_run
         from moo_compress.search.run import run_search
 
-        run_search(settings_from_args(args))
+        run_search(settings_from_args(args), render=render_run)
         return 0
 
     return cli_utils.guard(parser.prog, run)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
+from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.candidate import load_resources
 from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, half_widths, plan_claims, \
     record_outcomes, tied
@@ -38,7 +39,7 @@ from moo_compress.search.problem import PlanEvaluator
 __all__ = ["contenders", "select", "recommend", "report", "METRICS", "pareto_mask"]
 
 #: Metric columns carried from one stage to the next.
-METRICS = ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio")
+METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
 
 
 def pareto_mask(F: np.ndarray, feasible: np.ndarray | None = None) -> np.ndarray:

@@ -1,18 +1,18 @@
-"""Writing a run folder: ``config.yaml``, ``evaluations.csv``, ``pareto.csv``, ``knees.json``,
-``history.csv``; then :func:`moo_compress.report.render_run` writes ``summary.md`` and the figures
-from those files alone (``python -m moo_compress.report`` regenerates them the same way)."""
+"""What a search writes into its run folder (through :mod:`moo_compress.runfolder`, which owns the
+format): ``config.yaml``, ``evaluations.csv``, ``pareto.csv``, ``knees.json``, ``history.csv``.
+``summary.md`` and the figures are rendered from those files by the command line (and by
+:meth:`moo_compress.search.api.Result.save`) through :func:`moo_compress.report.render_run`; the
+search itself never imports the report."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import yaml
 
-from moo_compress.fileio import atomic_write_json, atomic_write_text
+from moo_compress import runfolder
 from moo_compress.provenance import numeric_versions
 
 if TYPE_CHECKING:
@@ -32,13 +32,6 @@ def versions() -> dict[str, str]:
     return {**numeric_versions(), "pymoo": pymoo.__version__, "pandas": pd.__version__}
 
 
-def _csv(frame: pd.DataFrame) -> str:
-    frame = frame.copy()
-    if "plan" in frame:
-        frame["plan"] = [json.dumps(p, sort_keys=True, separators=(",", ":")) for p in frame["plan"]]
-    return frame.drop(columns=[c for c in ("_F",) if c in frame]).to_csv(index=False, float_format="%.6g")
-
-
 def _stage(spec: EvaluationSpec) -> dict[str, Any]:
     """A stage's cache context, key, split and image counts (config.yaml)."""
     return {**spec.context(), "context_key": spec.context_key(), "split": spec.split, "split_seed": spec.split_seed,
@@ -48,16 +41,13 @@ def _stage(spec: EvaluationSpec) -> dict[str, Any]:
 
 def write_progress(out_dir: Path, frame: pd.DataFrame, history: pd.DataFrame) -> None:
     """Rewrites ``evaluations.csv`` and ``history.csv`` after a generation (an interrupted run keeps them)."""
-    atomic_write_text(out_dir / "evaluations.csv", _csv(frame))
-    atomic_write_text(out_dir / "history.csv", history.to_csv(index=False, float_format="%.6g"))
+    runfolder.write_tables(out_dir, evaluations=frame, history=history)
 
 
 def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSpace, spec: EvaluationSpec,
               final_spec: EvaluationSpec | None, encoding: Encoding, objectives: Objectives,
               select_spec: EvaluationSpec | None = None, fidelity: dict[str, Any] | None = None) -> None:
-    """Writes every output of a finished run, then renders the summary and figures."""
-    from moo_compress.report import render_run
-
+    """Writes every table of a finished run and its ``config.yaml``."""
     out = result.out_dir
     config: dict[str, Any] = {
         "settings": settings.to_dict(),
@@ -86,10 +76,7 @@ def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSp
             "versions": versions(),
         },
     }
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    write_progress(out, result.evaluations, result.history)
-    atomic_write_text(out / "pareto.csv", _csv(result.pareto))
-    atomic_write_json(out / "knees.json", {"baseline": result.baseline, "recommendations": result.recommendations,
-                                           "objectives": list(objectives.names),
-                                           "robustness": objectives.robustness})
-    render_run(out)
+    runfolder.write_config(out, config)
+    runfolder.write_tables(out, evaluations=result.evaluations, history=result.history, pareto=result.pareto,
+                           knees={"baseline": result.baseline, "recommendations": result.recommendations,
+                                  "objectives": list(objectives.names), "robustness": objectives.robustness})

@@ -21,11 +21,13 @@ import pandas as pd
 
 from moo_compress import paths
 from moo_compress.compress import CompressionPlan, RecoveryConfig, compress
+from moo_compress.compress.calibration import calibration_size
 from moo_compress.compress.size import size_report
-from moo_compress.data import dataset_info, load_dataset
+from moo_compress.data import dataset_classes, load_dataset
 from moo_compress.data.corruptions import resolve_corruptions
 from moo_compress.errors import ConfigError, MooCompressError
-from moo_compress.models import checkpoint_sha256, model_defaults, resolve_weights
+from moo_compress.models import checkpoint_sha256, materialize_source, model_defaults, resolve_weights
+from moo_compress.models.sources import is_source, source_slug
 from moo_compress.search import outputs
 from moo_compress.search import final
 from moo_compress.search.candidate import EvaluationSpec, discard_models, load_resources, split_order, split_pool
@@ -97,10 +99,18 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
                clean_whole_split: bool = False) -> EvaluationSpec:
     """The evaluation spec of a run at a fidelity of ``n_images`` per (corruption, severity) ("all" = every
     image of ``split``), with the settings' split seed and threads."""
-    info = dataset_info(settings.dataset)
-    weights = resolve_weights(settings.arch, settings.dataset, weights=settings.weights,
-                              weights_dir=settings.weights_dir)
-    n_per_class = None if n_images in ("all", None) else max(1, int(n_images) // info.num_classes)
+    n_classes = dataset_classes(settings.dataset, settings.data_root)
+    if is_source(settings.arch):
+        weights = materialize_source(settings.arch, num_classes=n_classes, weights=settings.weights,
+                                     mean=settings.mean, std=settings.std, input_size=settings.input_size,
+                                     cache_dir=settings.cache_dir)
+    else:
+        if settings.mean or settings.std or settings.input_size:
+            raise ConfigError(f"--mean, --std and --input-size describe a model of your own; {settings.arch} takes "
+                              "them from its checkpoint (drop them, or pass --model path/to/file.py:factory)")
+        weights = resolve_weights(settings.arch, settings.dataset, weights=settings.weights,
+                                  weights_dir=settings.weights_dir)
+    n_per_class = None if n_images in ("all", None) else max(1, int(n_images) // n_classes)
     return EvaluationSpec(
         arch=settings.arch,
         dataset=settings.dataset,
@@ -129,7 +139,7 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
     """The evaluation spec of a search over ``space`` at a fidelity of ``n_images`` (see :func:`build_spec`)."""
     calibration = 0
     if needs_calibration(space):
-        calibration = settings.calibration_images or space.recovery.bn_images or 512
+        calibration = calibration_size(settings.calibration_images, space.recovery.bn_images)
         if calibration < space.recovery.bn_images:
             raise ConfigError(f"the space re-estimates batch norm on {space.recovery.bn_images} images but "
                               f"--calibration-images is {calibration}; raise it or omit it")
@@ -150,7 +160,7 @@ def resolve_fidelity(settings: SearchSettings, space: SearchSpace) -> Fidelity:
 
 def classes(spec: EvaluationSpec) -> int:
     """Number of classes of the spec's dataset."""
-    return dataset_info(spec.dataset).num_classes
+    return dataset_classes(spec.dataset, spec.data_root)
 
 
 def _max_ratio(spec: EvaluationSpec, encoding: Encoding) -> float:
@@ -240,8 +250,12 @@ def _print(line: str) -> None:
     print(line, flush=True)  # progress must show at once, also when the output goes to a file or pipe
 
 
-def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print) -> SearchResult:
-    """Runs a compression search and writes its outputs; see the module docstring.
+def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
+               render: Callable[[Path], object] | None = None) -> SearchResult:
+    """Runs a compression search and writes its tables; see the module docstring.
+
+    ``render`` (e.g. :func:`moo_compress.report.render_run`, as the command line passes) is called
+    with the run folder once its tables are written, to add ``summary.md`` and the figures.
 
     Raises:
         MooCompressError: for bad settings, a malformed space, impossible constraints, missing data.
@@ -260,8 +274,16 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
         raise ConfigError(f"{space.source}: every gene has a single choice; nothing to search")
     fidelity = resolve_fidelity(settings, space)
     ladder = fidelity.ladder
-    out_dir = Path(settings.out or Path("outputs") / f"{settings.arch}-{space.name}-seed{settings.seed}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    model_name = source_slug(settings.arch) if is_source(settings.arch) else settings.arch
+    out_dir = Path(settings.out or Path("outputs") / f"{model_name}-{space.name}-seed{settings.seed}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the run folder {out_dir}: {exc.strerror or exc}; pass --out DIR (Python: "
+                          "out=...) with a writable folder") from None
     executor = ExecutorConfig(workers=settings.workers or default_workers(settings.device, settings.threads),
                               scheduler=settings.scheduler)
 
@@ -450,8 +472,10 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print)
                      "stopped": int(frame["stopped"].notna().sum()) if "stopped" in frame else 0}
     outputs.write_all(result, settings=settings, space=space, spec=spec, final_spec=report_spec,
                       select_spec=select_spec, encoding=encoding, objectives=objectives, fidelity=fidelity_info)
-    log(f"done in {_fmt_time(result.seconds)}: {len(frame)} plans evaluated, {len(result.pareto)} on the front; "
-        f"results in {out_dir}/ (summary.md)")
+    if render is not None:
+        render(out_dir)
+    log(f"done in {_fmt_time(time.perf_counter() - started)}: {len(frame)} plans evaluated, {len(result.pareto)} on "
+        f"the front; results in {out_dir}/{' (summary.md)' if render is not None else ''}")
     return result
 
 
@@ -658,7 +682,7 @@ def _frame(run_log: _Log, problem: CompressionProblem) -> pd.DataFrame:
                "plan": record["plan"], "_F": F}
         rows.append(row)
     frame = pd.DataFrame(rows)
-    for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"):
+    for column in final.METRICS:
         if column not in frame:  # every candidate so far failed
             frame[column] = np.nan
     frame["duplicate_of"] = _duplicates(frame, run_log)

@@ -27,10 +27,17 @@ class SearchSettings:
     """Everything a search run needs (see ``python -m moo_compress.search --help``).
 
     Attributes:
-        arch: Architecture name.
-        dataset: ``cifar10`` or ``cifar100``.
+        arch: Architecture name or model source (``torchvision:<name>``, ``timm:<name>``,
+            ``path/to/file.py:factory``, ``pkg.module:factory``; :mod:`moo_compress.models.sources`).
+        dataset: ``cifar10``, ``cifar100`` or ``imagefolder`` (a tree of your own at ``data_root``, any
+            number of classes).
         weights: Checkpoint path (else resolved from the weights folder).
         weights_dir: Weights folder (default ``$MOO_COMPRESS_WEIGHTS``).
+        mean: Per-channel input mean on [0, 1] pixels of a model source without its own (default: the
+            checkpoint's, else the model's metadata).
+        std: Per-channel input standard deviation, likewise.
+        input_size: Input pixels (square) of a model source without its own: images of another size are
+            resized to it, whole (default: the model's metadata, else the data's own size).
         data_root: The dataset's folder (default: found under ``$MOO_COMPRESS_DATA``).
         release_dir: A CIFAR-C release folder (default: found under ``$MOO_COMPRESS_DATA``, else generated).
         space: Search space name (``search_spaces/<name>.yaml``) or path; default: the architecture
@@ -84,6 +91,9 @@ class SearchSettings:
     dataset: str = "cifar10"
     weights: str | None = None
     weights_dir: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    input_size: int | None = None
     data_root: str | None = None
     release_dir: str | None = None
     space: str | None = None
@@ -116,7 +126,7 @@ class SearchSettings:
 
     def __post_init__(self) -> None:
         positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size", "threads",
-                    "budget_images")
+                    "budget_images", "input_size")
         for name in positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -139,6 +149,17 @@ class SearchSettings:
             from moo_compress.search.fidelity import Fidelity
 
             object.__setattr__(self, "rungs", Fidelity(rungs=tuple(self.rungs)).rungs)  # validates, names the option
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    stats = tuple(float(v) for v in value)
+                except (TypeError, ValueError):
+                    stats = ()
+                if len(stats) != 3 or (name == "std" and min(stats) <= 0):
+                    raise ConfigError(f"--{name} must be three numbers R,G,B on [0, 1] pixels (e.g. 0.485,0.456,0.406)"
+                                      f"{', all positive' if name == 'std' else ''}; got {value!r}")
+                object.__setattr__(self, name, stats)
         if self.pop_size is not None and self.pop_size < 2:
             raise ConfigError(f"--pop-size must be at least 2, got {self.pop_size}")
 
@@ -155,7 +176,8 @@ class SearchSettings:
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-able form."""
         out = dataclasses.asdict(self)
-        out["rungs"] = list(self.rungs) if self.rungs is not None else None
+        for name in ("rungs", "mean", "std"):
+            out[name] = list(getattr(self, name)) if getattr(self, name) is not None else None
         return out
 
     @classmethod
@@ -165,6 +187,5 @@ class SearchSettings:
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"unknown search settings {sorted(unknown)}")
-        if data.get("rungs") is not None:
-            data = {**data, "rungs": tuple(data["rungs"])}
+        data = {**data, **{k: tuple(data[k]) for k in ("rungs", "mean", "std") if data.get(k) is not None}}
         return cls(**data)

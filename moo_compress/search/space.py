@@ -31,6 +31,7 @@ from moo_compress.compress import (
     QuantizeConfig,
     RecoveryConfig,
 )
+from moo_compress.compress.config import WEIGHT_BITS
 from moo_compress.errors import ConfigError
 from moo_compress.search.fidelity import Fidelity
 from moo_compress.search.surrogate import Surrogate
@@ -60,6 +61,7 @@ def _spaces_dir() -> Path:
 
 SPACES_DIR = _spaces_dir()
 _OFF = (None, False, "off", "none")
+_BITS_TEXT = ", ".join(map(str, WEIGHT_BITS))  # the bit-widths compress.QuantizeConfig accepts
 _TOP_KEYS = ("name", "description", "granularity", "layer_groups", "genes", "prune", "cluster", "quantize",
              "exclude", "recovery", "objectives", "constraints", "algorithm", "fidelity")
 
@@ -136,15 +138,15 @@ def _parse_gene(kind: str, spec: Any) -> Gene:
         elif kind == "weight_bits":
             if _off(v) or v == 32:
                 values.append(None)
-            elif isinstance(v, bool) or v not in (2, 3, 4, 5, 6, 7, 8, 16):
-                raise ConfigError(f"{where}={v!r}: weight bits are 2-8, 16, or 32 (= off, full precision)")
+            elif isinstance(v, bool) or v not in WEIGHT_BITS:
+                raise ConfigError(f"{where}={v!r}: weight bits are {_BITS_TEXT}, or 32 (= off, full precision)")
             else:
                 values.append(int(v))
         else:  # activation_bits
             if _off(v) or v == 32:
                 values.append(None)
-            elif isinstance(v, bool) or v not in (2, 3, 4, 5, 6, 7, 8, 16):
-                raise ConfigError(f"{where}={v!r}: activation bits are 2-8, 16, or 'off'")
+            elif isinstance(v, bool) or v not in WEIGHT_BITS:
+                raise ConfigError(f"{where}={v!r}: activation bits are {_BITS_TEXT}, or 'off'")
             else:
                 values.append(int(v))
     unique = list(dict.fromkeys(values))

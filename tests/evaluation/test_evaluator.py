@@ -161,3 +161,35 @@ def test_every_zoo_family_is_folded(arch: str) -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_folding_falls_back_to_eager_for_untraceable_models() -> None:
+    import torch
+    from torch import nn
+
+    from moo_compress.evaluation.evaluator import fold_batchnorm
+
+    class Branchy(nn.Module):  # data-dependent control flow: torch.fx cannot trace it
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn, self.fc = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.bn(self.conv(x))
+            if y.mean() > 0:
+                y = y * 2
+            return self.fc(y.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    model = Branchy()
+    model.bn.running_mean.uniform_(-1, 1)
+    model.eval()
+    x = torch.randn(4, 3, 8, 8)
+    folded = fold_batchnorm(model)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())  # not fused: an eager copy
+    assert folded is not model and torch.equal(folded(x), model(x))
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval()
+    plain[1].running_var.uniform_(0.5, 2)
+    fused = fold_batchnorm(plain)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert torch.allclose(fused(x), plain(x), atol=1e-5)

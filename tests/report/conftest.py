@@ -4,7 +4,6 @@ re-evaluation, mCE as robustness), and one real tiny search shared by the slower
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from moo_compress import paths
+from moo_compress import paths, runfolder
 from moo_compress.compress import ClusterConfig, CompressionPlan, LayerGroup, PruneConfig, QuantizeConfig
 
 CORRUPTIONS = {"gaussian_noise": "noise", "shot_noise": "noise", "defocus_blur": "blur", "snow": "weather",
@@ -197,16 +195,9 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
                 "finished": "2026-01-01T00:00:00", "seconds": 123.4},
     }
 
-    def csv(frame: pd.DataFrame) -> str:
-        frame = frame.copy()
-        frame["plan"] = [json.dumps(p, sort_keys=True) for p in frame["plan"]] if len(frame) else []
-        return frame.to_csv(index=False, float_format="%.6g")
-
-    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (folder / "evaluations.csv").write_text(csv(ev))
-    (folder / "pareto.csv").write_text(csv(front) if len(front) else csv(ev.iloc[:0]))
-    (folder / "knees.json").write_text(json.dumps(knees, indent=2))
-    (folder / "history.csv").write_text(history.to_csv(index=False))
+    runfolder.write_config(folder, config)  # the search's own writer
+    runfolder.write_tables(folder, evaluations=ev, pareto=front if len(front) else ev.iloc[:0], knees=knees,
+                           history=history)
     return folder
 
 
@@ -237,6 +228,7 @@ def scenario_run(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run folder from the tiny ResNet-20 search of ``tests/search`` (shared by the session)."""
+    from moo_compress.report import render_run
     from moo_compress.search.run import run_search
     from tests.search.conftest import tiny_search_settings
 
@@ -245,5 +237,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv(paths.CACHE_ENV, str(folder / "cache"))
         mp.setenv("MOO_COMPRESS_OFFLINE", "1")
         settings = tiny_search_settings(folder)
-        run_search(settings, log=lambda _: None)
+        run_search(settings, log=lambda _: None, render=render_run)  # as the command line runs it
     return Path(settings.out)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from moo_compress.report import render_run
 from moo_compress.data import split_indices
 from moo_compress.errors import ConfigError
 from moo_compress.search import SearchSettings, run_search
@@ -77,7 +78,7 @@ def test_threshold_says_whether_interval_or_point_meets_it() -> None:
 
 
 def test_search_reports_on_the_report_split_against_the_reference(tiny_search: SearchSettings) -> None:
-    result = run_search(tiny_search, log=lambda _: None)
+    result = run_search(tiny_search, log=lambda _: None, render=render_run)
     out = Path(tiny_search.out)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["run"]["split"]["report"] == "report" and config["run"]["screening"]["split"] == "search"
@@ -99,7 +100,7 @@ def test_search_reports_on_the_report_split_against_the_reference(tiny_search: S
 def test_report_on_search_warns(tiny_search: SearchSettings) -> None:
     import dataclasses
 
-    run_search(dataclasses.replace(tiny_search, report_on_search=True), log=lambda _: None)
+    run_search(dataclasses.replace(tiny_search, report_on_search=True), log=lambda _: None, render=render_run)
     summary = (Path(tiny_search.out) / "summary.md").read_text()
     assert "optimistic" in summary
 
@@ -114,7 +115,7 @@ def test_relative_mce_with_flat_reference_falls_back_to_mce(tmp_path: Path) -> N
     space = {**TINY_SPACE, "objectives": {**TINY_SPACE["objectives"], "robustness": "relative_mce"}}
     Path(settings.space).write_text(yaml.safe_dump(space))
     lines: list[str] = []
-    result = run_search(dataclasses.replace(settings, final_images=0), log=lines.append)
+    result = run_search(dataclasses.replace(settings, final_images=0), log=lines.append, render=render_run)
     knees = json.loads((Path(settings.out) / "knees.json").read_text())
     if knees["robustness"] == "relative_mce":
         pytest.skip("this random model's reference happens to have a positive denominator everywhere")

@@ -17,6 +17,8 @@ import yaml
 
 from moo_compress.errors import ConfigError
 from moo_compress.search import SearchSettings, candidate
+from moo_compress import runfolder
+from moo_compress.report import render_run
 from moo_compress.search import cli as search_cli
 from moo_compress.search.cache import CONTEXT_FILE
 from moo_compress.search.run import run_search
@@ -30,7 +32,7 @@ def _quiet(_: str) -> None:
 
 
 def test_search_writes_every_output_and_replays_from_cache(tiny_search: SearchSettings) -> None:
-    first = run_search(tiny_search, log=_quiet)
+    first = run_search(tiny_search, log=_quiet, render=render_run)
     out = Path(tiny_search.out)
     for name in OUTPUTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -54,7 +56,10 @@ def test_search_writes_every_output_and_replays_from_cache(tiny_search: SearchSe
     history = pd.read_csv(out / "history.csv")
     assert history["generation"].tolist() == [1, 2] and (history["hypervolume"] > 0).all()
 
+    (out / "summary.md").unlink()
     again = run_search(tiny_search, log=_quiet)  # same command: a full cache hit with the same results
+    assert not (out / "summary.md").exists()  # the search writes tables; rendering is the caller's (the CLI's)
+    assert yaml.safe_load((out / "config.yaml").read_text())["format_version"] == runfolder.FORMAT_VERSION
     assert again.evaluations["cache_hit"].all()
     pd.testing.assert_frame_equal(
         again.pareto.drop(columns=["cache_hit", "seconds"]), first.pareto.drop(columns=["cache_hit", "seconds"]))

@@ -205,9 +205,8 @@ def search(
     Raises:
         MooCompressError: for bad arguments, data or models; the message names the problem and the fix.
     """
-    from moo_compress.search.cli import _budget
     from moo_compress.search.run import run_search
-    from moo_compress.search.settings import SearchSettings
+    from moo_compress.search.settings import SearchSettings, parse_budget
 
     cache = None if cache_dir is None else str(cache_dir)
     arch, in_memory = _model_source(model, cache)
@@ -224,10 +223,9 @@ def search(
     time_budget = budget_images = None
     if budget is not None:
         try:
-            kind, value = _budget(str(budget))
-        except Exception:  # noqa: BLE001 - argparse's type error: restate it for Python callers
-            raise ConfigError(f"budget must be a number of images (e.g. 60000) or a time such as '25m' or "
-                              f"'1500s'; got {budget!r}") from None
+            kind, value = parse_budget(budget)
+        except ConfigError as exc:
+            raise ConfigError(f"budget: {exc}") from None
         time_budget, budget_images = (value, None) if kind == "seconds" else (None, int(value))
     scratch = None if out is not None else Path(tempfile.mkdtemp(prefix="moo_compress-run-"))
     settings = SearchSettings(
@@ -248,13 +246,13 @@ def search(
             render = render_run
         run = run_search(settings, log=log, render=render)
         folder = Path(run.out_dir)
-        tables = set(runfolder.REQUIRED)
-        files = {name: (folder / name).read_bytes() for name in sorted(tables) if (folder / name).is_file()}
+        files = {name: (folder / name).read_bytes() for name in runfolder.REQUIRED if (folder / name).is_file()}
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     baseline = run.baseline or {}
+    reference = baseline.get("final") or baseline.get("selection") or baseline.get("screening") or {}
     return Result(evaluations=run.evaluations, pareto=run.pareto, recommendations=run.recommendations,
-                  history=run.history, reference=dict(baseline.get("final") or baseline.get("selection") or baseline.get("screening") or {}),
-                  original=dict(baseline.get("original") or {}), seconds=run.seconds,
+                  history=run.history, reference=dict(reference), original=dict(baseline.get("original") or {}),
+                  seconds=run.seconds,
                   out_dir=None if out is None else Path(out), _files=files)

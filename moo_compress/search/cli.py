@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from moo_compress import cli_utils
 from moo_compress.errors import ConfigError
-from moo_compress.search.settings import DEFAULTS, QUICK_PRESET, SearchSettings
+from moo_compress.search.settings import DEFAULTS, QUICK_PRESET, SearchSettings, parse_budget
 
 __all__ = ["build_parser", "main"]
 
@@ -28,19 +28,11 @@ def _final_images(text: str) -> int | str:
 
 
 def _budget(text: str) -> tuple[str, float]:
-    """``"250000"`` (images) or ``"1500s"``, ``"25m"``, ``"1.5h"`` (wall time)."""
-    units = {"s": 1, "m": 60, "h": 3600}
+    """``"250000"`` (images) or ``"1500s"``, ``"25m"``, ``"1.5h"`` (wall time); see :func:`parse_budget`."""
     try:
-        if text and text[-1] in units:
-            value = float(text[:-1]) * units[text[-1]]
-            if value > 0:
-                return ("seconds", value)
-        elif int(text) > 0:
-            return ("images", int(text))
-    except ValueError:
-        pass
-    raise argparse.ArgumentTypeError(f"expected a positive number of images (e.g. 250000) or a time with a unit "
-                                     f"(e.g. 1500s, 25m, 1.5h), got {text!r}")
+        return parse_budget(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rungs(text: str) -> tuple[int, ...]:

@@ -13,13 +13,34 @@ from typing import Any
 
 from moo_compress.errors import ConfigError
 
-__all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET"]
+__all__ = ["SearchSettings", "DEFAULTS", "QUICK_PRESET", "parse_budget"]
 
 #: Values of the options left unset (None) in a normal run.
 DEFAULTS: dict[str, Any] = {"final_images": 150, "threads": 1}
 #: What ``--quick`` changes (options given explicitly still win): a search of about a minute.
 QUICK_PRESET: dict[str, Any] = {"pop_size": 6, "generations": 2, "rungs": (10, 20), "select_images": 50,
                                 "final_images": 50}
+
+
+def parse_budget(text: str | int) -> tuple[str, float]:
+    """A budget as ``("images", n)`` from ``250000`` or ``("seconds", s)`` from ``"1500s"``, ``"25m"``, ``"1.5h"``.
+
+    Raises:
+        ConfigError: for anything else (the message shows both forms).
+    """
+    text = str(text).strip()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            value = float(text[:-1]) * units[text[-1]]
+            if value > 0:
+                return ("seconds", value)
+        elif int(text) > 0:
+            return ("images", int(text))
+    except ValueError:
+        pass
+    raise ConfigError(f"expected a positive number of images (e.g. 250000) or a time with a unit (e.g. 1500s, 25m, "
+                      f"1.5h), got {text!r}")
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def test_the_python_call_returns_tables_and_writes_nothing_unless_asked(user_set
         moo_compress.search(model, arrays["test"])
     with pytest.raises(ConfigError, match="data folder .* does not exist"):
         moo_compress.search(model, user_setup["root"] / "nowhere")
-    with pytest.raises(ConfigError, match="budget must be a number of images"):
+    with pytest.raises(ConfigError, match="budget: expected a positive number of images"):
         moo_compress.search(model, user_setup["data"], budget="lots")
 
 

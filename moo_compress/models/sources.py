@@ -36,7 +36,7 @@ from torch import nn
 
 from moo_compress.errors import CheckpointError, ConfigError, UnknownNameError
 
-__all__ = ["SOURCE_KINDS", "describe", "is_source", "build_from_source", "source_metadata", "derive_layer_groups",
+__all__ = ["SOURCE_KINDS", "describe", "is_source", "torchvision_published", "build_from_source", "source_metadata", "derive_layer_groups",
            "source_slug"]
 
 #: The kinds of model source, by prefix (``file`` and ``module`` are told apart by the ``.py`` suffix).
@@ -158,6 +158,47 @@ def build_from_source(name: str, num_classes: int | None = None) -> nn.Module:
         raise ConfigError(f"{name} returned {type(model).__name__}, not a torch.nn.Module; make the factory "
                           "return the model")
     return model
+
+
+def torchvision_published(name: str, weights: str, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+    """A torchvision model with its published weights (``weights``: an enum name such as ``DEFAULT`` or
+    ``IMAGENET1K_V1``), downloaded by torchvision into its cache, and the normalisation and input size its
+    transforms use.
+
+    Raises:
+        ConfigError: if the source is not ``torchvision:<name>``, the enum name is unknown (the message lists
+            the valid ones), the download fails or is disabled (``$MOO_COMPRESS_OFFLINE``), or the published
+            head does not have ``num_classes`` outputs.
+    """
+    import os
+
+    import torchvision
+
+    kind, rest = _parse(name)
+    if kind != "torchvision":
+        raise ConfigError(f"--weights {weights} names published weights, which only torchvision:<name> models have; "
+                          "pass the path of a checkpoint")
+    build_from_source(name, num_classes)  # validates the model name first
+    enum = torchvision.models.get_model_weights(rest)
+    valid = ["DEFAULT", *(w.name for w in enum)]
+    if weights not in valid:
+        raise ConfigError(f"--weights {weights}: not a file, and not published weights of {rest} "
+                          f"(valid: {', '.join(valid)})")
+    chosen = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
+    outputs = len(chosen.meta.get("categories") or [])
+    if outputs and outputs != num_classes:
+        raise ConfigError(f"{name} {chosen.name} has {outputs} outputs but the data has {num_classes} classes; "
+                          "fine-tune it on your data and pass that checkpoint with --weights PATH")
+    if os.environ.get("MOO_COMPRESS_OFFLINE"):
+        raise ConfigError(f"downloading {name} {chosen.name} is disabled ($MOO_COMPRESS_OFFLINE); pass --weights PATH")
+    try:
+        model = torchvision.models.get_model(rest, weights=chosen)
+    except Exception as exc:  # noqa: BLE001 - no network, a corrupt download ...
+        raise ConfigError(f"downloading {name} {chosen.name} failed ({describe(exc)}); pass --weights PATH") from None
+    transform = chosen.transforms()
+    crop = getattr(transform, "crop_size", [224])
+    meta = {"mean": tuple(transform.mean), "std": tuple(transform.std), "input_size": (3, int(crop[0]), int(crop[0]))}
+    return model, meta
 
 
 def _stats(value: Any) -> tuple[float, float, float] | None:

@@ -406,7 +406,8 @@ def materialize_source(
     worker processes and into cache keys like any checkpoint (by path and SHA-256).
 
     The model is built from the source (its factory's own weights) and ``weights`` loaded into it when
-    given. Normalisation: ``mean``/``std`` when given, else the checkpoint's, else the model's own
+    given, or for ``torchvision:<name>`` the published weights ``weights`` names (``DEFAULT``,
+    ``IMAGENET1K_V1``..., downloaded when online). Normalisation: ``mean``/``std`` when given, else the checkpoint's, else the model's own
     metadata (:func:`~moo_compress.models.sources.source_metadata`); input size likewise
     (``input_size`` pixels square), recorded only when known: a model without one takes the data as it is.
 
@@ -417,11 +418,17 @@ def materialize_source(
     """
     import hashlib
 
-    from moo_compress.models.sources import build_from_source, describe, source_metadata, source_slug
+    from moo_compress.models.sources import (build_from_source, describe, source_metadata, source_slug,
+                                             torchvision_published)
 
-    model = build_from_source(name, num_classes)
     metadata: dict[str, Any] = {}
-    if weights is not None:
+    published = weights is not None and re.fullmatch(r"[A-Z0-9_]+", str(weights)) is not None and \
+        not Path(weights).exists()
+    if published:  # an enum name such as DEFAULT or IMAGENET1K_V1, not a file
+        model, metadata = torchvision_published(name, str(weights), num_classes)
+    else:
+        model = build_from_source(name, num_classes)
+    if weights is not None and not metadata:
         ckpt = read_checkpoint(weights)
         load_state_dict_strict(model, ckpt.state_dict, source=str(weights))
         metadata = ckpt.metadata

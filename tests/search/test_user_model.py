@@ -241,3 +241,19 @@ def test_images_are_brought_to_the_model_input_size_whole() -> None:
     flat = np.full((1, 32, 32, 3), 77, dtype=np.uint8)
     assert (resize_images(flat, (224, 224)) == 77).all()  # no crop, no border: the whole image, scaled
     assert abs(float(big.mean()) - float(images.mean())) < 2.0
+
+
+def test_published_torchvision_weights_are_named_by_their_enum(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moo_compress.models import materialize_source
+
+    with pytest.raises(ConfigError, match=r"not published weights of resnet18 \(valid: DEFAULT, IMAGENET1K_V1\)"):
+        materialize_source("torchvision:resnet18", num_classes=1000, weights="IMAGENET_V9")
+    with pytest.raises(ConfigError, match="has 1000 outputs but the data has 10 classes; fine-tune it"):
+        materialize_source("torchvision:resnet18", num_classes=10, weights="DEFAULT")
+    monkeypatch.setenv("MOO_COMPRESS_OFFLINE", "1")
+    with pytest.raises(ConfigError, match=r"downloading torchvision:resnet18 IMAGENET1K_V1 is disabled"):
+        materialize_source("torchvision:resnet18", num_classes=1000, weights="DEFAULT")
+    with pytest.raises(ConfigError, match="only torchvision:<name> models have"):
+        from moo_compress.models.sources import torchvision_published
+
+        torchvision_published("timm:resnet18", "DEFAULT", 1000)

@@ -36,7 +36,7 @@ from torch import nn
 
 from moo_compress.errors import CheckpointError, ConfigError, UnknownNameError
 
-__all__ = ["SOURCE_KINDS", "describe", "is_source", "torchvision_published", "build_from_source", "source_metadata", "derive_layer_groups",
+__all__ = ["SOURCE_KINDS", "canonical_source", "describe", "is_source", "torchvision_published", "build_from_source", "source_metadata", "derive_layer_groups",
            "source_slug"]
 
 #: The kinds of model source, by prefix (``file`` and ``module`` are told apart by the ``.py`` suffix).
@@ -62,6 +62,16 @@ def _parse(name: str) -> tuple[str, str]:
         raise ConfigError(f"model source {name!r} is not 'path/to/file.py:factory', 'pkg.module:factory', "
                           "'torchvision:<name>' or 'timm:<name>'")
     return ("file" if target.endswith(".py") else "module"), name
+
+
+def canonical_source(name: str) -> str:
+    """The source with a model file's path made absolute (so that runs and cache entries started from
+    different folders name the same file the same way); other sources unchanged."""
+    kind, rest = _parse(name)
+    if kind != "file":
+        return name
+    target, _, attr = rest.rpartition(":")
+    return f"{Path(target).expanduser().resolve()}:{attr}"
 
 
 def source_slug(name: str) -> str:

@@ -146,6 +146,10 @@ class SearchSettings:
     quick: bool = False
 
     def __post_init__(self) -> None:
+        from moo_compress.models.sources import canonical_source, is_source
+
+        if is_source(self.arch):
+            object.__setattr__(self, "arch", canonical_source(self.arch))
         positive = ("pop_size", "generations", "max_evals", "eval_images", "workers", "batch_size", "threads",
                     "budget_images", "input_size")
         for name in positive:

@@ -134,12 +134,18 @@ def test_errors_through_the_new_entry_points_are_one_line(user_setup: dict[str, 
         materialize_source(f"{user_setup['model']}:build", num_classes=4, cache_dir=user_setup["root"] / "cache")
 
 
-def test_layer_groups_are_derived_for_any_network(user_setup: dict[str, Path],
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_layer_groups_are_derived_for_any_network(user_setup: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     source = f"{user_setup['model']}:build"
     groups = model_defaults(source).layer_groups
     assert groups == {"stage1": ("body.0",), "stage2": ("body.3",), "stage3": ("body.6",), "head": ("fc",)}
     assert source_slug(source) == "mynet-build"
+    from moo_compress.search import SearchSettings
+
+    relative = Path(user_setup["model"]).relative_to(user_setup["root"])
+    monkeypatch.chdir(user_setup["root"])
+    assert SearchSettings(arch=f"{relative}:build").arch == f"{user_setup['model'].resolve()}:build"
+    assert SearchSettings(arch="torchvision:resnet18").arch == "torchvision:resnet18"
     builtin = derive_layer_groups(build_from_source("torchvision:resnet18", 10), (3, 64, 64))
     assert list(builtin) == ["stage1", "stage2", "stage3", "stage4", "stage5", "head"]
     assert "layer4.1.conv2" in builtin["stage5"] and builtin["head"] == ("fc",)

@@ -311,16 +311,18 @@ def _head_outputs(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> i
     return int(weight.shape[0]) if weight is not None and weight.ndim == 2 else None
 
 
-def _stats(value: object, name: str, source: Path) -> tuple[float, float, float] | None:
+def _triple(value: object, name: str, source: Path, *, cast: type = float) -> tuple[Any, Any, Any] | None:
+    """A checkpoint entry of three numbers (``mean``, ``std``: floats; ``input_size``: positive ints), or None."""
     if value is None:
         return None
     try:
-        stats = tuple(float(v) for v in value)  # type: ignore[union-attr]
+        numbers = tuple(cast(v) for v in value)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
-        stats = ()
-    if len(stats) != 3:
-        raise CheckpointError(f"{source}: '{name}' must be three numbers, got {value!r}")
-    return stats  # type: ignore[return-value]
+        numbers = ()
+    if len(numbers) != 3 or (cast is int and min(numbers) < 1):
+        shape = "(channels, height, width)" if cast is int else "three numbers"
+        raise CheckpointError(f"{source}: '{name}' must be {shape}, got {value!r}")
+    return numbers  # type: ignore[return-value]
 
 
 def load_pretrained(
@@ -363,8 +365,8 @@ def load_pretrained(
     load_state_dict_strict(model, ckpt.state_dict, source=str(path))
     model.eval()
     defaults = model_defaults(arch)
-    mean = _stats(ckpt.metadata.get("mean"), "mean", path) or defaults.mean
-    std = _stats(ckpt.metadata.get("std"), "std", path) or defaults.std
+    mean = _triple(ckpt.metadata.get("mean"), "mean", path) or defaults.mean
+    std = _triple(ckpt.metadata.get("std"), "std", path) or defaults.std
     return PretrainedModel(
         model=model,
         arch=arch,
@@ -375,21 +377,9 @@ def load_pretrained(
         weights_path=path,
         weights_sha256=checkpoint_sha256(path),
         metadata=ckpt.metadata,
-        input_size=_input_size(ckpt.metadata.get("input_size"), path) or (
+        input_size=_triple(ckpt.metadata.get("input_size"), "input_size", path, cast=int) or (
             None if is_source(arch) else tuple(defaults.input_size)),
     )
-
-
-def _input_size(value: object, source: Path) -> tuple[int, int, int] | None:
-    if value is None:
-        return None
-    try:
-        size = tuple(int(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        size = ()
-    if len(size) != 3 or min(size) < 1:
-        raise CheckpointError(f"{source}: 'input_size' must be (channels, height, width), got {value!r}")
-    return size  # type: ignore[return-value]
 
 
 def materialize_source(
@@ -418,6 +408,11 @@ def materialize_source(
     """
     import hashlib
 
+    weights_key = None if weights is None else (str(Path(weights).expanduser().resolve()), _mtime(weights))
+    memo = (name, num_classes, weights_key, mean and tuple(mean), std and tuple(std), input_size,
+            str(paths.cache_dir(cache_dir)))
+    if memo in _MATERIALIZED and _MATERIALIZED[memo].is_file():  # a run builds several specs of one model
+        return _MATERIALIZED[memo]
     from moo_compress.models.sources import (build_from_source, describe, source_metadata, source_slug,
                                              torchvision_published)
 
@@ -434,10 +429,10 @@ def materialize_source(
         metadata = ckpt.metadata
     own = source_metadata(name, model)
     known = (3, int(input_size), int(input_size)) if input_size else (
-        _input_size(metadata.get("input_size"), Path(str(weights))) or own.get("input_size"))
+        _triple(metadata.get("input_size"), "input_size", Path(str(weights)), cast=int) or own.get("input_size"))
     size = tuple(known or (3, 32, 32))
-    mean = mean or _stats(metadata.get("mean"), "mean", Path(str(weights))) or own.get("mean")
-    std = std or _stats(metadata.get("std"), "std", Path(str(weights))) or own.get("std")
+    mean = mean or _triple(metadata.get("mean"), "mean", Path(str(weights))) or own.get("mean")
+    std = std or _triple(metadata.get("std"), "std", Path(str(weights))) or own.get("std")
     if mean is None or std is None:
         raise ConfigError(f"{name}: the input normalisation is unknown; pass --mean R,G,B --std R,G,B (Python: "
                           "mean=..., std=...), the statistics the model was trained with")
@@ -463,4 +458,15 @@ def materialize_source(
                                                "std": [float(v) for v in std],
                                                "input_size": list(known) if known else None,
                                                "num_classes": int(num_classes)})
+    _MATERIALIZED[memo] = path
     return path
+
+
+_MATERIALIZED: dict[tuple[Any, ...], Path] = {}
+
+
+def _mtime(path: str | os.PathLike[str]) -> int | None:
+    try:
+        return Path(path).expanduser().stat().st_mtime_ns
+    except OSError:
+        return None  # not a file: an enum name such as DEFAULT

@@ -51,7 +51,7 @@ from moo_compress.search.racing import Racer  # noqa: E402
 from moo_compress.search.run import UNTIL_BUDGET, _frame, _Log, _run_nsga2, hypervolume, space_spec  # noqa: E402
 from moo_compress.search.space import load_space  # noqa: E402
 from moo_compress.search.surrogate import Surrogate  # noqa: E402
-from moo_compress.stats import pack_bits  # noqa: E402
+from moo_compress.evaluation.stats import pack_bits  # noqa: E402
 
 SPACE = Path(__file__).resolve().parent / "spaces" / "fidelity.yaml"
 

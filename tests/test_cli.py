@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from moo_compress import cli, evaluate, train
+import moo_compress.cli as cli
+from moo_compress.cli import evaluate, train
 from moo_compress.models import create_model
 from tests.conftest import make_image_folder
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from moo_compress import cli, corrupt as corrupt_cli
+import moo_compress.cli as cli
+from moo_compress.cli import corrupt as corrupt_cli
 from moo_compress.data import load_dataset, stratified_indices
 from moo_compress.data.cifar_c import open_release
 from moo_compress.data.corruptions import corrupt

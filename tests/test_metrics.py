@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from moo_compress import metrics
+from moo_compress.evaluation import metrics
 from moo_compress.data.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS
 from moo_compress.errors import ConfigError
 

@@ -9,9 +9,9 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from moo_compress import stats
+from moo_compress.evaluation import stats
 from moo_compress.errors import ConfigError
-from moo_compress.stats import (
+from moo_compress.evaluation.stats import (
     Interval,
     pack_bits,
     paired_difference_interval,

@@ -14,7 +14,7 @@ from torch import nn
 
 from moo_compress.data.cifar_c import CorruptedSet
 from moo_compress.evaluation.evaluator import Evaluator
-from moo_compress.metrics import to_dict, to_frame
+from moo_compress.evaluation.metrics import to_dict, to_frame
 
 __all__ = ["evaluate_robustness", "robustness_accuracy", "to_dict", "to_frame"]
 
@@ -29,9 +29,9 @@ def evaluate_robustness(evaluator: Evaluator, corrupted: CorruptedSet, *, progre
 
     Returns:
         A tidy DataFrame with columns ``corruption``, ``severity``, ``accuracy``, ``error`` (fractions)
-        and ``family``, one row per pair in reference order; :func:`~moo_compress.metrics.to_dict`
+        and ``family``, one row per pair in reference order; :func:`~moo_compress.evaluation.metrics.to_dict`
         turns it into ``{(corruption, severity): accuracy}``. Every metric of
-        :mod:`moo_compress.metrics` accepts it directly.
+        :mod:`moo_compress.evaluation.metrics` accepts it directly.
     """
     from tqdm import tqdm
 

@@ -38,7 +38,7 @@ from moo_compress.evaluation.runtime import resolve_device
 from moo_compress.models import PretrainedModel, load_pretrained
 from moo_compress.provenance import numeric_versions, source_fingerprint
 from moo_compress.search.cache import EvaluationCache
-from moo_compress.stats import pack_bits
+from moo_compress.evaluation.stats import pack_bits
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "split_pool", "evaluate_plan",
            "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models"]
@@ -350,7 +350,7 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
         ``plan_resolved`` (every field), ``plan_key``, ``label``, ``weights_fingerprint``,
         ``duplicate_of``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` ->
         accuracy), ``clean_correct`` and ``corruption_correct`` (per-image outcomes in the order of the
-        spec's images, packed by :func:`~moo_compress.stats.pack_bits`), ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
+        spec's images, packed by :func:`~moo_compress.evaluation.stats.pack_bits`), ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
     """
     res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
     start = time.perf_counter()

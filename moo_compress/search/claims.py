@@ -2,7 +2,7 @@
 
 Every evaluation record holds, for each image it was scored on, whether the prediction was right
 (``clean_correct``, ``corruption_correct``). A candidate and its reference evaluated on the same images
-are therefore *paired*, and the claims here are paired intervals over images (:mod:`moo_compress.stats`):
+are therefore *paired*, and the claims here are paired intervals over images (:mod:`moo_compress.evaluation.stats`):
 the clean-accuracy delta, the mean-corruption-accuracy delta, mCE and relative mCE against the
 reference, and the worst-hit class and corruption. They cover the sampling of test images only: not
 the calibration images, the seed of the search, or another test distribution.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from moo_compress.errors import ConfigError
-from moo_compress.stats import Interval, paired_difference_interval, ratio_index_interval, unpack_bits
+from moo_compress.evaluation.stats import Interval, paired_difference_interval, ratio_index_interval, unpack_bits
 
 __all__ = ["Outcomes", "record_outcomes", "plan_claims", "tied", "LEVEL", "ROBUSTNESS_HIGHER_IS_BETTER"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from moo_compress import metrics as mt
+from moo_compress.evaluation import metrics as mt
 from moo_compress.errors import ConfigError
 
 __all__ = ["OBJECTIVE_LABELS", "Objectives", "record_metrics"]

@@ -39,7 +39,7 @@ from moo_compress.errors import ConfigError
 from moo_compress.search.claims import Outcomes, record_outcomes
 from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
-from moo_compress.stats import pack_bits, paired_difference_interval, unpack_bits
+from moo_compress.evaluation.stats import pack_bits, paired_difference_interval, unpack_bits
 
 __all__ = ["Racer", "merge_records", "robustness_scores", "rung_windows"]
 

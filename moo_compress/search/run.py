@@ -41,7 +41,7 @@ from moo_compress.search.racing import Racer
 from moo_compress.search.settings import SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
 from moo_compress.search.surrogate import Surrogate, choose_offspring
-from moo_compress.stats import Interval
+from moo_compress.evaluation.stats import Interval
 
 __all__ = ["SearchResult", "run_search", "hypervolume", "pareto_mask", "build_spec", "space_spec", "needs_calibration",
            "resolve_fidelity", "UNTIL_BUDGET"]

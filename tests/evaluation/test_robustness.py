@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from moo_compress import metrics
+from moo_compress.evaluation import metrics
 from moo_compress.data import ArrayDataset
 from moo_compress.data.cifar_c import load_corrupted
 from moo_compress.evaluation import Evaluator

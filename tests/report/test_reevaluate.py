@@ -1,4 +1,4 @@
-"""Picking plans of a run and re-evaluating them through the cache (``moo_compress.reevaluate``, used
+"""Picking plans of a run and re-evaluating them through the cache (``moo_compress.search.reevaluate``, used
 by ``python -m moo_compress.evaluate --run`` and by the notebook): on the run's report split by default,
 against the reference (the uncompressed model after the plans' recovery) with paired intervals."""
 
@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from moo_compress import evaluate, reevaluate
+from moo_compress.cli import evaluate
+from moo_compress.search import reevaluate
 from moo_compress.compress import CompressionPlan, RecoveryConfig
 from moo_compress.errors import ConfigError
-from moo_compress.reevaluate import (
+from moo_compress.search.reevaluate import (
     DEFAULT_IMAGES,
     SPLIT_CHOICES,
     SelectionBiasWarning,

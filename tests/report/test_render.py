@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from moo_compress.report import FIGURES, RUN_ENV, load_run, render_run, summary_markdown
-from moo_compress.report.__main__ import main
+from moo_compress.cli.report import main
 from tests.report.conftest import write_run
 
 
@@ -54,7 +54,7 @@ def test_cli_regenerates_a_run_and_reports_errors_in_one_line(synthetic_run: Pat
 
 def test_report_package_does_not_import_the_search() -> None:
     """The search imports the report at the end of a run, never the other way round (nor torch)."""
-    code = ("import sys, moo_compress.report, moo_compress.report.__main__; "
+    code = ("import sys, moo_compress.report, moo_compress.cli.report; "
             "bad = [m for m in sys.modules if m.startswith('moo_compress.search') or m == 'torch']; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout

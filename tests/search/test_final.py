@@ -125,7 +125,7 @@ def test_relative_mce_with_flat_reference_falls_back_to_mce(tmp_path: Path) -> N
 
 
 def _record(clean: np.ndarray, cells: np.ndarray, label: str) -> dict:
-    from moo_compress.stats import pack_bits
+    from moo_compress.evaluation.stats import pack_bits
 
     return {"label": label, "n_clean": clean.size, "n_corrupted": cells.size, "clean_correct": pack_bits(clean),
             "corruption_correct": {"a/1": pack_bits(cells)}}

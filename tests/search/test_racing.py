@@ -10,19 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moo_compress import metrics as mt
+from moo_compress.evaluation import metrics as mt
 from moo_compress.compress import CompressionPlan, PruneConfig
 from moo_compress.errors import ConfigError
 from moo_compress.search import SearchSettings, run_search
 from moo_compress.search.candidate import load_resources
 from moo_compress.search.claims import Outcomes
-from moo_compress.search.cli import build_parser, settings_from_args
+from moo_compress.cli.search import build_parser, settings_from_args
 from moo_compress.search.fidelity import Fidelity
 from moo_compress.search.objectives import Objectives
 from moo_compress.search.racing import Racer, merge_records, robustness_scores, rung_windows
 from moo_compress.search.run import resolve_fidelity, space_spec
 from moo_compress.search.space import SearchSpace, load_space
-from moo_compress.stats import pack_bits
+from moo_compress.evaluation.stats import pack_bits
 from tests.search.conftest import TINY_SPACE
 
 CORR, SEV = ("gaussian_noise", "fog"), (1, 2)

@@ -19,7 +19,7 @@ from moo_compress.errors import ConfigError
 from moo_compress.search import SearchSettings, candidate
 from moo_compress import runfolder
 from moo_compress.report import render_run
-from moo_compress.search import cli as search_cli
+from moo_compress.cli import search as search_cli
 from moo_compress.search.cache import CONTEXT_FILE
 from moo_compress.search.run import run_search
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from moo_compress import cli_utils
+from moo_compress.cli import common
 from moo_compress.errors import ConfigError
 from moo_compress.search.settings import DEFAULTS, QUICK_PRESET, SearchSettings, parse_budget
 
@@ -56,7 +56,7 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
-    parser = cli_utils.ArgumentParser(
+    parser = common.ArgumentParser(
         prog="python -m moo_compress.search",
         description="Search compression plans (pruning sparsity, cluster count, bit-width) with NSGA-II on three "
         "objectives: clean accuracy, robustness to natural corruptions and compression ratio. Writes the Pareto "
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("Example:", 1)[1],
     )
-    cli_utils.add_model_args(parser)
-    cli_utils.add_data_args(parser)
+    common.add_model_args(parser)
+    common.add_data_args(parser)
     parser.add_argument("--data", metavar="DIR", help="an ImageFolder tree of your own (DIR/train/<class>/*, "
                         "DIR/test/<class>/*; any number of classes): sets --dataset imagefolder --data-root DIR")
     parser.add_argument("--mean", type=_triple, metavar="R,G,B", help="input normalisation mean on [0, 1] pixels "
@@ -176,4 +176,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_search(settings_from_args(args), render=render_run)
         return 0
 
-    return cli_utils.guard(parser.prog, run)
+    return common.guard(parser.prog, run)

@@ -65,7 +65,7 @@ from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import build_spec
 from moo_compress.search.settings import DEFAULTS, SearchSettings
-from moo_compress.stats import Interval
+from moo_compress.evaluation.stats import Interval
 
 __all__ = ["DEFAULT_IMAGES", "SPLIT_CHOICES", "SelectionBiasWarning", "parse_plan", "select_plans", "images_option",
            "split_option", "selection_warning", "reevaluate_run", "format_results", "reevaluate_from_args"]

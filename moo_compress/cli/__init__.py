@@ -1,4 +1,11 @@
-"""``moo-compress <command> ...``: one entry point for every ``python -m moo_compress.<command>``."""
+"""The command-line entry points, one module each; ``moo-compress <command> ...`` (or ``python -m
+moo_compress <command>``) dispatches to them.
+
+Each command is also ``python -m moo_compress.<command>`` (``search``, ``evaluate``, ``report``,
+``models``, ``corrupt``, ``train``): those modules only call the ``main`` here. Every ``main`` takes
+``argv`` and returns an exit status; user errors are one line on stderr with status 2
+(:mod:`moo_compress.cli.common`).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,12 @@ __all__ = ["COMMANDS", "main"]
 
 # command -> (module with main(argv), one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("moo_compress.train", "train a model on CIFAR with a standard recipe"),
-    "search": ("moo_compress.search.cli", "search compression plans (NSGA-II, three objectives)"),
-    "evaluate": ("moo_compress.evaluate", "evaluate a model, or re-evaluate plans of a search run"),
-    "report": ("moo_compress.report.__main__", "regenerate the summary and figures of a search run"),
-    "models": ("moo_compress.models.__main__", "list the registered architectures"),
-    "corrupt": ("moo_compress.corrupt", "generate CIFAR-10-C / CIFAR-100-C corruptions (or download the release)"),
+    "train": ("moo_compress.cli.train", "train a model on CIFAR with a standard recipe"),
+    "search": ("moo_compress.cli.search", "search compression plans (NSGA-II, three objectives)"),
+    "evaluate": ("moo_compress.cli.evaluate", "evaluate a model, or re-evaluate plans of a search run"),
+    "report": ("moo_compress.cli.report", "regenerate the summary and figures of a search run"),
+    "models": ("moo_compress.cli.models", "list the registered architectures"),
+    "corrupt": ("moo_compress.cli.corrupt", "generate CIFAR-10-C / CIFAR-100-C corruptions (or download the release)"),
 }
 
 

@@ -77,7 +77,11 @@ def _run(args: argparse.Namespace) -> int:
     info = dataset_info(args.dataset)
     pretrained = load_pretrained(args.arch, args.dataset, weights=args.weights, weights_dir=args.weights_dir,
                                  num_classes=info.num_classes)
-    data = load_dataset(args.dataset, "test", data_root=args.data_root)
+    from moo_compress.data.resize import resize_images
+    from moo_compress.search.candidate import model_sizing
+
+    sizing = model_sizing(pretrained)
+    data = load_dataset(args.dataset, "test", data_root=args.data_root, sizing=sizing)
     if args.limit is not None:
         if args.limit < info.num_classes:
             raise ConfigError(f"--limit must be at least the number of classes ({info.num_classes}), got {args.limit}")
@@ -86,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     evaluator = Evaluator(pretrained.model, mean=pretrained.mean, std=pretrained.std, device=args.device,
                           precision=precision, batch_size=args.batch_size)
     start = time.perf_counter()
-    accuracy = evaluator.accuracy(data.images, data.labels)
+    images = data.images if sizing is None else resize_images(data.images, sizing.size)
+    accuracy = evaluator.accuracy(images, data.labels)
     seconds = time.perf_counter() - start
     print(
         f"{args.arch} ({pretrained.weights_path.name}) on {args.dataset} test, {len(data)} images: "

@@ -9,11 +9,18 @@ Where a dataset is looked for (:func:`resolve_data_root`):
 3. ``<cache>/data/<dataset>``: a torchvision root, downloaded into when online.
 
 Decoded arrays are cached on disk (``<cache>/arrays``), keyed by the source files' names, sizes and
-modification times, so a changed source invalidates the cache and a second load is a memory-map.
+modification times, so a changed source invalidates the cache. A folder is decoded straight into a
+memory-mapped file, and every later load is a memory map: a large set is never held in RAM whole.
+
+ImageFolder trees may hold images of any size. Images of one size no larger than the model's input are
+kept as they are (and upsampled whole later, after their corruptions); natural-resolution images (of
+several sizes, or larger than the input) are brought to it when decoded, by the model's resize and
+centre crop (:class:`~moo_compress.data.resize.Sizing`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -22,12 +29,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from moo_compress import paths
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError
+from moo_compress.data.resize import Sizing
 from moo_compress.fileio import atomic_save_npy, atomic_write_json, stable_hash
 from moo_compress.registry import Registry
 
@@ -38,6 +47,7 @@ __all__ = [
     "SPLITS",
     "dataset_info",
     "dataset_classes",
+    "dataset_labels",
     "list_datasets",
     "resolve_data_root",
     "load_dataset",
@@ -82,7 +92,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def dataset_classes(name: str, data_root: str | os.PathLike[str] | None = None) -> int:
     """Number of classes of ``name``: the registry's, or for ``imagefolder`` the class folders of
-    ``data_root/test`` (``train`` when there is no ``test``).
+    ``data_root/test`` (``val``, else ``train``, when there is no ``test``).
 
     Raises:
         DataNotFoundError: for ``imagefolder`` without a folder holding ``test/<class>/`` or ``train/<class>/``.
@@ -91,7 +101,7 @@ def dataset_classes(name: str, data_root: str | os.PathLike[str] | None = None) 
     if info.num_classes:
         return info.num_classes
     root, _ = resolve_data_root(name, data_root)
-    split = root / "test" if (root / "test").is_dir() else root / "train"
+    split = next((root / s for s in ("test", "val") if (root / s).is_dir()), root / "train")
     return sum(1 for d in split.iterdir() if d.is_dir())
 
 
@@ -145,7 +155,7 @@ class ArrayDataset:
 
 
 def _classify_root(root: Path, info: DatasetInfo) -> tuple[Path, str] | None:
-    if (root / "train").is_dir() and (root / "test").is_dir():
+    if (root / "train").is_dir() and ((root / "test").is_dir() or (root / "val").is_dir()):
         return root, "imagefolder"
     if not info.torchvision_folder:
         return None
@@ -200,28 +210,45 @@ def _listing_key(files: list[Path], root: Path) -> str:
     return stable_hash([_CACHE_VERSION, entries])
 
 
+def _cached_shape(cache: Path, tag: str, key: str) -> tuple[int, ...] | None:
+    """The image-array shape of a complete cache entry, or None when there is none."""
+    meta_path = cache / "arrays" / f"{tag}-{key}" / "meta.json"
+    return tuple(json.loads(meta_path.read_text())["shape"]) if meta_path.is_file() else None
+
+
 def _cached_arrays(
-    cache: Path, tag: str, key: str, build: Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]
+    cache: Path, tag: str, key: str, build: Callable[[Path], tuple[np.ndarray, list[str]]]
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], str]:
+    """The cached ``(images memory map, labels, classes, fingerprint)``; on a miss ``build(path)`` writes
+    the images to ``path`` (a ``.npy`` file, atomically) and returns the labels and class names."""
     folder = cache / "arrays" / f"{tag}-{key}"
     meta_path = folder / "meta.json"
-    if meta_path.is_file():  # written last: its presence means both arrays are complete
-        meta = json.loads(meta_path.read_text())
+    if not meta_path.is_file():  # written last: its presence means both arrays are complete
+        folder.mkdir(parents=True, exist_ok=True)
+        labels, classes = build(folder / "images.npy")
         images = np.load(folder / "images.npy", mmap_mode="r")
-        labels = np.load(folder / "labels.npy")
-        return images, labels, tuple(meta["classes"]), meta["fingerprint"]
-    images, labels, classes = build()
-    fingerprint = stable_hash([_digest(images), _digest(labels)])
-    atomic_save_npy(folder / "images.npy", images)
-    atomic_save_npy(folder / "labels.npy", labels)
-    atomic_write_json(meta_path, {"classes": list(classes), "fingerprint": fingerprint, "shape": list(images.shape)})
-    return images, labels, tuple(classes), fingerprint
+        fingerprint = stable_hash([_digest(images), _digest(labels)])
+        atomic_save_npy(folder / "labels.npy", labels)
+        atomic_write_json(meta_path, {"classes": list(classes), "fingerprint": fingerprint,
+                                      "shape": list(images.shape)})
+    meta = json.loads(meta_path.read_text())
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    labels = np.load(folder / "labels.npy")
+    return images, labels, tuple(meta["classes"]), meta["fingerprint"]
 
 
-def _digest(array: np.ndarray) -> str:
+def _digest(array: np.ndarray, *, rows: int = 4096) -> str:
     import hashlib
 
-    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
+    digest = hashlib.sha256()
+    for start in range(0, max(len(array), 1), rows):  # in slices: a memory map is read, never copied whole
+        digest.update(np.ascontiguousarray(array[start:start + rows]).data)
+    return digest.hexdigest()
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:  # reads the header only
+        return img.size
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -229,17 +256,12 @@ def _decode(path: Path) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def load_image_folder(root: str | os.PathLike[str], split: str, *, name: str, cache: Path | None = None) -> ArrayDataset:
-    """Loads ``root/<split>/<class>/*`` into arrays (classes in sorted order, as torchvision's ImageFolder).
+def _decode_fit(path: Path, sizing: Sizing) -> np.ndarray:
+    with Image.open(path) as img:
+        return sizing.fit(img)
 
-    Raises:
-        DataNotFoundError: if the split folder is missing or empty.
-        DataFormatError: if images differ in size.
-    """
-    root = Path(root)
-    split_dir = root / split
-    if not split_dir.is_dir():
-        raise DataNotFoundError(f"{split_dir} does not exist; an ImageFolder dataset needs {root}/{split}/<class>/*")
+
+def _folder_listing(split_dir: Path) -> tuple[list[Path], list[int], list[str]]:
     classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     files: list[Path] = []
     labels: list[int] = []
@@ -247,22 +269,79 @@ def load_image_folder(root: str | os.PathLike[str], split: str, *, name: str, ca
         members = sorted(f for f in (split_dir / cls).iterdir() if f.suffix.lower() in _IMAGE_SUFFIXES)
         files += members
         labels += [index] * len(members)
+    return files, labels, classes
+
+
+def load_image_folder(
+    root: str | os.PathLike[str],
+    split: str,
+    *,
+    name: str,
+    cache: Path | None = None,
+    sizing: Sizing | None = None,
+) -> ArrayDataset:
+    """Loads ``root/<split>/<class>/*`` into arrays (classes in sorted order, as torchvision's ImageFolder).
+
+    Args:
+        root: The tree's root.
+        split: ``train`` or ``test`` (``val`` is read where there is no ``test``).
+        name: Dataset name recorded with the arrays.
+        cache: Cache root (default ``$MOO_COMPRESS_CACHE``).
+        sizing: The model's input and resize-and-crop: natural-resolution images (several sizes, or
+            larger than the input) are brought to it; images of one size no larger than it are kept.
+
+    Raises:
+        DataNotFoundError: if the split folder is missing or empty.
+        DataFormatError: if images differ in size and no ``sizing`` says how to bring them to one.
+    """
+    root = Path(root)
+    split_dir = root / split
+    if split == "test" and not split_dir.is_dir() and (root / "val").is_dir():
+        split_dir = root / "val"
+    if not split_dir.is_dir():
+        raise DataNotFoundError(f"{split_dir} does not exist; an ImageFolder dataset needs {root}/{split}/<class>/*")
+    files, labels, classes = _folder_listing(split_dir)
     if not files:
         raise DataNotFoundError(f"no images under {split_dir}/<class>/ (looked for {', '.join(sorted(_IMAGE_SUFFIXES))})")
 
-    def build() -> tuple[np.ndarray, np.ndarray, list[str]]:
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-            decoded = list(pool.map(_decode, files, chunksize=256))
-        shapes = {a.shape for a in decoded}
-        if len(shapes) != 1:
-            odd = next(f for f, a in zip(files, decoded) if a.shape != decoded[0].shape)
-            raise DataFormatError(f"images under {split_dir} differ in size ({sorted(shapes)[:3]}), e.g. {odd}")
-        return np.stack(decoded), np.asarray(labels, dtype=np.int64), classes
-
     cache = cache or paths.cache_dir()
-    images, labels_arr, class_names, fingerprint = _cached_arrays(
-        cache, f"{name}-{split}", _listing_key(files, split_dir), build
-    )
+    tag, plain = f"{name}-{split}", _listing_key(files, split_dir)
+    fitted = None if sizing is None else stable_hash([plain, sizing.to_dict()])
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    kept = _cached_shape(cache, tag, plain)  # an earlier decode of the images as they are
+    if fitted is not None and _cached_shape(cache, tag, fitted) is not None:
+        fit = sizing
+    elif kept is not None and (sizing is None or sizing.keeps({(kept[2], kept[1])})):
+        fit = None
+    else:  # decide from the image headers (cheap next to decoding)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            sizes = set(pool.map(_image_size, files, chunksize=256))
+        fit = None if sizing is None or sizing.keeps(sizes) else sizing
+        if fit is None and len(sizes) != 1:
+            raise DataFormatError(
+                f"images under {split_dir} differ in size (width x height: {', '.join(map(str, sorted(sizes)[:3]))}"
+                "...); give the model's input size (--input-size PIXELS, or a model whose metadata has one) and "
+                "they are resized and centre-cropped to it")
+
+    def build(path: Path) -> tuple[np.ndarray, list[str]]:
+        if fit is None:
+            decode: Callable[[Path], np.ndarray] = _decode
+            height, width = _decode(files[0]).shape[:2]
+        else:
+            decode = functools.partial(_decode_fit, sizing=fit)
+            height, width = fit.size
+        tmp = path.with_name(path.name + ".partial")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), height, width, 3))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(files), 1024):  # decoded into the file, never all in memory
+                out[start:start + 1024] = np.stack(list(pool.map(decode, files[start:start + 1024])))
+        out.flush()
+        del out
+        os.replace(tmp, path)
+        return np.asarray(labels, dtype=np.int64), classes
+
+    key = plain if fit is None else fitted
+    images, labels_arr, class_names, fingerprint = _cached_arrays(cache, tag, key, build)  # type: ignore[arg-type]
     return ArrayDataset(images, labels_arr, class_names, name, split, str(split_dir), fingerprint)
 
 
@@ -279,15 +358,19 @@ def _load_torchvision(info: DatasetInfo, root: Path, split: str, *, download: bo
         raise DataNotFoundError(f"{info.name} not found at {folder}; {how}")
     files = sorted(f for f in folder.iterdir() if f.is_file()) if folder.is_dir() else []
 
-    def build() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def fetch() -> Any:
         try:
-            ds = cls(str(root), train=(split == "train"), download=download)
+            return cls(str(root), train=(split == "train"), download=download)
         except (urllib.error.URLError, OSError, RuntimeError) as exc:
             raise DataNotFoundError(f"{info.name} not found at {folder} and could not be downloaded ({exc}); {how}") from None
-        return np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64), list(ds.classes)
+
+    def build(path: Path) -> tuple[np.ndarray, list[str]]:
+        ds = fetch()
+        atomic_save_npy(path, np.asarray(ds.data, dtype=np.uint8))
+        return np.asarray(ds.targets, dtype=np.int64), list(ds.classes)
 
     if not files:  # download first so the cache key covers the downloaded files
-        build()
+        fetch()
         files = sorted(f for f in folder.iterdir() if f.is_file())
     images, labels, classes, fingerprint = _cached_arrays(
         cache, f"{info.name}-{split}", _listing_key(files, folder), build
@@ -302,19 +385,23 @@ def load_dataset(
     data_root: str | os.PathLike[str] | None = None,
     download: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    sizing: Sizing | None = None,
 ) -> ArrayDataset:
     """Loads one split of a dataset as uint8 NHWC arrays (see the module docstring for where it looks).
 
     Args:
-        name: Registered dataset name (``cifar10``, ``cifar100``).
+        name: Registered dataset name (``cifar10``, ``cifar100``, ``imagefolder``).
         split: ``train`` or ``test``.
         data_root: The dataset's own folder (``--data-root``).
         download: Whether torchvision may download the dataset when it is missing.
         cache_dir: Cache root for decoded arrays (default ``$MOO_COMPRESS_CACHE``).
+        sizing: The model's input and resize-and-crop, for ImageFolder trees of natural-resolution
+            images (:func:`load_image_folder`); CIFAR arrays are kept at 32 pixels.
 
     Raises:
         UnknownNameError: for an unknown dataset name.
         DataNotFoundError: if the data is missing; the message says where it looked and how to get it.
+        DataFormatError: for an ImageFolder tree of mixed image sizes without ``sizing``.
     """
     info = dataset_info(name)
     if split not in SPLITS:
@@ -322,8 +409,34 @@ def load_dataset(
     root, kind = resolve_data_root(name, data_root)
     cache = paths.cache_dir(cache_dir)
     if kind == "imagefolder":
-        ds = load_image_folder(root, split, name=name, cache=cache)
+        ds = load_image_folder(root, split, name=name, cache=cache, sizing=sizing)
         if info.num_classes and ds.num_classes != info.num_classes:
             raise DataFormatError(f"{root}/{split} has {ds.num_classes} class folders but {name} has {info.num_classes}")
         return ds
     return _load_torchvision(info, root, split, download=download and paths.data_dir() is None, cache=cache)
+
+
+def dataset_labels(
+    name: str,
+    split: str = "test",
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """The labels of one split, in :func:`load_dataset`'s order, without decoding an ImageFolder tree's
+    images (its labels follow from the listing), so that they need no input size.
+
+    Raises:
+        as :func:`load_dataset`.
+    """
+    info = dataset_info(name)
+    root, kind = resolve_data_root(name, data_root)
+    if kind == "imagefolder" and split in SPLITS:
+        split_dir = root / split
+        if split == "test" and not split_dir.is_dir() and (root / "val").is_dir():
+            split_dir = root / "val"
+        if split_dir.is_dir():
+            files, labels, classes = _folder_listing(split_dir)
+            if files and not (info.num_classes and len(classes) != info.num_classes):
+                return np.asarray(labels, dtype=np.int64)
+    return load_dataset(name, split, data_root=data_root, cache_dir=cache_dir).labels  # raises what it lacks

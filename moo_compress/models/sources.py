@@ -207,7 +207,10 @@ def torchvision_published(name: str, weights: str, num_classes: int) -> tuple[nn
         raise ConfigError(f"downloading {name} {chosen.name} failed ({describe(exc)}); pass --weights PATH") from None
     transform = chosen.transforms()
     crop = getattr(transform, "crop_size", [224])
-    meta = {"mean": tuple(transform.mean), "std": tuple(transform.std), "input_size": (3, int(crop[0]), int(crop[0]))}
+    resize = getattr(transform, "resize_size", None) or crop
+    interpolation = getattr(getattr(transform, "interpolation", None), "value", "bilinear")
+    meta = {"mean": tuple(transform.mean), "std": tuple(transform.std), "input_size": (3, int(crop[0]), int(crop[0])),
+            "crop_pct": int(crop[0]) / int(resize[0]), "interpolation": str(interpolation)}
     return model, meta
 
 
@@ -219,15 +222,17 @@ def _stats(value: Any) -> tuple[float, float, float] | None:
 
 
 def source_metadata(name: str, model: nn.Module) -> dict[str, Any]:
-    """Input size and normalisation the model's own metadata gives (keys ``mean``, ``std``,
-    ``input_size``; absent when it gives none). torchvision models get ImageNet statistics (their input
-    size is the caller's to give, e.g. 32 for a network fine-tuned on CIFAR, 224 for one on upsampled images).
+    """Input size, normalisation and evaluation resize the model's own metadata gives (keys ``mean``,
+    ``std``, ``input_size``, ``crop_pct``, ``interpolation``, as in timm's pretrained configuration; absent
+    when it gives none). torchvision models get ImageNet statistics (their input size is the caller's to
+    give, e.g. 32 for a network fine-tuned on CIFAR, 224 for one on upsampled images).
     """
     kind, _ = _parse(name)
     out: dict[str, Any] = {}
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
     if isinstance(cfg, dict):
-        out.update({k: cfg[k] for k in ("mean", "std", "input_size") if cfg.get(k) is not None})
+        keys = ("mean", "std", "input_size", "crop_pct", "interpolation")
+        out.update({k: cfg[k] for k in keys if cfg.get(k) is not None})
     for key in ("mean", "std", "input_size"):
         if key not in out and getattr(model, key, None) is not None:
             out[key] = getattr(model, key)
@@ -243,6 +248,10 @@ def source_metadata(name: str, model: nn.Module) -> dict[str, Any]:
     if "input_size" in out:
         size = tuple(int(v) for v in out["input_size"])
         out["input_size"] = size if len(size) == 3 else (3, *size[-2:])
+    if "crop_pct" in out:
+        out["crop_pct"] = float(out["crop_pct"])
+    if "interpolation" in out:
+        out["interpolation"] = str(out["interpolation"])
     return {k: v for k, v in out.items() if v is not None}
 
 

@@ -290,7 +290,11 @@ class PretrainedModel:
         metadata: Checkpoint metadata (accuracy, recipe...).
         input_size: (channels, height, width) the model expects: the checkpoint's ``input_size``, else
             the architecture's; None for a model source that names none (it takes the data as it is).
-            Images of another size are resized to it, whole (bilinear, no crop).
+            Small images of one size are resized to it whole (bilinear, no crop); natural-resolution
+            images are resized and centre-cropped by ``crop_pct`` and ``interpolation``.
+        crop_pct: Fraction of the resized image its evaluation crop keeps (the checkpoint's or the model's
+            metadata; None: the ImageNet convention, 0.875).
+        interpolation: Its evaluation resize's interpolation (None: bilinear).
     """
 
     model: nn.Module
@@ -303,6 +307,8 @@ class PretrainedModel:
     weights_sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
     input_size: tuple[int, int, int] | None = None
+    crop_pct: float | None = None
+    interpolation: str | None = None
 
 
 def _head_outputs(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> int | None:
@@ -379,6 +385,8 @@ def load_pretrained(
         metadata=ckpt.metadata,
         input_size=_triple(ckpt.metadata.get("input_size"), "input_size", path, cast=int) or (
             None if is_source(arch) else tuple(defaults.input_size)),
+        crop_pct=None if ckpt.metadata.get("crop_pct") is None else float(ckpt.metadata["crop_pct"]),
+        interpolation=None if ckpt.metadata.get("interpolation") is None else str(ckpt.metadata["interpolation"]),
     )
 
 
@@ -450,14 +458,17 @@ def materialize_source(
     for key, tensor in sorted(model.state_dict().items()):
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
-    digest.update(repr((name, tuple(mean), tuple(std), known)).encode())
+    digest.update(repr((name, tuple(mean), tuple(std), known, metadata.get("crop_pct", own.get("crop_pct")),
+                        metadata.get("interpolation", own.get("interpolation")))).encode())
     path = paths.cache_dir(cache_dir) / "sources" / f"{source_slug(name)}-{digest.hexdigest()[:16]}.pt"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(path, model, metadata={"arch": name, "mean": [float(v) for v in mean],
                                                "std": [float(v) for v in std],
                                                "input_size": list(known) if known else None,
-                                               "num_classes": int(num_classes)})
+                                               "num_classes": int(num_classes),
+                                               **{k: v for k in ("crop_pct", "interpolation")
+                                                  if (v := metadata.get(k, own.get(k))) is not None}})
     _MATERIALIZED[memo] = path
     return path
 

@@ -28,9 +28,10 @@ import torch
 from moo_compress import __version__
 from moo_compress.compress import CalibrationData, CompressionPlan, compress, model_fingerprint
 from moo_compress.compress.size import size_report
-from moo_compress.data import ArrayDataset, balanced_order, load_dataset, split_indices, stratified_indices
+from moo_compress.data import (ArrayDataset, balanced_order, dataset_labels, load_dataset, split_indices,
+                               stratified_indices)
 from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
-from moo_compress.data.resize import resize_images
+from moo_compress.data.resize import DEFAULT_CROP_PCT, Sizing, resize_images
 from moo_compress.errors import ConfigError, DataFormatError
 from moo_compress.evaluation import Evaluator
 from moo_compress.fileio import atomic_open, stable_hash
@@ -41,7 +42,8 @@ from moo_compress.search.cache import EvaluationCache
 from moo_compress.evaluation.stats import pack_bits
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "split_pool", "evaluate_plan",
-           "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models"]
+           "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models",
+           "model_sizing"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
 EVALUATION_VERSION = 4  # 2: batch norms folded; 3: keys hash source, versions, device; 4: per-image outcomes
@@ -211,7 +213,8 @@ def load_resources(spec: EvaluationSpec) -> Resources:
     if pretrained.weights_sha256 != spec.weights_sha256:
         raise DataFormatError(f"{spec.weights_path} changed since the search started (SHA-256 differs); "
                               "restart the search")
-    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    sizing = model_sizing(pretrained)
+    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir, sizing=sizing)
     pool = split_indices(test.labels, spec.split, seed=spec.split_seed)
     clean_window = None
     if spec.window is not None:
@@ -230,7 +233,8 @@ def load_resources(spec: EvaluationSpec) -> Resources:
                                indices=None if len(chosen) == len(test) else chosen)
     calibration = None
     if spec.calibration_images > 0:
-        train = load_dataset(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir)
+        train = load_dataset(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir,
+                             sizing=sizing)
         per_class = -(-spec.calibration_images // train.num_classes)  # at least calibration_images in all
         calibration = CalibrationData.from_dataset(train, mean=pretrained.mean, std=pretrained.std,
                                                    n=per_class * train.num_classes, seed=spec.seed,
@@ -239,8 +243,8 @@ def load_resources(spec: EvaluationSpec) -> Resources:
                                   ("corrupted set", spec.corrupted_fingerprint, corrupted.fingerprint)):
         if expected and expected != found:
             raise DataFormatError(f"the {name} differs from the one the search started with; restart the search")
-    if pretrained.input_size is not None:  # e.g. CIFAR upsampled whole to a 224-pixel model's input
-        size = (int(pretrained.input_size[1]), int(pretrained.input_size[2]))
+    if sizing is not None:  # e.g. CIFAR upsampled whole to a 224-pixel model's input, after its corruptions
+        size = sizing.size
         clean = dataclasses.replace(clean, images=resize_images(clean.images, size))
         corrupted = dataclasses.replace(corrupted, _images={k: resize_images(v, size)
                                                             for k, v in corrupted._images.items()})
@@ -249,6 +253,16 @@ def load_resources(spec: EvaluationSpec) -> Resources:
     resources = Resources(pretrained, clean, corrupted, calibration)
     _RESOURCES[key] = resources
     return resources
+
+
+def model_sizing(pretrained: PretrainedModel) -> Sizing | None:
+    """How images are brought to ``pretrained``'s input: its size, crop and interpolation (None: a model
+    that names no input size takes the data as it is)."""
+    if pretrained.input_size is None:
+        return None
+    return Sizing(size=(int(pretrained.input_size[1]), int(pretrained.input_size[2])),
+                  crop_pct=pretrained.crop_pct or DEFAULT_CROP_PCT,
+                  interpolation=pretrained.interpolation or "bilinear")
 
 
 def _check_window(spec: EvaluationSpec, size: int) -> tuple[int, int]:
@@ -312,8 +326,8 @@ def split_order(spec: EvaluationSpec, labels: np.ndarray, pool: np.ndarray) -> n
 
 def split_pool(spec: EvaluationSpec) -> np.ndarray:
     """Positions in the test set of every image of the spec's split (its subsets are drawn from these)."""
-    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
-    return split_indices(test.labels, spec.split, seed=spec.split_seed)
+    labels = dataset_labels(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    return split_indices(labels, spec.split, seed=spec.split_seed)
 
 
 #: Record fields that depend only on the compressed model, copied from an identical model's record.

@@ -1,6 +1,7 @@
-"""The public entry point: validate the input, then run a corruption's hook block by block.
+"""The public entry point: validate the input, choose the parameter set, run a corruption's hook block by block.
 
-Randomness is drawn per block of :data:`BLOCK_SIZE` images from a stream keyed by (seed, corruption,
+Randomness is drawn per block of images (:func:`block_size`: :data:`BLOCK_SIZE` 32 x 32 images, or as
+many larger images as hold the same number of pixels) from a stream keyed by (seed, corruption,
 severity, block index). A batch is therefore corrupted identically whether it is processed at once or
 in chunks that start on a block boundary (which is how datasets are generated in parallel), and the
 same call always returns the same images.
@@ -12,15 +13,15 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from moo_compress.data.corruptions import blur, digital, noise, weather  # noqa: F401  (registers hooks)
+from moo_compress.data.corruptions import blur, digital, noise, weather
 from moo_compress.data.corruptions.base import IMPLEMENTATIONS, block_rng, finish
+from moo_compress.data.corruptions.param_sets import MIN_SIDE, ParamSet, resolve_param_set
 from moo_compress.data.corruptions.params import (
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
     CORRUPTION_FAMILIES,
     EXTRA_CORRUPTIONS,
     FAMILIES,
-    PARAMS,
     SEVERITIES,
 )
 from moo_compress.errors import ConfigError, DataFormatError
@@ -28,6 +29,7 @@ from moo_compress.errors import ConfigError, DataFormatError
 __all__ = [
     "BLOCK_SIZE",
     "IMAGE_SHAPE",
+    "block_size",
     "corrupt",
     "corrupt_into",
     "list_corruptions",
@@ -37,8 +39,20 @@ __all__ = [
     "check_corruption_images",
 ]
 
+_FAMILY_MODULES = (noise, blur, weather, digital)  # importing them registers their hooks
+
 BLOCK_SIZE = 1000
+#: The CIFAR image shape (the default parameter set's native size); any (H, W, 3) of at least 16 pixels works.
 IMAGE_SHAPE = (32, 32, 3)
+
+
+def block_size(height: int, width: int) -> int:
+    """Images per random-stream block: :data:`BLOCK_SIZE` for 32 x 32 images, and as many images of
+    ``height`` x ``width`` as hold the same number of pixels (20 at 224 x 224), at least one.
+
+    Blocks are also the unit of work, so a block of large images needs no more memory than 1,000 CIFAR images.
+    """
+    return max(1, BLOCK_SIZE * 32 * 32 // (int(height) * int(width)))
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "benchmark": BENCHMARK_CORRUPTIONS,
@@ -117,19 +131,21 @@ def check_severities(severities: int | Iterable[int] | None) -> tuple[int, ...]:
 
 
 def check_corruption_images(images: object) -> np.ndarray:
-    """Raises DataFormatError unless ``images`` is a uint8 array of shape (N, 32, 32, 3)."""
+    """Raises DataFormatError unless ``images`` is a uint8 array of shape (N, H, W, 3), H and W >= 16."""
     if not isinstance(images, np.ndarray):
-        raise DataFormatError(f"images must be a NumPy uint8 array of shape (N, 32, 32, 3); got {type(images).__name__}")
+        raise DataFormatError(f"images must be a NumPy uint8 array of shape (N, H, W, 3); got {type(images).__name__}")
     if images.dtype != np.uint8:
         hint = " (scale [0, 1] floats by 255 and convert with .astype(np.uint8))" if images.dtype.kind == "f" else ""
         raise DataFormatError(f"images must be uint8, got {images.dtype}{hint}")
-    if images.ndim == 3 and images.shape == IMAGE_SHAPE:
-        raise DataFormatError("images must be a batch (N, 32, 32, 3); for one image pass images[None]")
-    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+    if images.ndim == 3 and images.shape[2] == 3:
+        raise DataFormatError(f"images must be a batch (N, H, W, 3); for one image {images.shape} pass images[None]")
+    if images.ndim != 4 or images.shape[3] != 3:
         raise DataFormatError(
-            f"images must have shape (N, 32, 32, 3) (NHWC; the CIFAR-C parameters are defined for 32x32 RGB); "
-            f"got {images.shape}"
+            f"images must have shape (N, H, W, 3), NHWC RGB (e.g. (N, 32, 32, 3) for CIFAR); got {images.shape}"
         )
+    if min(images.shape[1:3]) < MIN_SIDE:
+        raise DataFormatError(f"images must be at least {MIN_SIDE} x {MIN_SIDE} pixels to be corrupted; got "
+                              f"{images.shape[1]} x {images.shape[2]} (upsample them first)")
     return images
 
 
@@ -139,19 +155,26 @@ def _check_seed(seed: object) -> int:
     return int(seed)
 
 
-def _blocks(count: int, first_block: int) -> Iterator[tuple[int, int, int]]:
-    for offset, start in enumerate(range(0, count, BLOCK_SIZE)):
-        yield first_block + offset, start, min(start + BLOCK_SIZE, count)
+def _blocks(count: int, first_block: int, size: int) -> Iterator[tuple[int, int, int]]:
+    for offset, start in enumerate(range(0, count, size)):
+        yield first_block + offset, start, min(start + size, count)
 
 
 def corrupt_into(
-    out: np.ndarray, images: np.ndarray, name: str, severity: int, *, seed: int = 0, first_block: int = 0
+    out: np.ndarray,
+    images: np.ndarray,
+    name: str,
+    severity: int,
+    *,
+    seed: int = 0,
+    first_block: int = 0,
+    params: str | ParamSet | None = None,
 ) -> None:
     """Writes the corrupted ``images`` into ``out`` (same shape, uint8; e.g. a memory map), block by block.
 
     ``first_block`` is the block index of ``images[0]`` within a larger batch: a chunk that starts at
-    image ``k * BLOCK_SIZE`` of a set, passed ``first_block=k``, gets exactly the images that
-    :func:`corrupt` of the whole set would give it.
+    image ``k * block_size(H, W)`` of a set, passed ``first_block=k``, gets exactly the images that
+    :func:`corrupt` of the whole set would give it. ``params`` is as for :func:`corrupt`.
     """
     hook = IMPLEMENTATIONS.get(name)
     severity = check_severity(severity)
@@ -159,33 +182,40 @@ def corrupt_into(
     check_corruption_images(images)
     if out.shape != images.shape or out.dtype != np.uint8:
         raise DataFormatError(f"out must be uint8 of shape {images.shape}, got {out.dtype} {out.shape}")
-    param = PARAMS[name].param(severity)
-    for block, start, stop in _blocks(len(images), first_block):
+    height, width = images.shape[1:3]
+    param = resolve_param_set(params, height, width).hook_param(name, severity, height, width)
+    for block, start, stop in _blocks(len(images), first_block, block_size(height, width)):
         rng = block_rng(seed, name, severity, block)
         out[start:stop] = finish(hook(np.ascontiguousarray(images[start:stop]), param, rng))
 
 
-def corrupt(images: np.ndarray, name: str, severity: int, *, seed: int = 0) -> np.ndarray:
-    """Applies one CIFAR-C corruption at one severity to a batch of images.
+def corrupt(
+    images: np.ndarray, name: str, severity: int, *, seed: int = 0, params: str | ParamSet | None = None
+) -> np.ndarray:
+    """Applies one corruption at one severity to a batch of images, with the parameters of their size.
 
     Args:
-        images: uint8 array ``(N, 32, 32, 3)`` (NHWC, RGB); a memory map is fine and is not modified.
+        images: uint8 array ``(N, H, W, 3)`` (NHWC, RGB; H and W at least 16); a memory map is fine and
+            is not modified.
         name: Corruption name, one of :data:`ALL_CORRUPTIONS` (``gaussian_noise`` ... ``saturate``).
         severity: 1 to 5.
         seed: Non-negative seed; the same seed and batch always give the same images.
+        params: The parameter set: ``cifar`` (32-pixel recipe), ``tinyimagenet`` (64), ``imagenet`` (224),
+            a :class:`~moo_compress.data.corruptions.param_sets.ParamSet`, or None for the set chosen by
+            the images' shorter side (up to 45 pixels cifar, up to 119 tinyimagenet, else imagenet).
 
     Returns:
         A new uint8 array of the same shape: the reference's float result clipped to [0, 255] and
         truncated toward zero, as ``np.uint8`` stores it.
 
     Raises:
-        UnknownNameError: for an unknown corruption name (the message lists close matches).
+        UnknownNameError: for an unknown corruption or parameter set name (the message lists close matches).
         ConfigError: for a severity outside 1..5 or a negative seed.
-        DataFormatError: for images that are not uint8 ``(N, 32, 32, 3)``.
+        DataFormatError: for images that are not uint8 ``(N, H, W, 3)`` of at least 16 x 16 pixels.
     """
     IMPLEMENTATIONS.get(name)
     check_severity(severity)
     check_corruption_images(images)
     out = np.empty(images.shape, dtype=np.uint8)
-    corrupt_into(out, images, name, severity, seed=seed)
+    corrupt_into(out, images, name, severity, seed=seed, params=params)
     return out

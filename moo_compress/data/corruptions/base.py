@@ -1,7 +1,9 @@
 """The registry of corruption implementations and the contract every implementation follows.
 
-An implementation ("hook") receives a validated uint8 batch ``(N, 32, 32, 3)``, the parameter of one
-severity from :mod:`~moo_compress.data.corruptions.params` and a NumPy generator, and returns either
+An implementation ("hook") receives a validated uint8 batch ``(N, H, W, 3)``, the parameter of one
+severity from a parameter set (:meth:`~moo_compress.data.corruptions.param_sets.ParamSet.hook_param`: the
+table's value, adapted to the image size where the recipe ties it to the size) and a NumPy generator,
+and returns either
 a float array already clipped to [0, 255] (the reference's ``clip(x, 0, 1) * 255``) or a uint8 array.
 :func:`finish` converts floats the way the reference stores them: ``np.uint8(x)`` truncates toward zero.
 """

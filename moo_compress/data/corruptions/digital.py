@@ -25,19 +25,26 @@ def contrast(images: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarr
     return np.clip((x - means) * c + means, 0, 1) * 255
 
 
-# Three control points of the reference's random affine: centre +- size // 3, as (x, y).
-_AFFINE_POINTS = np.float32([[26, 26], [26, 6], [6, 6]])
+def _affine_points(height: int, width: int) -> np.ndarray:
+    """The reference's three control points, ``centre +- min(height, width) // 3``, given to OpenCV as
+    (x, y) pairs with the centre as ``(height // 2, width // 2)``, as the reference writes them (for a
+    square image the order does not matter). CIFAR: ``[[26, 26], [26, 6], [6, 6]]``."""
+    centre_0, centre_1, reach = height // 2, width // 2, min(height, width) // 3
+    return np.float32([[centre_0 + reach, centre_1 + reach], [centre_0 + reach, centre_1 - reach],
+                       [centre_0 - reach, centre_1 - reach]])
 
 
-def _random_affine_sources(count: int, jitter: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _random_affine_sources(count: int, height: int, width: int, jitter: float,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Source coordinates ``(rows, cols)`` of ``cv2.warpAffine`` for the affine maps moving the control
     points by ``U(-jitter, jitter)`` (``cv2.getAffineTransform``), one map per image."""
-    moved = _AFFINE_POINTS + rng.uniform(-jitter, jitter, size=(count, 3, 2)).astype(np.float32)
-    src = np.concatenate([_AFFINE_POINTS, np.ones((3, 1), np.float32)], axis=1).astype(np.float64)
+    points = _affine_points(height, width)
+    moved = points + rng.uniform(-jitter, jitter, size=(count, 3, 2)).astype(np.float32)
+    src = np.concatenate([points, np.ones((3, 1), np.float32)], axis=1).astype(np.float64)
     forward = np.linalg.solve(src, moved.astype(np.float64)).transpose(0, 2, 1)  # (count, 2, 3): dst = M [x y 1]
     linear_inv = np.linalg.inv(forward[:, :, :2])
     offset_inv = -np.einsum("nij,nj->ni", linear_inv, forward[:, :, 2])
-    ys, xs = np.meshgrid(np.arange(32, dtype=np.float64), np.arange(32, dtype=np.float64), indexing="ij")
+    ys, xs = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
     cols = linear_inv[:, 0, 0, None, None] * xs + linear_inv[:, 0, 1, None, None] * ys + offset_inv[:, 0, None, None]
     rows = linear_inv[:, 1, 0, None, None] * xs + linear_inv[:, 1, 1, None, None] * ys + offset_inv[:, 1, None, None]
     return rows, cols
@@ -53,13 +60,14 @@ def elastic_transform(images: np.ndarray, c: tuple[float, float, float], rng: np
     warp uses exact coordinates where ``cv2.warpAffine`` rounds them to 1/32 pixel.
     """
     alpha, sigma, jitter = c
-    count = len(images)
+    count, height, width = images.shape[:3]
     x = images.astype(np.float32) / 255.0
-    rows, cols = _random_affine_sources(count, jitter, rng)
+    rows, cols = _random_affine_sources(count, height, width, jitter, rng)
     x = geometry.sample_bilinear(x, rows, cols, border="reflect101")
-    dx = (filters.gaussian(rng.uniform(-1, 1, size=(count, 32, 32)), sigma, mode="reflect", truncate=3) * alpha)
-    dy = (filters.gaussian(rng.uniform(-1, 1, size=(count, 32, 32)), sigma, mode="reflect", truncate=3) * alpha)
-    grid_rows, grid_cols = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    size = (count, height, width)
+    dx = (filters.gaussian(rng.uniform(-1, 1, size=size), sigma, mode="reflect", truncate=3) * alpha)
+    dy = (filters.gaussian(rng.uniform(-1, 1, size=size), sigma, mode="reflect", truncate=3) * alpha)
+    grid_rows, grid_cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     x = geometry.sample_bilinear(x, grid_rows + dy.astype(np.float32), grid_cols + dx.astype(np.float32),
                                  border="reflect")
     return np.clip(x, 0, 1) * 255
@@ -67,11 +75,12 @@ def elastic_transform(images: np.ndarray, c: tuple[float, float, float], rng: np
 
 @register("pixelate")
 def pixelate(images: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarray:
-    """Pillow BOX resize to ``int(32 c)`` pixels and back to 32."""
-    small = int(32 * c)
+    """Pillow BOX resize to ``int(W c)`` x ``int(H c)`` pixels and back to ``W`` x ``H``."""
+    height, width = images.shape[1:3]
+    small = (int(width * c), int(height * c))
     out = np.empty_like(images)
     for index, image in enumerate(images):
-        resized = Image.fromarray(image).resize((small, small), Image.BOX).resize((32, 32), Image.BOX)
+        resized = Image.fromarray(image).resize(small, Image.BOX).resize((width, height), Image.BOX)
         out[index] = np.asarray(resized)
     return out
 

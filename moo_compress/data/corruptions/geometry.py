@@ -1,7 +1,7 @@
 """Resampling helpers: the reference's clipped zoom as a matrix, and batched bilinear warps.
 
-``clipped_zoom`` in the reference crops the centre ``ceil(32 / z)`` pixels, zooms them with
-``scipy.ndimage.zoom(order=1)`` and trims the centre 32 pixels. Along one axis that is a fixed linear
+``clipped_zoom`` in the reference crops the centre ``ceil(size / z)`` pixels, zooms them with
+``scipy.ndimage.zoom(order=1)`` and trims the centre ``size`` pixels. Along one axis that is a fixed linear
 map, so :func:`zoom_matrix` builds it once and a batch is zoomed with two matrix products.
 """
 
@@ -44,14 +44,16 @@ def clipped_zoom(images: np.ndarray, zoom: float) -> np.ndarray:
     """The reference ``clipped_zoom`` of every image of a float batch ``(N, H, W)`` or ``(N, H, W, C)``.
 
     Computed in the batch's float dtype (the reference zooms float32 images for zoom_blur and float64
-    snow layers).
+    snow layers). Rows and columns are cropped, zoomed and trimmed each by their own length, so a
+    non-square image is zoomed about its centre too.
     """
-    size = images.shape[1]
-    matrix = torch.from_numpy(zoom_matrix(size, float(zoom)).astype(images.dtype))
+    height, width = images.shape[1:3]
+    rows = torch.from_numpy(zoom_matrix(height, float(zoom)).astype(images.dtype))
+    cols = rows if width == height else torch.from_numpy(zoom_matrix(width, float(zoom)).astype(images.dtype))
     x = torch.from_numpy(np.ascontiguousarray(images))
     if images.ndim == 4:
         x = x.permute(0, 3, 1, 2)  # (N, C, H, W) view
-    out = torch.matmul(torch.matmul(matrix, x), matrix.T)
+    out = torch.matmul(torch.matmul(rows, x), cols.T)
     if images.ndim == 4:
         out = out.permute(0, 2, 3, 1)
     return np.ascontiguousarray(out.numpy())

@@ -1,8 +1,12 @@
-"""THE parameter table of the 19 CIFAR-C corruptions: one entry per corruption, five severities each.
+"""The CIFAR parameter table of the 19 corruptions (one entry per corruption, five severities each), and
+the :class:`CorruptionSpec` format every parameter set's table uses.
 
-The values are those of ``make_cifar_c.py`` (Hendrycks & Dietterich, ICLR 2019; the CIFAR recipe, not
-the ImageNet-C one), restated in ``../shared/reference/cifar-c.md``. Pixel values are in [0, 1] unless a
-row says otherwise.
+The values are those of ``make_cifar_c.py`` (Hendrycks & Dietterich, ICLR 2019; the CIFAR recipe for
+32-pixel images), restated in ``../shared/reference/cifar-c.md``. The Tiny-ImageNet-C (64 pixels) and
+ImageNet-C (224 pixels) tables are in :mod:`~moo_compress.data.corruptions.params_tinyimagenet` and
+:mod:`~moo_compress.data.corruptions.params_imagenet`, in the same format; which one applies to a batch is
+decided in :mod:`~moo_compress.data.corruptions.param_sets`. Pixel values are in [0, 1] unless a row says
+otherwise.
 
 =================  ========  ==============================================================================
 corruption         family    parameters for severities 1..5
@@ -53,6 +57,7 @@ __all__ = [
     "CORRUPTION_FAMILIES",
     "GENERATOR_VERSION",
     "params_fingerprint",
+    "respecify",
 ]
 
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -143,6 +148,17 @@ ALL_CORRUPTIONS: tuple[str, ...] = BENCHMARK_CORRUPTIONS + EXTRA_CORRUPTIONS
 CORRUPTION_FAMILIES: dict[str, str] = {s.name: s.family for s in SPECS}
 
 
-def params_fingerprint() -> str:
-    """A digest of the generator version and the whole parameter table (part of generated-set keys)."""
-    return stable_hash([GENERATOR_VERSION, [[s.name, s.family, s.benchmark, list(s.params)] for s in SPECS]])
+def params_fingerprint(specs: tuple[CorruptionSpec, ...] = SPECS) -> str:
+    """A digest of the generator version and a whole parameter table (default: the CIFAR one)."""
+    return stable_hash([GENERATOR_VERSION, [[s.name, s.family, s.benchmark, list(s.params)] for s in specs]])
+
+
+def respecify(params: dict[str, tuple[Any, ...]]) -> tuple[CorruptionSpec, ...]:
+    """Another recipe's table: the CIFAR specs (family, benchmark, meaning) with these parameters.
+
+    Raises:
+        ValueError: unless ``params`` names every corruption once, with five severities each.
+    """
+    if set(params) != set(PARAMS) or any(len(p) != len(SEVERITIES) for p in params.values()):
+        raise ValueError(f"a parameter table needs the {len(PARAMS)} corruptions with {len(SEVERITIES)} severities each")
+    return tuple(CorruptionSpec(s.name, s.family, s.benchmark, tuple(params[s.name]), s.meaning) for s in SPECS)

@@ -19,9 +19,9 @@ def snow(images: np.ndarray, c: tuple[float, ...], rng: np.random.Generator) -> 
     ImageMagick as a greyscale PNG; the image is first brightened towards ``1.5 gray + .5``.
     """
     loc, scale, zoom, threshold, radius, sigma, blend = c
-    count = len(images)
+    count, height, width = images.shape[:3]
     x = images.astype(np.float32) / 255.0
-    layer = rng.normal(size=(count, 32, 32), loc=loc, scale=scale)
+    layer = rng.normal(size=(count, height, width), loc=loc, scale=scale)
     layer = geometry.clipped_zoom(layer, zoom)
     layer[layer < threshold] = 0
     layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8)
@@ -32,30 +32,38 @@ def snow(images: np.ndarray, c: tuple[float, ...], rng: np.random.Generator) -> 
 
 
 @register("frost")
-def frost(images: np.ndarray, c: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-    """``a x + b frost`` in 0..255 units, with a random 32x32 crop of one of the first five frost textures."""
-    a, b = c
-    count = len(images)
+def frost(images: np.ndarray, c: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
+    """``a x + b frost`` in 0..255 units, with a random crop of the image's size from one of the first
+    five frost textures, resized by the set's factor ``c[2]`` (:func:`~.textures.frost_textures`)."""
+    a, b, scale = c
+    count, height, width = images.shape[:3]
     crops = np.empty(images.shape, dtype=np.uint8)
     which = rng.integers(5, size=count)
-    for index, texture in enumerate(textures.frost_textures()):
+    for index, texture in enumerate(textures.frost_textures(scale, height, width)):
         members = np.flatnonzero(which == index)
         if members.size == 0:
             continue
-        top = rng.integers(0, texture.shape[0] - 32, size=members.size)
-        left = rng.integers(0, texture.shape[1] - 32, size=members.size)
-        windows = np.lib.stride_tricks.sliding_window_view(texture, (32, 32), axis=(0, 1))  # (H', W', 3, 32, 32)
+        top = rng.integers(0, texture.shape[0] - height, size=members.size)
+        left = rng.integers(0, texture.shape[1] - width, size=members.size)
+        windows = np.lib.stride_tricks.sliding_window_view(texture, (height, width), axis=(0, 1))  # (H', W', 3, h, w)
         crops[members] = windows[top, left].transpose(0, 2, 3, 1)[..., ::-1]  # BGR -> RGB
     return np.clip(a * images + b * crops.astype(np.float64), 0, 255)
 
 
 @register("fog")
 def fog(images: np.ndarray, c: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
-    """Adds ``strength`` times a plasma fractal, then rescales by ``max / (max + strength)`` (max per image)."""
+    """Adds ``strength`` times a plasma fractal, then rescales by ``max / (max + strength)`` (max per image).
+
+    The fractal is square, the next power of two of the longer side (32 for CIFAR, 256 for 224-pixel
+    ImageNet images), normalised whole and cropped to the image from the top left, as the reference.
+    """
     strength, decay = c
+    count, height, width = images.shape[:3]
+    mapsize = 1 << (max(height, width) - 1).bit_length()
     x = images / 255.0
     peak = x.max(axis=(1, 2, 3), keepdims=True)
-    x += strength * fractal.plasma_fractal(len(images), rng, mapsize=32, wibble_decay=decay)[..., None]
+    plasma = fractal.plasma_fractal(count, rng, mapsize=mapsize, wibble_decay=decay)[:, :height, :width]
+    x += strength * plasma[..., None]
     return np.clip(x * peak / (peak + strength), 0, 1) * 255
 
 
@@ -98,7 +106,7 @@ def spatter(images: np.ndarray, c: tuple[float, ...], rng: np.random.Generator) 
     """
     loc, scale, sigma, threshold, intensity, mode = c
     x = images.astype(np.float32) / 255.0
-    layer = rng.normal(size=(len(images), 32, 32), loc=loc, scale=scale)
+    layer = rng.normal(size=images.shape[:3], loc=loc, scale=scale)
     layer = filters.gaussian(layer, sigma)
     layer[layer < threshold] = 0
     if mode == 0:

@@ -1,20 +1,25 @@
-"""CIFAR-10-C / CIFAR-100-C: official releases, generation in the same layout, and corrupted test sets.
+"""Corrupted test sets: CIFAR-10-C / CIFAR-100-C releases, generation in their layout at any image size,
+ImageNet-C-style release folders, and the cached corrupted subsets evaluation uses.
 
-Release layout (official, and what :func:`generate_release` writes): one ``<corruption>.npy`` per
-corruption, uint8 ``(S * N, 32, 32, 3)`` with the ``N`` test images of severity ``s`` in rows
-``[(s - 1) N, s N)`` (official: ``S = 5``, ``N = 10,000``, test-set order), and ``labels.npy``, the
-``N`` labels repeated ``S`` times. A generated release also holds a manifest, ``moo_compress.json``,
-recording its severities, seed, generator version and the clean set it came from.
+Release layout (official CIFAR-C, and what :func:`generate_release` writes): one ``<corruption>.npy``
+per corruption, uint8 ``(S * N, H, W, 3)`` (CIFAR: 32 x 32) with the ``N`` test images of severity ``s``
+in rows ``[(s - 1) N, s N)`` (official: ``S = 5``, ``N = 10,000``, test-set order), and ``labels.npy``,
+the ``N`` labels repeated ``S`` times. A generated release also holds a manifest, ``moo_compress.json``,
+recording its severities, seed, parameter set, generator version and the clean set it came from.
+ImageNet-C and Tiny-ImageNet-C folders (``<corruption>/<severity>/<class>/<image>``) are read by
+:mod:`~moo_compress.data.release_folders`.
 
 :func:`load_corrupted` is what evaluation uses: the images of every (corruption, severity) over a
 fixed stratified subset (or all images), from a release when one is found, else generated from the
-clean test set and cached; the returned :class:`CorruptedSet` carries a fingerprint naming exactly
-those images.
+clean test set (with the parameter set of its image size, or the one named) and cached
+(:mod:`~moo_compress.data.image_store`: raw ``.npy``, PNG-compressed above 32 MiB per file); the
+returned :class:`CorruptedSet` carries a fingerprint naming exactly those images.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +30,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,16 +38,22 @@ import numpy as np
 from tqdm import tqdm
 
 from moo_compress import paths
+from moo_compress.data import image_store, release_folders
+from moo_compress.data.corrupted_set import CorruptedSet, LazyImages
 from moo_compress.data.corruption_jobs import Job, create_npy, default_workers, run_jobs, sync_file
 from moo_compress.data.corruptions import (
     ALL_CORRUPTIONS,
     BENCHMARK_CORRUPTIONS,
-    BLOCK_SIZE,
+    DEFAULT_PARAM_SET,
     GENERATOR_VERSION,
     SEVERITIES,
+    ParamSet,
+    block_size,
     check_severities,
-    params_fingerprint,
+    get_param_set,
+    param_set_for_size,
     resolve_corruptions,
+    resolve_param_set,
 )
 from moo_compress.data.corruptions.api import check_corruption_images
 from moo_compress.data.datasets import ArrayDataset, dataset_info
@@ -59,6 +70,7 @@ from moo_compress.fileio import (
 )
 
 __all__ = [
+    "CorruptedSet",
     "ReleaseInfo",
     "RELEASES",
     "MANIFEST",
@@ -72,7 +84,6 @@ __all__ = [
 ]
 
 MANIFEST = "moo_compress.json"
-_IMAGE_SHAPE = (32, 32, 3)
 
 
 @dataclass(frozen=True)
@@ -174,15 +185,40 @@ class CorruptionRelease:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def params(self) -> str:
+        """The parameter set the release was made with: its manifest's, else the one of its image size
+        (an official CIFAR-C release: ``cifar``)."""
+        if self.manifest is not None and "params" in self.manifest:
+            return str(self.manifest["params"])
+        if self.manifest is not None or not self.corruptions:
+            return DEFAULT_PARAM_SET  # generated before parameter sets existed, or nothing to look at
+        height, width = self.image_shape[:2]
+        return param_set_for_size(height, width).name
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, 3)`` of the images: the manifest's, else the first corruption file's."""
+        if self.manifest is not None and "shape" in self.manifest:
+            return tuple(int(v) for v in self.manifest["shape"])  # type: ignore[attr-defined,return-value]
+        if not self.corruptions:
+            raise DataNotFoundError(f"{self.root} holds no <corruption>.npy file")
+        shape = _npy_header(self.root / f"{self.corruptions[0]}.npy")[0]
+        if len(shape) != 4 or shape[3] != 3:
+            raise DataFormatError(f"{self.root / self.corruptions[0]}.npy has shape {shape}; expected "
+                                  f"({len(self.severities)} x {len(self)}, H, W, 3) images")
+        return tuple(shape[1:])  # type: ignore[return-value]
+
     def array(self, corruption: str) -> np.ndarray:
-        """The whole ``(S * N, 32, 32, 3)`` memory map of ``corruption``, checked on first access."""
+        """The whole ``(S * N, H, W, 3)`` memory map of ``corruption``, checked on first access (every
+        corruption of a release has the images of :attr:`image_shape`)."""
         if corruption not in self._arrays:
             if corruption not in self.corruptions:
                 resolve_corruptions([corruption])  # unknown names raise with close matches
                 raise DataNotFoundError(
                     f"{self.root} has no {corruption}.npy (it holds {', '.join(self.corruptions) or 'no corruption'})"
                 )
-            shape = (len(self.severities) * len(self), *_IMAGE_SHAPE)
+            shape = (len(self.severities) * len(self), *self.image_shape)
             self._arrays[corruption] = _load_npy(self.root / f"{corruption}.npy", shape=shape,
                                                  what=f"{len(self.severities)} severities x {len(self)} images")
         return self._arrays[corruption]
@@ -215,7 +251,8 @@ def open_release(root: str | os.PathLike[str], *, corruptions: Iterable[str] | N
     labels_path = root / "labels.npy"
     if not labels_path.is_file():
         raise DataNotFoundError(
-            f"{root} holds no labels.npy, so it is not a CIFAR-C release (expected labels.npy and <corruption>.npy files)"
+            f"{root} holds no labels.npy, so it is not a CIFAR-C release (expected labels.npy and <corruption>.npy "
+            "files, or an ImageNet-C folder <corruption>/<severity>/<class>/<image>)"
         )
     manifest = None
     severities = SEVERITIES
@@ -239,7 +276,9 @@ def open_release(root: str | os.PathLike[str], *, corruptions: Iterable[str] | N
 def find_release(dataset: str, release_dir: str | os.PathLike[str] | None = None) -> Path | None:
     """The release folder to use: ``release_dir`` if given, else one under ``$MOO_COMPRESS_DATA``.
 
-    Under ``$MOO_COMPRESS_DATA`` a folder named like ``CIFAR-10-C`` / ``cifar10-c`` / ``cifar10_c`` (for
+    ``release_dir`` may be a ``.npy`` release (``labels.npy``), an ImageNet-C-style folder
+    (``<corruption>/<severity>/<class>/<image>``), or a folder holding one of them. Under
+    ``$MOO_COMPRESS_DATA`` a folder named like ``CIFAR-10-C`` / ``cifar10-c`` / ``cifar10_c`` (for
     cifar10) is used, or such a folder inside it (as an extracted archive nests it). Returns None when
     nothing is found.
 
@@ -250,6 +289,10 @@ def find_release(dataset: str, release_dir: str | os.PathLike[str] | None = None
         root = Path(release_dir).expanduser()
         if not root.is_dir():
             raise DataNotFoundError(f"release folder {root} does not exist")
+        if not (root / "labels.npy").is_file():
+            folder = release_folders.find_release_folder(root)
+            if folder is not None:
+                return folder
         info = RELEASES.get(dataset)
         nested = root / info.folder if info is not None else root
         return nested if not (root / "labels.npy").is_file() and (nested / "labels.npy").is_file() else root
@@ -335,16 +378,20 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, unit="img", unit_scale=True, desc=desc, disable=not enabled, smoothing=0.05)
 
 
-def _generation_key(clean_fingerprint: str, indices_hash: str, seed: int, severities: tuple[int, ...]) -> dict:
-    return {
+def _generation_key(clean_fingerprint: str, indices_hash: str, seed: int, severities: tuple[int, ...],
+                    pset: ParamSet, shape: tuple[int, ...]) -> dict:
+    key = {
         "generator_version": GENERATOR_VERSION,
-        "params": params_fingerprint(),
-        "block_size": BLOCK_SIZE,
+        "params": pset.fingerprint(),
+        "block_size": block_size(*shape[:2]),
         "seed": seed,
         "clean_fingerprint": clean_fingerprint,
         "indices": indices_hash,
         "severities": list(severities),
     }
+    if pset.name != DEFAULT_PARAM_SET:  # absent: cifar, so keys written before parameter sets stay valid
+        key["param_set"] = pset.name
+    return key
 
 
 def _labels_dtype(labels: np.ndarray) -> np.dtype:
@@ -360,8 +407,9 @@ def generate_release(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    params: str | ParamSet | None = None,
 ) -> Path:
-    """Writes the release layout for ``clean`` (any uint8 32x32 RGB test set) into ``out_dir``.
+    """Writes the release layout for ``clean`` (any uint8 ``(N, H, W, 3)`` test set) into ``out_dir``.
 
     Each ``<corruption>.npy`` is filled through a memory map in a hidden temporary file that is synced
     and renamed once complete, so the full set is never held in RAM and an interrupted run never leaves
@@ -377,6 +425,8 @@ def generate_release(
         workers: Processes; default one per available CPU. Workers are spawned, so a script that calls
             this with more than one worker needs the usual ``if __name__ == "__main__":`` guard.
         progress: Show a progress bar.
+        params: Corruption parameter set (``cifar``, ``tinyimagenet``, ``imagenet``, a ParamSet); None
+            for the set of the images' size. Recorded in the manifest.
 
     Returns:
         ``out_dir``.
@@ -384,9 +434,11 @@ def generate_release(
     names = resolve_corruptions(corruptions)
     sevs = check_severities(severities)
     check_corruption_images(clean.images)
+    shape = tuple(int(v) for v in clean.images.shape[1:])
+    pset = resolve_param_set(params, *shape[:2])
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    key = _generation_key(clean.fingerprint, stable_hash([len(clean)]), seed, sevs)
+    key = _generation_key(clean.fingerprint, stable_hash([len(clean)]), seed, sevs, pset, shape)
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     expected_bytes = None
@@ -396,14 +448,15 @@ def generate_release(
         for name in manifest.get("complete", []):
             path = out / f"{name}.npy"
             if path.is_file():
-                expected_bytes = expected_bytes or _npy_header(path)[2] + len(sevs) * len(clean) * 3072
+                expected_bytes = expected_bytes or _npy_header(path)[2] + len(sevs) * len(clean) * int(np.prod(shape))
                 recorded = manifest.get("sha256", {}).get(name)
                 # reused only when it still holds the bytes written (size first: it is free)
                 if path.stat().st_size == expected_bytes and recorded == sha256_file(path):
                     complete.append(name)
                     digests[name] = recorded
     manifest = {"key": key, "dataset": clean.name, "source": clean.source, "severities": list(sevs), "seed": seed,
-                "complete": complete, "sha256": digests, "images": len(clean)}
+                "params": pset.name, "shape": list(shape), "complete": complete, "sha256": digests,
+                "images": len(clean)}
     labels = np.tile(clean.labels, len(sevs))
     atomic_save_npy(out / "labels.npy", labels.astype(_labels_dtype(labels)))
     atomic_write_json(manifest_path, manifest)
@@ -414,9 +467,9 @@ def generate_release(
     for name in todo:
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.npy.", suffix=".tmp")
         os.close(fd)
-        create_npy(Path(tmp), len(sevs) * len(clean))
+        create_npy(Path(tmp), len(sevs) * len(clean), shape)
         temps[Path(tmp)] = name
-        jobs += [Job(name, s, Path(tmp), row=i * len(clean)) for i, s in enumerate(sevs)]
+        jobs += [Job(name, s, Path(tmp), row=i * len(clean), params=pset) for i, s in enumerate(sevs)]
 
     def target_done(tmp: Path) -> None:
         name = temps.pop(tmp)
@@ -441,54 +494,6 @@ def generate_release(
 
 # --------------------------------------------------------------------------------------------------
 # Corrupted test sets for evaluation
-
-
-@dataclass(frozen=True, eq=False)
-class CorruptedSet:
-    """The corrupted images of a fixed set of test images, for every (corruption, severity) asked for.
-
-    Every (corruption, severity) holds the same images (``indices`` of the source, in that order), so
-    accuracies of different models on a CorruptedSet are paired comparisons.
-
-    Attributes:
-        labels: int64 labels of the images.
-        indices: Positions of the images in the clean test set (= in each severity block of a release).
-        corruptions: Corruption names, in reference order.
-        severities: Severities, increasing.
-        source: ``release <folder>`` or ``generated <cache folder>``.
-        fingerprint: Digest naming exactly these images: for a release, of their bytes; for a generated
-            set, of the generator version and parameter table, seed, clean-set fingerprint and indices.
-    """
-
-    labels: np.ndarray
-    indices: np.ndarray
-    corruptions: tuple[str, ...]
-    severities: tuple[int, ...]
-    source: str
-    fingerprint: str
-    _images: Mapping[tuple[str, int], np.ndarray] = field(repr=False)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def keys(self) -> list[tuple[str, int]]:
-        """Every (corruption, severity), corruptions in reference order, then severities."""
-        return [(c, s) for c in self.corruptions for s in self.severities]
-
-    def images(self, corruption: str, severity: int) -> np.ndarray:
-        """The uint8 ``(N, 32, 32, 3)`` images of one corruption and severity (possibly a read-only memory map)."""
-        try:
-            return self._images[(corruption, severity)]
-        except KeyError:
-            raise ConfigError(
-                f"this corrupted set holds corruptions {list(self.corruptions)} at severities {list(self.severities)}, "
-                f"not ({corruption!r}, {severity!r})"
-            ) from None
-
-    def __iter__(self) -> Iterator[tuple[str, int, np.ndarray]]:
-        """Yields ``(corruption, severity, images)``."""
-        for corruption, severity in self.keys():
-            yield corruption, severity, self._images[(corruption, severity)]
 
 
 def _select_indices(labels: np.ndarray, n_per_class: int | None, seed: int,
@@ -521,7 +526,7 @@ def _from_release(root: Path, names: tuple[str, ...], sevs: tuple[int, ...], n_p
         digest.update(np.ascontiguousarray(images[key]).data)
     labels = release.labels[indices]
     fingerprint = stable_hash(["release", digest.hexdigest(), labels.tolist()])
-    return CorruptedSet(labels, indices, names, sevs, f"release {root}", fingerprint, images)
+    return CorruptedSet(labels, indices, names, sevs, f"release {root}", fingerprint, images, release.params)
 
 
 def _digest_path(path: Path) -> Path:
@@ -550,27 +555,35 @@ def _verified(path: Path) -> bool:
     return ok
 
 
+def _same(array: np.ndarray) -> np.ndarray:
+    return array
+
+
 def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...], n_per_class: int | None,
                seed: int, cache_dir: str | os.PathLike[str] | None, workers: int, progress: bool,
-               chosen: np.ndarray | None = None) -> CorruptedSet:
+               chosen: np.ndarray | None = None, params: str | ParamSet | None = None) -> CorruptedSet:
     check_corruption_images(clean.images)
+    shape = tuple(int(v) for v in clean.images.shape[1:])
+    pset = resolve_param_set(params, *shape[:2])
     indices = _select_indices(clean.labels, n_per_class, seed, chosen)
-    key = _generation_key(clean.fingerprint, stable_hash(indices.tolist()), seed, ())
+    key = _generation_key(clean.fingerprint, stable_hash(indices.tolist()), seed, (), pset, shape)
     folder = paths.cache_dir(cache_dir) / "corruptions" / f"{clean.name}-{stable_hash(key)}"
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "key.json").is_file():
         atomic_write_json(folder / "key.json", key)
-    todo = [(c, s) for c in names for s in sevs if not _verified(folder / f"{c}-{s}.npy")]
+    fmt = image_store.choose_format(len(indices), shape)
+    todo = [(c, s) for c in names for s in sevs if not _verified(folder / image_store.file_name(c, s, fmt))]
     if todo:
         images = clean.images if n_per_class is None and chosen is None else clean.images[indices]
         temps: dict[Path, Path] = {}
         jobs = []
         for c, s in todo:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{c}-{s}.npy.", suffix=".tmp")
+            name = image_store.file_name(c, s, fmt)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
             os.close(fd)
-            create_npy(Path(tmp), len(indices))
-            temps[Path(tmp)] = folder / f"{c}-{s}.npy"
-            jobs.append(Job(c, s, Path(tmp)))
+            image_store.create(Path(tmp), len(indices), shape, fmt)
+            temps[Path(tmp)] = folder / name
+            jobs.append(Job(c, s, Path(tmp), params=pset, fmt=fmt))
 
         def target_done(tmp: Path) -> None:
             sync_file(tmp)
@@ -588,14 +601,19 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
             for tmp in temps:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
-    arrays = {}
+    loaders: dict[tuple[str, int], Callable[[], np.ndarray]] = {}
     for c in names:
         for s in sevs:
-            arrays[(c, s)] = _load_npy(folder / f"{c}-{s}.npy", shape=(len(indices), *_IMAGE_SHAPE),
-                                       what=f"{len(indices)} generated images")
+            path = folder / image_store.file_name(c, s, fmt)
+            if fmt == "npy":
+                array = _load_npy(path, shape=(len(indices), *shape), what=f"{len(indices)} generated images")
+                loaders[(c, s)] = functools.partial(_same, array)
+            else:
+                loaders[(c, s)] = functools.partial(image_store.read_png_zip, path, len(indices), shape)
     fingerprint = stable_hash(["generated", key, names, sevs])
     labels = np.asarray(clean.labels[indices], dtype=np.int64)
-    return CorruptedSet(labels, indices, names, sevs, f"generated {folder}", fingerprint, arrays)
+    return CorruptedSet(labels, indices, names, sevs, f"generated {folder}", fingerprint, LazyImages(loaders),
+                        pset.name)
 
 
 def load_corrupted(
@@ -610,13 +628,17 @@ def load_corrupted(
     workers: int = 1,
     progress: bool = False,
     indices: np.ndarray | None = None,
+    params: str | ParamSet | None = None,
 ) -> CorruptedSet:
     """The corrupted test images for every (corruption, severity), from a release or generated and cached.
 
-    Source, in order: ``release_dir`` (an official or generated release folder); else a ``CIFAR-10-C``-like
-    folder under ``$MOO_COMPRESS_DATA``; else the images are generated from ``clean_test`` (only those
-    asked for) and cached under ``<cache>/corruptions``. A release keeps the original test-set order and
-    its own ``labels.npy``, so the stratified subset is drawn on the release's labels.
+    Source, in order: ``release_dir`` (an official or generated ``.npy`` release, or an ImageNet-C-style
+    folder ``<corruption>/<severity>/<class>/<image>``); else a ``CIFAR-10-C``-like folder under
+    ``$MOO_COMPRESS_DATA``; else the images are generated from ``clean_test`` (only those asked for) with
+    the parameter set of its image size (or ``params``) and cached under ``<cache>/corruptions``
+    (:mod:`~moo_compress.data.image_store`). A ``.npy`` release keeps the original test-set order and
+    its own ``labels.npy``, so the stratified subset is drawn on the release's labels; a release folder
+    is matched to ``clean_test``'s ImageFolder files by class folder and file name.
 
     Args:
         clean_test: The clean test set (used for its name, and as the source when generating).
@@ -630,14 +652,21 @@ def load_corrupted(
         progress: Show a progress bar when generating.
         indices: Exactly these positions of the test set (e.g. a stratified subset of the report
             split), instead of a subset drawn by ``n_per_class`` and ``seed``.
+        params: Corruption parameter set for generating: ``cifar``, ``tinyimagenet``, ``imagenet``, a
+            :class:`~moo_compress.data.corruptions.ParamSet`, or None for the set of the images' size
+            (:func:`~moo_compress.data.corruptions.param_set_for_size`). Part of the cache key. A
+            release is used as it was made (``CorruptedSet.params`` says with which set); naming
+            another set than a release's is an error.
 
     Returns:
         The :class:`CorruptedSet`; the same arguments always give the same images and fingerprint.
 
     Raises:
-        DataNotFoundError: if ``release_dir`` is missing or lacks a requested corruption or severity.
-        DataFormatError: if a release file is malformed or truncated.
-        ConfigError: for bad names, severities or subset sizes.
+        DataNotFoundError: if ``release_dir`` is missing or lacks a requested corruption, severity or image.
+        DataFormatError: if a release file is malformed or truncated, or a release folder's classes are
+            not the clean set's.
+        ConfigError: for bad names, severities or subset sizes, or ``params`` other than a release's.
+        UnknownNameError: for an unknown parameter set.
     """
     names = resolve_corruptions(corruptions)
     sevs = check_severities(severities)
@@ -645,8 +674,17 @@ def load_corrupted(
         raise ConfigError("pass either indices or n_per_class, not both")
     if n_per_class is not None and (not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1):
         raise ConfigError(f"n_per_class must be a positive integer or None, got {n_per_class!r}")
+    named = None if params is None else params.name if isinstance(params, ParamSet) else get_param_set(params).name
     root = find_release(clean_test.name, release_dir)
-    if root is not None:
-        return _from_release(root, names, sevs, n_per_class, seed, clean_test.num_classes, indices)
-    return _generated(clean_test, names, sevs, n_per_class, seed, cache_dir, max(1, int(workers)), progress,
-                      indices)
+    if root is None:
+        return _generated(clean_test, names, sevs, n_per_class, seed, cache_dir, max(1, int(workers)), progress,
+                          indices, params)
+    if not (root / "labels.npy").is_file() and release_folders.is_release_folder(root):
+        chosen = _select_indices(clean_test.labels, n_per_class, seed, indices)
+        corrupted = release_folders.load_release_folder(root, clean_test, names, sevs, chosen)
+    else:
+        corrupted = _from_release(root, names, sevs, n_per_class, seed, clean_test.num_classes, indices)
+    if named is not None and named != corrupted.params:
+        raise ConfigError(f"release {root} holds images made with the {corrupted.params} parameters, not {named}; "
+                          "drop the parameter set to use the release, or the release to generate with it")
+    return corrupted

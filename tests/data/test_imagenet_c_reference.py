@@ -9,10 +9,14 @@ numbers), so elastic_transform is checked against make_imagenet_c.py's recipe re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from moo_compress.data import load_dataset, stratified_indices
 from moo_compress.data.corruptions import ALL_CORRUPTIONS, corrupt, get_param_set
+from moo_compress.data.resize import resize_images
 from tests.data.reference_checks import DETERMINISTIC, assert_equal_to_reference, assert_like_reference, mean_change
 from tests.data.reference_recipe import reference_corrupt
 from tests.data.synthetic import import_imagecorruptions, natural_images
@@ -66,3 +70,16 @@ def test_deterministic_corruptions_equal_the_recipe(name: str, images: np.ndarra
     batch = images[:4]
     for severity in range(1, 6):
         assert_equal_to_reference(corrupt(batch, name, severity), _recipe(name, batch, severity))
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "defocus_blur", "motion_blur", "snow", "frost",
+                                  "fog", "contrast", "pixelate", "jpeg_compression", "spatter", "saturate"])
+def test_upsampled_cifar_photographs_match_imagecorruptions(name: str, cifar10_root: Path) -> None:
+    """The same check on real photographs: CIFAR-10 test images upsampled to 224 (two per class)."""
+    clean = load_dataset("cifar10", "test", data_root=cifar10_root)
+    images = resize_images(np.ascontiguousarray(clean.images[stratified_indices(clean.labels, 2, seed=0)]),
+                           (224, 224))
+    ours = [mean_change(corrupt(images, name, s, seed=0), images) for s in range(1, 6)]
+    reference = [mean_change(_imagecorruptions(name, images, s), images) for s in range(1, 6)]
+    assert_like_reference(ours, reference)

@@ -19,7 +19,7 @@ import numpy as np
 from moo_compress.data.corruptions.params import PARAMS
 from moo_compress.registry import Registry
 
-__all__ = ["Hook", "IMPLEMENTATIONS", "register", "block_rng", "finish"]
+__all__ = ["Hook", "IMPLEMENTATIONS", "register", "block_rng", "finish", "to_255"]
 
 Hook = Callable[[np.ndarray, Any, np.random.Generator], np.ndarray]
 
@@ -42,8 +42,16 @@ def block_rng(seed: int, name: str, severity: int, block: int) -> np.random.Gene
     return np.random.default_rng([int(seed), zlib.crc32(name.encode()), int(severity), int(block)])
 
 
+def to_255(x: np.ndarray) -> np.ndarray:
+    """The reference's ``np.clip(x, 0, 1) * 255``, in place on a float array the hook owns."""
+    np.clip(x, 0, 1, out=x)
+    x *= 255
+    return x
+
+
 def finish(result: np.ndarray) -> np.ndarray:
-    """uint8 images from a hook's result: floats are clipped to [0, 255] and truncated like ``np.uint8``."""
+    """uint8 images from a hook's result: floats are clipped to [0, 255] and truncated like ``np.uint8``
+    (in place: the result is the hook's own array)."""
     if result.dtype == np.uint8:
         return result
-    return np.clip(result, 0, 255).astype(np.uint8)
+    return np.clip(result, 0, 255, out=result).astype(np.uint8)

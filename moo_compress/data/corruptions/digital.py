@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from moo_compress.data.corruptions import color, filters, geometry
-from moo_compress.data.corruptions.base import register
+from moo_compress.data.corruptions.base import register, to_255
 
 __all__ = ["contrast", "elastic_transform", "pixelate", "jpeg_compression", "saturate"]
 
@@ -22,7 +22,10 @@ def contrast(images: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarr
     """``(x - mean) c + mean``, with the mean of each channel over the image."""
     x = images / 255.0
     means = np.mean(x, axis=(1, 2), keepdims=True)
-    return np.clip((x - means) * c + means, 0, 1) * 255
+    x -= means
+    x *= c
+    x += means
+    return to_255(x)
 
 
 def _affine_points(height: int, width: int) -> np.ndarray:

@@ -9,8 +9,8 @@ input pixels at ``(x + ox_i, y + oy_i)`` with
 
 (angle in degrees, y pointing down), reading outside the image as the nearest edge pixel (ImageMagick's
 default "edge" virtual pixels). The result is rounded to the nearest 8-bit value when the reference
-writes it back to PNG. This module does the same, vectorised over a batch in which every image has its
-own angle: at each tap, the images that share that tap's offset are added as one shifted slice.
+writes it back to PNG. This module does the same for a batch in which every image has its own angle:
+each tap adds one shifted view of the padded image (no copies), image by image.
 """
 
 from __future__ import annotations
@@ -56,16 +56,11 @@ def motion_blur(images: np.ndarray, radius: float, sigma: float, angles: np.ndar
     padding = [(0, 0), (pad, pad), (pad, pad)] + [(0, 0)] * (images.ndim - 3)
     padded = np.pad(images, padding, mode="edge")  # edge virtual pixels
     total = np.zeros(images.shape, dtype=np.float64)
-    for tap in range(width):
-        keys = ox[:, tap] * (4 * width + 1) + oy[:, tap]
-        values, inverse = np.unique(keys, return_inverse=True)
-        if values.size == 1:
-            dx, dy = int(ox[0, tap]), int(oy[0, tap])
-            total += kernel[tap] * padded[:, pad + dy: pad + dy + height, pad + dx: pad + dx + cols]
-            continue
-        order = np.argsort(inverse, kind="stable")
-        groups = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
-        for members in groups:
-            dx, dy = int(ox[members[0], tap]), int(oy[members[0], tap])
-            total[members] += kernel[tap] * padded[members, pad + dy: pad + dy + height, pad + dx: pad + dx + cols]
+    scratch = np.empty(images.shape[1:], dtype=np.float64)
+    for n in range(len(images)):  # every image has its own angle: shifted views of it, added in place
+        out = total[n]
+        for tap in range(width):
+            dx, dy = int(ox[n, tap]), int(oy[n, tap])
+            np.multiply(padded[n, pad + dy: pad + dy + height, pad + dx: pad + dx + cols], kernel[tap], out=scratch)
+            out += scratch
     return np.clip(np.floor(total + 0.5), 0, 255).astype(np.uint8)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from moo_compress.data.corruptions import color, filters, fractal, geometry, motion, textures
-from moo_compress.data.corruptions.base import register
+from moo_compress.data.corruptions.base import register, to_255
 
 __all__ = ["snow", "frost", "fog", "brightness", "spatter"]
 
@@ -64,7 +64,9 @@ def fog(images: np.ndarray, c: tuple[float, float], rng: np.random.Generator) ->
     peak = x.max(axis=(1, 2, 3), keepdims=True)
     plasma = fractal.plasma_fractal(count, rng, mapsize=mapsize, wibble_decay=decay)[:, :height, :width]
     x += strength * plasma[..., None]
-    return np.clip(x * peak / (peak + strength), 0, 1) * 255
+    x *= peak
+    x /= peak + strength
+    return to_255(x)
 
 
 @register("brightness")

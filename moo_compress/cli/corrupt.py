@@ -1,10 +1,13 @@
-"""``python -m moo_compress.corrupt``: regenerate CIFAR-10-C / CIFAR-100-C (or a part of it) in the release layout.
+"""``python -m moo_compress.corrupt``: corrupt a test set (CIFAR-10-C / CIFAR-100-C, or any ImageFolder) in the
+release layout, with the parameter set of its image size (or the one named).
 
 Examples:
     python -m moo_compress.corrupt --dataset cifar10 --out /data/CIFAR-10-C
     python -m moo_compress.corrupt --corruptions noise fog --severities 3 5 --limit 1000 --out /tmp/c10c
     python -m moo_compress.corrupt --preview grid.png                      # one image, every corruption
     python -m moo_compress.corrupt --download-release --out /data          # the official archive (2.9 GB)
+    python -m moo_compress.corrupt --dataset imagefolder --data-root photos --input-size 224 --limit 100 \
+        --preview grid.png                                                 # ImageNet-C numbers at 224 pixels
 """
 
 from __future__ import annotations
@@ -16,10 +19,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from moo_compress.cli import common
-from moo_compress.data import dataset_info, load_dataset, stratified_indices
+from moo_compress.data import load_dataset, stratified_indices
 from moo_compress.data.cifar_c import download_release, generate_release, open_release
 from moo_compress.data.corruption_preview import save_preview
-from moo_compress.data.corruptions import check_severities, corrupt, resolve_corruptions
+from moo_compress.data.corruptions import (
+    SELECTION,
+    check_severities,
+    corrupt,
+    get_param_set,
+    list_param_sets,
+    resolve_corruptions,
+    resolve_param_set,
+)
+from moo_compress.data.resize import Sizing
 from moo_compress.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -29,10 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser."""
     parser = common.ArgumentParser(
         prog="python -m moo_compress.corrupt",
-        description="Generate the CIFAR-C corruptions of a test set in the official release layout "
-                    "(<corruption>.npy with severity blocks, labels.npy), or download the official release.",
+        description="Generate the 19 corruptions of a test set in the CIFAR-C release layout (<corruption>.npy "
+                    "with severity blocks, labels.npy), or download the official CIFAR-C release.",
     )
     common.add_data_args(parser)
+    bounds = ", ".join(f"{name} up to {bound} px" if bound else f"{name} above" for bound, name in SELECTION)
+    parser.add_argument("--corruption-params", metavar="NAME",
+                        help=f"parameter set: {', '.join(list_param_sets())}; None chooses by the images' shorter "
+                             f"side: {bounds}")
+    parser.add_argument("--input-size", type=int, metavar="PIXELS", help="for an ImageFolder of photographs of "
+                        "several sizes: resize (shorter side to PIXELS / 0.875) and centre-crop them to PIXELS "
+                        "square first, as a model of that input evaluates them")
     parser.add_argument("--corruptions", nargs="+", metavar="NAME", default=["all"],
                         help="corruption names or groups: all, benchmark (the 15), extra (the 4), noise, blur, "
                              "weather, digital")
@@ -54,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preview(args: argparse.Namespace, images: np.ndarray, names: tuple[str, ...], sevs: tuple[int, ...]) -> None:
+def _preview(args: argparse.Namespace, images: np.ndarray, names: tuple[str, ...], sevs: tuple[int, ...],
+             params: str) -> None:
     index = args.preview_index
     if not 0 <= index < len(images):
         raise ConfigError(f"--preview-index must be in [0, {len(images)}), got {index}")
@@ -63,9 +83,9 @@ def _preview(args: argparse.Namespace, images: np.ndarray, names: tuple[str, ...
         cells = {(c, s): release.images(c, s)[index] for c in names for s in sevs}
     else:
         one = images[index: index + 1]
-        cells = {(c, s): corrupt(one, c, s, seed=args.seed)[0] for c in names for s in sevs}
+        cells = {(c, s): corrupt(one, c, s, seed=args.seed, params=params)[0] for c in names for s in sevs}
     save_preview(args.preview, images[index], cells, corruptions=names, severities=sevs,
-                 title=f"{args.dataset} test image {index}")
+                 title=f"{args.dataset} test image {index} ({params} parameters)")
     print(f"preview: {args.preview}")
 
 
@@ -84,22 +104,28 @@ def _run(args: argparse.Namespace) -> int:
     sevs = check_severities(args.severities)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    info = dataset_info(args.dataset)
-    data = load_dataset(args.dataset, "test", data_root=args.data_root)
+    if args.corruption_params is not None:
+        get_param_set(args.corruption_params)  # an unknown name fails before the data is read
+    if args.input_size is not None and args.input_size < 1:
+        raise ConfigError(f"--input-size must be a positive number of pixels, got {args.input_size}")
+    sizing = None if args.input_size is None else Sizing(size=(args.input_size, args.input_size))
+    data = load_dataset(args.dataset, "test", data_root=args.data_root, sizing=sizing)
     if args.limit is not None:
-        if args.limit < info.num_classes:
-            raise ConfigError(f"--limit must be at least the number of classes ({info.num_classes}), got {args.limit}")
-        data = data.subset(stratified_indices(data.labels, args.limit // info.num_classes, seed=args.seed))
+        if args.limit < data.num_classes:
+            raise ConfigError(f"--limit must be at least the number of classes ({data.num_classes}), got {args.limit}")
+        data = data.subset(stratified_indices(data.labels, args.limit // data.num_classes, seed=args.seed))
+    height, width = data.images.shape[1:3]
+    params = resolve_param_set(args.corruption_params, height, width).name
     if args.out:
         start = time.perf_counter()
         generate_release(data, args.out, corruptions=names, severities=sevs, seed=args.seed, workers=args.workers,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, params=params)
         seconds = time.perf_counter() - start
         count = len(names) * len(sevs) * len(data)
-        print(f"{args.out}: {len(names)} corruptions x {len(sevs)} severities x {len(data)} images "
-              f"in {seconds:.1f} s ({count / seconds:.0f} img/s)")
+        print(f"{args.out}: {len(names)} corruptions x {len(sevs)} severities x {len(data)} images of "
+              f"{height} x {width} ({params} parameters) in {seconds:.1f} s ({count / seconds:.0f} img/s)")
     if args.preview:
-        _preview(args, data.images, names, sevs)
+        _preview(args, data.images, names, sevs, params)
     return 0
 
 

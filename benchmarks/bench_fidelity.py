@@ -40,7 +40,7 @@ from _results import write_section  # noqa: E402
 from moo_compress.compress import CompressionPlan  # noqa: E402
 from moo_compress.data import load_dataset  # noqa: E402
 from moo_compress.models import model_defaults  # noqa: E402
-from moo_compress.search import SearchSettings  # noqa: E402
+from moo_compress.search import AlgorithmSettings, ExecutionSettings, SearchSettings, TargetSettings  # noqa: E402
 from moo_compress.search.candidate import split_order, split_pool  # noqa: E402
 from moo_compress.search.claims import record_outcomes  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
@@ -128,8 +128,8 @@ def _replay(truth: dict, labels: np.ndarray, context: Any, *, ladder: tuple[int,
         for x, record in zip(X, records):
             run_log.add(record, gen, encoding.values(x))
 
-    _run_nsga2(problem, encoding, pop_size, UNTIL_BUDGET, SearchSettings(arch="resnet20", seed=seed), racer,
-               lambda *_: None, record_generation, surrogate)
+    nsga2 = SearchSettings(TargetSettings("resnet20"), algorithm=AlgorithmSettings(seed=seed))
+    _run_nsga2(problem, encoding, pop_size, UNTIL_BUDGET, nsga2, racer, lambda *_: None, record_generation, surrogate)
     screening = racer.spent
     frame = _frame(run_log, problem)
     keys = contenders(frame, run_log.records, lambda r: racer.reference_at(int(r["images_per_cell"])), objectives,
@@ -218,8 +218,9 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     started = time.perf_counter()
-    settings = SearchSettings(arch="resnet20", space=str(SPACE), cache_dir=args.cache_dir, device="cpu").resolved()
-    executor = ExecutorConfig(workers=default_workers("cpu", settings.threads))
+    settings = SearchSettings(TargetSettings("resnet20", space=str(SPACE)),
+                              execution=ExecutionSettings(cache_dir=args.cache_dir, device="cpu")).resolved()
+    executor = ExecutorConfig(workers=default_workers("cpu", settings.execution.threads))
     print("truth: every grid plan on both splits (cached after the first run) ...", flush=True)
     try:
         search_truth, report_truth, labels, context = _truth(settings, args.truth_images, executor)
@@ -330,7 +331,7 @@ def main() -> None:
     body = "\n".join([
         f"ResNet-20, space `benchmarks/spaces/fidelity.yaml` ({len(keys)} plans: sparsity x clusters x bits, "
         f"{len(spec.corruptions)} corruptions at severity {'/'.join(map(str, spec.severities))}, batch-norm "
-        f"re-estimation on 512 training images, {settings.precision}). **Truth** (one-time cost "
+        f"re-estimation on 512 training images, {settings.execution.precision}). **Truth** (one-time cost "
         f"{truth_seconds / 60:.1f} min in this run, {'cached' if truth_seconds < 60 else 'computed'}; about 10 min "
         f"from an empty cache on 2 cores): per-image outcomes of every plan and the reference on the first "
         f"{args.truth_images} images per cell of each split (clean accuracy of the report truth on all "

@@ -22,7 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
@@ -37,7 +36,12 @@ from _results import write_section  # noqa: E402
 
 from moo_compress.compress import CompressionPlan  # noqa: E402
 from moo_compress.models import model_defaults  # noqa: E402
-from moo_compress.search import SearchSettings  # noqa: E402
+from moo_compress.search import (  # noqa: E402
+    ExecutionSettings,
+    FidelitySettings,
+    SearchSettings,
+    TargetSettings,
+)
 from moo_compress.search.candidate import load_resources  # noqa: E402
 from moo_compress.search.claims import plan_claims, record_outcomes  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
@@ -54,7 +58,7 @@ def _truth(settings: SearchSettings, executor: ExecutorConfig, seed: int = 0,
     """True clean delta, mCA delta (points) and mCE of every grid plan (or of ``keys``) on the whole report split."""
     space = load_space(str(SPACE))
     encoding = space.encoding(model_defaults("resnet20").layer_groups)
-    spec = space_spec(dataclasses.replace(settings, subset_seed=seed), space, "all", split="report",
+    spec = space_spec(settings.replace(fidelity={"subset_seed": seed}), space, "all", split="report",
                       clean_whole_split=True).resolved()
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor,
                               on_record=lambda r: print(f"  truth: {r['label']} {r.get('seconds', 0):.1f}s",
@@ -79,8 +83,8 @@ def _truth(settings: SearchSettings, executor: ExecutorConfig, seed: int = 0,
 def _claims(settings: SearchSettings, seeds: int, workdir: Path) -> pd.DataFrame:
     rows = []
     for seed in range(seeds):
-        result = run_search(dataclasses.replace(settings, seed=seed, subset_seed=seed,
-                                                out=str(workdir / f"run-seed{seed}")), log=lambda _: None)
+        result = run_search(settings.replace(algorithm={"seed": seed}, fidelity={"subset_seed": seed},
+                                             output={"out": str(workdir / f"run-seed{seed}")}), log=lambda _: None)
         for _, r in result.pareto.iterrows():
             for m in METRICS:
                 rows.append({"seed": seed, "plan_key": r["plan_key"], "label": r["label"], "metric": m,
@@ -101,10 +105,11 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="honesty-"))
-    settings = SearchSettings(arch="resnet20", space=str(SPACE), eval_images=args.eval_images,
-                              select_images=args.select_images, final_images=args.final_images,
-                              cache_dir=args.cache_dir, device="cpu").resolved()
-    executor = ExecutorConfig(workers=default_workers("cpu", settings.threads))
+    settings = SearchSettings(TargetSettings("resnet20", space=str(SPACE)),
+                              fidelity=FidelitySettings(eval_images=args.eval_images, select_images=args.select_images,
+                                                        final_images=args.final_images),
+                              execution=ExecutionSettings(cache_dir=args.cache_dir, device="cpu")).resolved()
+    executor = ExecutorConfig(workers=default_workers("cpu", settings.execution.threads))
     try:
         print("truth: every grid plan on the whole report split ...", flush=True)
         truth = _truth(settings, executor)
@@ -151,7 +156,7 @@ def main() -> None:
         "",
         f"ResNet-20, space `benchmarks/spaces/honesty.yaml` ({len(truth)} plans: sparsity x clusters x bits, "
         "5 corruptions at severity 3, batch-norm re-estimation on 512 training images, "
-        f"{settings.precision}). **Truth**: "
+        f"{settings.execution.precision}). **Truth**: "
         "every plan, and the reference, on the whole report split (5,000 clean images; 5,000 per corruption "
         f"cell). **Claims**: {args.seeds} searches (NSGA-II 8 x 3; NSGA-II seed and image-subset seed = 0..{args.seeds - 1}), "
         f"screening on {args.eval_images} and selection on {args.select_images} search-split images, the front "

@@ -25,7 +25,13 @@ from moo_compress.models import model_defaults
 from moo_compress.search.executors import ExecutorConfig, close_executors
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import run_search, space_spec
-from moo_compress.search.settings import SearchSettings
+from moo_compress.search.settings import (
+    ExecutionSettings,
+    FidelitySettings,
+    OutputSettings,
+    SearchSettings,
+    TargetSettings,
+)
 from moo_compress.search.space import default_space, load_space
 
 
@@ -49,8 +55,9 @@ def dask_overhead(n: int = 200) -> float:
 def whole_search(arch: str, images: int, workers: int, root: Path) -> tuple[float, pd.DataFrame, set[str]]:
     """Seconds of ``python -m moo_compress.search --arch ARCH --eval-images N --workers W`` from an empty
     cache, its screening evaluations and the plans of its Pareto set."""
-    settings = SearchSettings(arch=arch, eval_images=images, workers=workers, out=str(root / f"run-w{workers}"),
-                              cache_dir=str(root / f"cache-w{workers}"))
+    settings = SearchSettings(TargetSettings(arch), fidelity=FidelitySettings(eval_images=images),
+                              execution=ExecutionSettings(workers=workers, cache_dir=str(root / f"cache-w{workers}")),
+                              output=OutputSettings(out=str(root / f"run-w{workers}")))
     start = time.perf_counter()
     result = run_search(settings, log=lambda _: None)
     seconds = time.perf_counter() - start
@@ -87,7 +94,8 @@ def main() -> None:
     for images in args.eval_images:
         seconds = {}
         for i, (name, config) in enumerate(modes):
-            settings = SearchSettings(arch=args.arch, eval_images=images, cache_dir=str(tmp / f"{images}-{i}"))
+            settings = SearchSettings(TargetSettings(args.arch), fidelity=FidelitySettings(eval_images=images),
+                                      execution=ExecutionSettings(cache_dir=str(tmp / f"{images}-{i}")))
             spec = space_spec(settings.resolved(), space, images).resolved()  # images prepared once, here
             evaluator = PlanEvaluator(spec, spec.cache_dir or "", config)
             start = time.perf_counter()

@@ -23,7 +23,7 @@ import pandas as pd
 
 from _results import write_section
 from moo_compress.models import model_defaults
-from moo_compress.search import SearchSettings
+from moo_compress.search import ExecutionSettings, FidelitySettings, SearchSettings, TargetSettings
 from moo_compress.search.run import hypervolume, pareto_mask, run_search
 from moo_compress.search.space import SearchSpace, load_space
 
@@ -51,8 +51,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_search_"))
     cache = args.cache_dir or str(tmp / "cache")
-    base = SearchSettings(arch=args.arch, space=args.space, eval_images=args.eval_images, final_images=0,
-                          cache_dir=cache, seed=0)
+    base = SearchSettings(TargetSettings(args.arch, space=args.space),
+                          fidelity=FidelitySettings(eval_images=args.eval_images, final_images=0),
+                          execution=ExecutionSettings(cache_dir=cache))
     space = load_space(args.space)
     encoding = space.encoding(model_defaults(args.arch).layer_groups)
     grid = encoding.grid_size()
@@ -69,8 +70,9 @@ def main() -> None:
 
     nsga, rand = [], []
     for seed in range(args.seeds):
-        run = run_search(SearchSettings(**{**base.to_dict(), "out": str(tmp / f"nsga{seed}"), "seed": seed,
-                                           "pop_size": pop, "generations": gens, "max_evals": budget}),
+        run = run_search(base.replace(output={"out": str(tmp / f"nsga{seed}")},
+                                      algorithm={"seed": seed, "pop_size": pop, "generations": gens,
+                                                 "max_evals": budget}),
                          log=lambda _: None)
         nsga.append((front_hv(objectives(run.evaluations), reference), len(run.evaluations)))
         pick = np.random.default_rng(seed).choice(len(ev), size=min(len(run.evaluations), len(ev)), replace=False)
@@ -82,8 +84,8 @@ def main() -> None:
 
     # (b) replay: the same NSGA-II command twice on a fresh cache
     replay_cache = str(tmp / "replay-cache")
-    settings = SearchSettings(**{**base.to_dict(), "out": str(tmp / "replay"), "cache_dir": replay_cache,
-                                 "pop_size": pop, "generations": gens, "final_images": 200})
+    settings = base.replace(output={"out": str(tmp / "replay")}, execution={"cache_dir": replay_cache},
+                            algorithm={"pop_size": pop, "generations": gens}, fidelity={"final_images": 200})
     t0 = time.perf_counter()
     run_search(settings, log=lambda _: None)
     original = time.perf_counter() - t0
@@ -124,7 +126,7 @@ def _grid_settings(base: SearchSettings, tmp: Path, space: SearchSpace) -> Searc
     data["algorithm"] = {"name": "grid", "pop_size": 30}
     path = tmp / f"{space.name}-grid.yaml"  # in the run's temporary folder, never beside the space file
     path.write_text(yaml.safe_dump(data))
-    return SearchSettings(**{**base.to_dict(), "out": str(tmp / "grid"), "space": str(path)})
+    return base.replace(output={"out": str(tmp / "grid")}, target={"space": str(path)})
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ A run folder holds ``config.yaml`` (settings, resolved space, provenance, ``form
 The search writes through :func:`write_tables` / :func:`write_config`, :mod:`moo_compress.report`
 reads through :func:`read_run`, and tests build folders with the same writer. Folders written before
 the format was versioned (no ``format_version``) read as version 1 and open unchanged.
+
+Versions: 1 (no ``format_version``) and 2 hold ``settings`` flat (``arch``, ``pop_size``, ``fidelity``,
+``eval_images``, ...); 3 nests them by group (``target``, ``algorithm``, ``fidelity``, ``execution``,
+``output``, then ``quick``; :class:`moo_compress.search.settings.SearchSettings`). Readers take the
+settings through :func:`flat_settings`, which gives the flat form for every version.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from moo_compress.errors import DataFormatError, DataNotFoundError
 from moo_compress.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["FORMAT_VERSION", "CONFIG", "EVALUATIONS", "PARETO", "KNEES", "HISTORY", "SUMMARY", "REQUIRED",
-           "METRIC_COLUMNS", "write_tables", "write_config", "read_table", "read_run", "format_version"]
+           "METRIC_COLUMNS", "SETTINGS_GROUPS", "SETTINGS_FLAT_NAMES", "write_tables", "write_config", "read_table",
+           "read_run", "format_version", "flat_settings"]
 
-#: Version of the run-folder format written now (1: folders written before it was recorded).
-FORMAT_VERSION = 2
+#: Version of the run-folder format written now (1: folders written before it was recorded; 3: settings
+#: nested by group).
+FORMAT_VERSION = 3
 CONFIG = "config.yaml"
 EVALUATIONS = "evaluations.csv"
 PARETO = "pareto.csv"
@@ -38,6 +45,11 @@ REQUIRED = (CONFIG, EVALUATIONS, PARETO, KNEES, HISTORY)
 #: The metric columns of the tables (``pareto.csv`` also with ``select/`` and ``final/`` prefixes), in
 #: display order; the search writes them and the report reads them by these names.
 METRIC_COLUMNS = ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio")
+#: The groups of ``settings`` in ``config.yaml`` since format 3, in the order they are written.
+SETTINGS_GROUPS = ("target", "algorithm", "fidelity", "execution", "output")
+#: The settings whose flat name (formats 1 and 2, and the command-line option) differs from their field:
+#: (group, field) -> flat name. Every other field keeps its name.
+SETTINGS_FLAT_NAMES = {("target", "model"): "arch", ("fidelity", "mode"): "fidelity"}
 
 
 def _csv(frame: pd.DataFrame) -> str:
@@ -85,6 +97,23 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 def format_version(config: dict[str, Any]) -> int:
     """The format version of a run's parsed ``config.yaml`` (1 when it records none)."""
     return int(config.get("format_version") or 1)
+
+
+def flat_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``settings`` of a run's parsed ``config.yaml`` as one flat dict keyed like the command-line
+    options (``arch``, ``dataset``, ``pop_size``, ``fidelity``, ``eval_images``, ``precision``,
+    ``split_seed``, ``report_on_search``, ``quick``, ...), whatever the format version: the nested
+    settings of format 3 are flattened (:data:`SETTINGS_FLAT_NAMES`), the flat ones of formats 1 and 2
+    returned as they are. Settings a run did not record are missing (readers use ``.get``).
+    """
+    settings = config.get("settings") or {}
+    if not any(isinstance(settings.get(group), dict) for group in SETTINGS_GROUPS):
+        return dict(settings)  # formats 1 and 2 (an old "fidelity" is the mode's name, not a group)
+    flat = {k: v for k, v in settings.items() if k not in SETTINGS_GROUPS}
+    for group in SETTINGS_GROUPS:
+        for name, value in (settings.get(group) or {}).items():
+            flat[SETTINGS_FLAT_NAMES.get((group, name), name)] = value
+    return flat
 
 
 def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -33,9 +33,10 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, arch_required: bool = True) -> None:
-    """--arch, --weights, --weights-dir."""
-    group = parser.add_argument_group("model")
+def add_model_args(parser: argparse.ArgumentParser, *, arch_required: bool = True,
+                   group: argparse._ArgumentGroup | None = None) -> None:
+    """--arch, --weights, --weights-dir (into ``group`` when given, else a group of their own)."""
+    group = group or parser.add_argument_group("model")
     group.add_argument("--arch", "--model", dest="arch", required=arch_required,
                        help="architecture, e.g. vgg19, resnet20, mobilenetv2 (python -m moo_compress.models lists "
                        "them), or a model of your own: path/to/file.py:factory, pkg.module:factory, "
@@ -46,9 +47,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, arch_required: bool = Tru
                        "(default: $MOO_COMPRESS_WEIGHTS, else ~/.cache/moo_compress/weights)")
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
-    """--dataset, --data-root."""
-    group = parser.add_argument_group("data")
+def add_data_args(parser: argparse.ArgumentParser, *, group: argparse._ArgumentGroup | None = None) -> None:
+    """--dataset, --data-root (into ``group`` when given, else a group of their own)."""
+    group = group or parser.add_argument_group("data")
     group.add_argument("--dataset", default="cifar10", help="cifar10 or cifar100")
     group.add_argument("--data-root", metavar="DIR", help="the dataset's folder: a torchvision root or an ImageFolder "
                        "tree with train/ and test/ (default: found under $MOO_COMPRESS_DATA, else downloaded)")

@@ -56,6 +56,13 @@ class RunData:
         return bool(self.knees.get("baseline", {}).get("final")) and bool(self.info.get("final"))
 
     @property
+    def settings(self) -> dict[str, Any]:
+        """The run's settings, flat and keyed like the command-line options (``arch``, ``precision``,
+        ``split_seed``, ...), from a ``config.yaml`` of any format version
+        (:func:`~moo_compress.runfolder.flat_settings`)."""
+        return runfolder.flat_settings(self.config)
+
+    @property
     def info(self) -> dict[str, Any]:
         """The ``run:`` provenance block of ``config.yaml`` (arch, dataset, corruptions, fidelities, ...)."""
         return self.config.get("run") or {}

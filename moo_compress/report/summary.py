@@ -49,7 +49,7 @@ def _interval(row: Any, name: str, signed: bool = True) -> str:
 
 def _header(run: RunData) -> list[str]:
     cfg, info = run.config, run.info
-    settings = cfg.get("settings", {})
+    settings = run.settings
     ev = run.evaluations
     n_failed = len(ev) - len(run.ok)
     select = info.get("selection")

@@ -5,8 +5,8 @@ The package is callable: ``moo_compress.search(model, data, ...)`` runs a search
 
 >>> import moo_compress
 >>> result = moo_compress.search("resnet20", "cifar10", quick=True)      # doctest: +SKIP
->>> from moo_compress.search import SearchSettings, run_search             # the settings-object form
->>> run = run_search(SearchSettings(arch="resnet20", quick=True))        # doctest: +SKIP
+>>> from moo_compress.search import SearchSettings, TargetSettings, run_search   # the settings-object form
+>>> run = run_search(SearchSettings(TargetSettings("resnet20"), quick=True))      # doctest: +SKIP
 
 Importing it loads no plotting library: figures are rendered when a run folder is written.
 """
@@ -20,12 +20,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moo_compress.search.api import Result, search
-from moo_compress.search.settings import SearchSettings
+from moo_compress.search.settings import (
+    AlgorithmSettings,
+    ExecutionSettings,
+    FidelitySettings,
+    OutputSettings,
+    SearchSettings,
+    TargetSettings,
+)
 
 if TYPE_CHECKING:
     from moo_compress.search.run import SearchResult
 
-__all__ = ["Result", "SearchSettings", "run_search", "search"]
+__all__ = ["Result", "SearchSettings", "TargetSettings", "AlgorithmSettings", "FidelitySettings", "ExecutionSettings",
+           "OutputSettings", "run_search", "search"]
 
 
 def run_search(settings: SearchSettings, *, log: Callable[[str], None] | None = None,

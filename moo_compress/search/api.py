@@ -4,13 +4,17 @@
 >>> result = moo_compress.search("resnet20", "cifar10", quick=True)          # doctest: +SKIP
 >>> result.pareto[["label", "clean_accuracy", "compression_ratio"]]           # doctest: +SKIP
 >>> result.save("outputs/resnet20-quick")                                    # doctest: +SKIP
+>>> from moo_compress.search import ExecutionSettings, FidelitySettings
+>>> result = moo_compress.search("resnet20", fidelity=FidelitySettings(eval_images=50, final_images=0),
+...                              execution=ExecutionSettings(device="cpu", workers=2))  # doctest: +SKIP
 
 Nothing is written to the working directory unless asked (``out=`` or :meth:`Result.save`); the
-evaluation cache (``cache_dir``, default ``$MOO_COMPRESS_CACHE``) is used as by the command line.
+evaluation cache (``execution.cache_dir``, default ``$MOO_COMPRESS_CACHE``) is used as by the command line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -27,6 +31,8 @@ from moo_compress.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
+
+    from moo_compress.search.settings import ExecutionSettings, FidelitySettings
 
 __all__ = ["Result", "search"]
 
@@ -150,18 +156,12 @@ def search(
     std: tuple[float, float, float] | None = None,
     input_size: int | None = None,
     budget: int | str | None = None,
+    seed: int = 0,
     pop_size: int | None = None,
     generations: int | None = None,
-    rungs: tuple[int, ...] | None = None,
-    eval_images: int | None = None,
-    select_images: int | None = None,
-    final_images: int | str | None = None,
-    seed: int = 0,
+    fidelity: FidelitySettings | None = None,
+    execution: ExecutionSettings | None = None,
     quick: bool = False,
-    workers: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    cache_dir: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     verbose: bool = False,
     log: Callable[[str], None] | None = None,
@@ -182,19 +182,19 @@ def search(
         std: Input normalisation standard deviation, likewise.
         input_size: Input pixels (square) where the model carries none; images are resized to it, whole.
         budget: Images (an int) or wall time (``"25m"``, ``"1500s"``) after which the search stops.
+        seed: Seed of NSGA-II.
         pop_size: NSGA-II population (default: the space's).
         generations: NSGA-II generations (default: the space's, or until the budget is spent).
-        rungs: Racing rungs, cumulative search images per (corruption, severity) (default: the space's).
-        eval_images: A fixed screening fidelity instead of racing (images per cell).
-        select_images: Images per cell the front and its near misses are brought to before selection.
-        final_images: Report-split images per cell of the final measurement (``"all"``, or 0 to skip).
-        seed: Seed of NSGA-II.
+        fidelity: Which images measure the plans, and how many
+            (:class:`~moo_compress.search.settings.FidelitySettings`: racing ``rungs`` or a fixed
+            ``eval_images``, ``select_images``, ``final_images``, split and subset seeds); default: the
+            space's fidelity.
+        execution: Where and how the evaluations run
+            (:class:`~moo_compress.search.settings.ExecutionSettings`: ``device``, ``precision``,
+            ``workers``, ``threads``, ``batch_size``, ``scheduler``, ``cache_dir``: the evaluation cache,
+            default ``$MOO_COMPRESS_CACHE``); default: all automatic, and one worker for an in-memory
+            ``nn.Module`` (whose class worker processes may not be able to import) unless ``workers`` is given.
         quick: A small search of about a minute.
-        workers: Evaluation processes (default: one per core; 1 for an in-memory ``nn.Module``, whose class
-            worker processes may not be able to import).
-        device: ``cpu``, ``cuda`` or ``auto``.
-        precision: ``fp32``, ``bf16`` or ``auto``.
-        cache_dir: Evaluation cache (default ``$MOO_COMPRESS_CACHE``).
         out: Also write the run folder there (resumable, as the command line's).
         verbose: Print progress lines.
         log: Called with each progress line instead of printing.
@@ -206,10 +206,25 @@ def search(
         MooCompressError: for bad arguments, data or models; the message names the problem and the fix.
     """
     from moo_compress.search.run import run_search
-    from moo_compress.search.settings import SearchSettings, parse_budget
+    from moo_compress.search.settings import (
+        AlgorithmSettings,
+        ExecutionSettings,
+        FidelitySettings,
+        OutputSettings,
+        SearchSettings,
+        TargetSettings,
+        parse_budget,
+    )
 
-    cache = None if cache_dir is None else str(cache_dir)
+    for name, value, kind in (("fidelity", fidelity, FidelitySettings), ("execution", execution, ExecutionSettings)):
+        if value is not None and not isinstance(value, kind):
+            raise ConfigError(f"{name} must be a {kind.__name__} (from moo_compress.search import {kind.__name__}), "
+                              f"got {type(value).__name__}")
+    execution = execution or ExecutionSettings()
+    cache = execution.cache_dir
     arch, in_memory = _model_source(model, cache)
+    if in_memory and execution.workers is None:
+        execution = dataclasses.replace(execution, workers=1)
     if isinstance(data, (tuple, list, dict)):
         data = _array_folder(data, cache)
     data_text = str(data)
@@ -229,12 +244,14 @@ def search(
         time_budget, budget_images = (value, None) if kind == "seconds" else (None, int(value))
     scratch = None if out is not None else Path(tempfile.mkdtemp(prefix="moo_compress-run-"))
     settings = SearchSettings(
-        arch=arch, dataset=dataset, data_root=data_root, weights=None if weights is None else str(weights),
-        mean=mean, std=std, input_size=input_size, space=None if space is None else str(space), pop_size=pop_size,
-        generations=generations, rungs=rungs, eval_images=eval_images, select_images=select_images,
-        final_images=final_images, time_budget=time_budget, budget_images=budget_images, seed=seed, quick=quick,
-        workers=workers if workers is not None else (1 if in_memory else None), device=device,
-        precision=precision, cache_dir=cache, out=str(out if out is not None else scratch / "run"),
+        TargetSettings(arch, dataset=dataset, data_root=data_root, weights=None if weights is None else str(weights),
+                       mean=mean, std=std, input_size=input_size, space=None if space is None else str(space)),
+        algorithm=AlgorithmSettings(pop_size=pop_size, generations=generations, seed=seed,
+                                    budget_images=budget_images, time_budget=time_budget),
+        fidelity=fidelity or FidelitySettings(),
+        execution=execution,
+        output=OutputSettings(out=str(out if out is not None else scratch / "run")),
+        quick=quick,
     )
     if log is None:
         log = print if verbose else (lambda _line: None)

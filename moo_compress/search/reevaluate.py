@@ -64,7 +64,7 @@ from moo_compress.search.executors import ExecutorConfig, default_workers
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import build_spec
-from moo_compress.search.settings import DEFAULTS, SearchSettings
+from moo_compress.search.settings import DEFAULTS, FLAT_NAMES, ExecutionSettings, SearchSettings, TargetSettings
 from moo_compress.evaluation.stats import Interval
 
 __all__ = ["DEFAULT_IMAGES", "SPLIT_CHOICES", "SelectionBiasWarning", "parse_plan", "select_plans", "images_option",
@@ -214,15 +214,15 @@ def selection_warning(split: str, run: RunData | None) -> str | None:
 
 
 def _run_settings(run: RunData, overrides: dict[str, Any]) -> SearchSettings:
-    """The run's settings (model, data, precision, split seed, threads), with ``overrides`` that are not None."""
-    known = {f.name for f in dataclasses.fields(SearchSettings)}
-    data = {k: v for k, v in (run.config.get("settings") or {}).items() if k in known}
+    """The run's settings (model, data, precision, split seed, threads), with the execution ``overrides``
+    that are not None."""
+    data = {k: v for k, v in run.settings.items() if k in FLAT_NAMES}  # any format version; old keys dropped
     info = run.config["run"]
     data.setdefault("split_seed", int((info.get("split") or {}).get("seed", 0)))  # older runs: seed 0
     data.update(arch=info["arch"], weights=info["weights"])
     settings = SearchSettings.from_dict(data)
-    return dataclasses.replace(settings, threads=settings.threads or DEFAULTS["threads"],
-                               **{k: v for k, v in overrides.items() if v is not None})
+    threads = settings.execution.threads or DEFAULTS["execution"]["threads"]
+    return settings.replace(execution={"threads": threads, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str | int] = ("knee",), *,
@@ -312,7 +312,7 @@ def _calibration(settings: SearchSettings, plans: Sequence[CompressionPlan]) -> 
     other = any(p.recovery.finetune_steps or _activation_bits(p) for p in plans)
     if not bn and not other:
         return 0
-    return calibration_size(settings.calibration_images, bn)
+    return calibration_size(settings.target.calibration_images, bn)
 
 
 def _fit_to_split(spec: EvaluationSpec) -> tuple[EvaluationSpec, int, str | None]:
@@ -564,9 +564,11 @@ def reevaluate_from_args(args: argparse.Namespace) -> int:
     else:
         if args.arch is None:
             raise ConfigError("--plan without --run needs --arch (and --weights unless found by name)")
-        settings = SearchSettings(arch=args.arch, dataset=args.dataset, weights=args.weights,
-                                  weights_dir=args.weights_dir, data_root=args.data_root,
-                                  threads=DEFAULTS["threads"], **{k: v for k, v in overrides.items() if v is not None})
+        settings = SearchSettings(
+            TargetSettings(args.arch, dataset=args.dataset, weights=args.weights, weights_dir=args.weights_dir,
+                           data_root=args.data_root),
+            execution=ExecutionSettings(threads=DEFAULTS["execution"]["threads"],
+                                        **{k: v for k, v in overrides.items() if v is not None}))
         corruptions, severities = BENCHMARK_CORRUPTIONS, (1, 2, 3, 4, 5)
     plans += [(f"--plan {i}", parse_plan(text)) for i, text in enumerate(args.plan or [])]
     if warning:

@@ -99,38 +99,38 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
                clean_whole_split: bool = False) -> EvaluationSpec:
     """The evaluation spec of a run at a fidelity of ``n_images`` per (corruption, severity) ("all" = every
     image of ``split``), with the settings' split seed and threads."""
-    n_classes = dataset_classes(settings.dataset, settings.data_root)
-    if is_source(settings.arch):
-        weights = materialize_source(settings.arch, num_classes=n_classes, weights=settings.weights,
-                                     mean=settings.mean, std=settings.std, input_size=settings.input_size,
-                                     cache_dir=settings.cache_dir)
+    target, execution = settings.target, settings.execution
+    n_classes = dataset_classes(target.dataset, target.data_root)
+    if is_source(target.model):
+        weights = materialize_source(target.model, num_classes=n_classes, weights=target.weights, mean=target.mean,
+                                     std=target.std, input_size=target.input_size, cache_dir=execution.cache_dir)
     else:
-        if settings.mean or settings.std or settings.input_size:
-            raise ConfigError(f"--mean, --std and --input-size describe a model of your own; {settings.arch} takes "
+        if target.mean or target.std or target.input_size:
+            raise ConfigError(f"--mean, --std and --input-size describe a model of your own; {target.model} takes "
                               "them from its checkpoint (drop them, or pass --model path/to/file.py:factory)")
-        weights = resolve_weights(settings.arch, settings.dataset, weights=settings.weights,
-                                  weights_dir=settings.weights_dir)
+        weights = resolve_weights(target.model, target.dataset, weights=target.weights,
+                                  weights_dir=target.weights_dir)
     n_per_class = None if n_images in ("all", None) else max(1, int(n_images) // n_classes)
     return EvaluationSpec(
-        arch=settings.arch,
-        dataset=settings.dataset,
+        arch=target.model,
+        dataset=target.dataset,
         weights_path=str(Path(weights).resolve()),
         weights_sha256=checkpoint_sha256(weights),
-        data_root=str(Path(settings.data_root).expanduser().resolve()) if settings.data_root else None,
+        data_root=str(Path(target.data_root).expanduser().resolve()) if target.data_root else None,
         corruptions=tuple(corruptions),
         severities=tuple(severities),
         n_per_class=n_per_class,
-        seed=settings.subset_seed,
-        release_dir=settings.release_dir,
+        seed=settings.fidelity.subset_seed,
+        release_dir=target.release_dir,
         calibration_images=calibration_images,
-        precision=settings.precision,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        cache_dir=str(paths.cache_dir(settings.cache_dir)),
+        precision=execution.precision,
+        device=execution.device,
+        batch_size=execution.batch_size,
+        cache_dir=str(paths.cache_dir(execution.cache_dir)),
         split=split,
-        split_seed=settings.split_seed,
+        split_seed=settings.fidelity.split_seed,
         clean_whole_split=clean_whole_split,
-        threads=settings.threads,
+        threads=execution.threads,
     )
 
 
@@ -139,7 +139,7 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
     """The evaluation spec of a search over ``space`` at a fidelity of ``n_images`` (see :func:`build_spec`)."""
     calibration = 0
     if needs_calibration(space):
-        calibration = calibration_size(settings.calibration_images, space.recovery.bn_images)
+        calibration = calibration_size(settings.target.calibration_images, space.recovery.bn_images)
         if calibration < space.recovery.bn_images:
             raise ConfigError(f"the space re-estimates batch norm on {space.recovery.bn_images} images but "
                               f"--calibration-images is {calibration}; raise it or omit it")
@@ -153,9 +153,10 @@ def resolve_fidelity(settings: SearchSettings, space: SearchSpace) -> Fidelity:
 
     ``--eval-images`` alone selects the fixed mode (the measurement before racing).
     """
-    mode = settings.fidelity or ("fixed" if settings.eval_images is not None else space.fidelity.mode)
-    return dataclasses.replace(space.fidelity, mode=mode, rungs=settings.rungs or space.fidelity.rungs,
-                               images=settings.eval_images or space.fidelity.images)
+    asked = settings.fidelity
+    mode = asked.mode or ("fixed" if asked.eval_images is not None else space.fidelity.mode)
+    return dataclasses.replace(space.fidelity, mode=mode, rungs=asked.rungs or space.fidelity.rungs,
+                               images=asked.eval_images or space.fidelity.images)
 
 
 def classes(spec: EvaluationSpec) -> int:
@@ -262,20 +263,22 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     """
     started = time.perf_counter()
     settings = settings.resolved()
-    defaults = model_defaults(settings.arch)
-    space = load_space(settings.space or default_space(defaults.family))
-    pop_size = settings.pop_size or space.pop_size
-    budgeted = settings.budget_images is not None or settings.time_budget is not None
-    generations = settings.generations or (UNTIL_BUDGET if budgeted else space.generations)
-    if settings.budget_images is None and settings.time_budget is None and space.budget_images is not None:
-        settings = dataclasses.replace(settings, budget_images=space.budget_images)
+    target, execution = settings.target, settings.execution
+    defaults = model_defaults(target.model)
+    space = load_space(target.space or default_space(defaults.family))
+    pop_size = settings.algorithm.pop_size or space.pop_size
+    budgeted = settings.algorithm.budget_images is not None or settings.algorithm.time_budget is not None
+    generations = settings.algorithm.generations or (UNTIL_BUDGET if budgeted else space.generations)
+    if not budgeted and space.budget_images is not None:
+        settings = settings.replace(algorithm={"budget_images": space.budget_images})
+    budget_images = settings.algorithm.budget_images
     encoding = space.encoding(defaults.layer_groups)
     if not encoding.variables:
         raise ConfigError(f"{space.source}: every gene has a single choice; nothing to search")
     fidelity = resolve_fidelity(settings, space)
     ladder = fidelity.ladder
-    model_name = source_slug(settings.arch) if is_source(settings.arch) else settings.arch
-    out_dir = Path(settings.out or Path("outputs") / f"{model_name}-{space.name}-seed{settings.seed}")
+    model_name = source_slug(target.model) if is_source(target.model) else target.model
+    out_dir = Path(settings.output.out or Path("outputs") / f"{model_name}-{space.name}-seed{settings.algorithm.seed}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         probe = out_dir / ".write-test"
@@ -284,17 +287,18 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     except OSError as exc:
         raise ConfigError(f"cannot write the run folder {out_dir}: {exc.strerror or exc}; pass --out DIR (Python: "
                           "out=...) with a writable folder") from None
-    executor = ExecutorConfig(workers=settings.workers or default_workers(settings.device, settings.threads),
-                              scheduler=settings.scheduler)
+    executor = ExecutorConfig(workers=execution.workers or default_workers(execution.device, execution.threads),
+                              scheduler=execution.scheduler)
 
     how = (f"racing over rungs of {'/'.join(map(str, ladder))}" if fidelity.mode == "racing"
            else f"screening with {ladder[0]}")
-    log(f"preparing {settings.arch} on {settings.dataset}: {how} search-split images per (corruption, severity), "
-        f"{executor.workers} worker(s) x {settings.threads} thread(s), {settings.precision}; loading images (a first "
+    log(f"preparing {target.model} on {target.dataset}: {how} search-split images per (corruption, severity), "
+        f"{executor.workers} worker(s) x {execution.threads} thread(s), {execution.precision}; loading images (a first "
         "run decodes the dataset and generates the corrupted images it needs into the cache, about a minute) ...")
     base_spec = space_spec(settings, space, None, split="search")
     split_size = int(len(split_pool(base_spec)))
-    select_n = settings.select_images if settings.select_images is not None else min(split_size, 2 * ladder[-1])
+    select_n = (settings.fidelity.select_images if settings.fidelity.select_images is not None
+                else min(split_size, 2 * ladder[-1]))
     if max(ladder[-1], select_n) > split_size:
         raise ConfigError(f"the rungs ask for {max(ladder[-1], select_n)} images per (corruption, severity) but the "
                           f"search split holds {split_size}; lower --rungs / --eval-images / --select-images")
@@ -327,8 +331,8 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                             baseline_accuracy=math.nan, max_accuracy_drop=space.max_accuracy_drop,
                             min_compression_ratio=space.min_compression_ratio)
     racer = Racer(ladder, evaluate_window, reference_plan, objectives, racing=fidelity.mode == "racing",
-                  confidence=fidelity.confidence, budget_images=settings.budget_images, cells=n_corr,
-                  deadline=started + settings.time_budget if settings.time_budget else None,
+                  confidence=fidelity.confidence, budget_images=budget_images, cells=n_corr,
+                  deadline=started + settings.algorithm.time_budget if settings.algorithm.time_budget else None,
                   clean_multiple=clean_multiple,
                   release=lambda plans: discard_models(spec, [p.key() for p in plans]))
     progress.start("reference", len(ladder), [])
@@ -351,25 +355,25 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         if reachable < space.min_compression_ratio:
             raise ConfigError(
                 f"{space.source}: constraints.min_compression_ratio={space.min_compression_ratio:g} cannot be met: "
-                f"the strongest plan of the space reaches {reachable:.2f}x on {settings.arch}; lower the "
+                f"the strongest plan of the space reaches {reachable:.2f}x on {target.model}; lower the "
                 "constraint or add stronger choices")
     problem = CompressionProblem(encoding, objectives, racer, racer.metrics)
     base_metrics = racer.metrics(baseline)
     recovery = ", ".join(f"{k}={v}" for k, v in space.recovery.to_dict().items()) or "none"
     log(f"reference (uncompressed model after the candidates' recovery: {recovery}): clean "
         f"{base_metrics['clean_accuracy']:.2f}%, mean corruption accuracy {base_metrics['mean_corruption_accuracy']:.2f}% "
-        f"on the first {ladder[0]} search images ({settings.precision}); space '{space.name}': "
+        f"on the first {ladder[0]} search images ({execution.precision}); space '{space.name}': "
         f"{len(encoding.variables)} genes, {encoding.grid_size():,} plans")
 
-    select_images = select_n * (n_corr + 1) if settings.select_images != 0 else 0
-    report_images = (split_size + _images(settings.final_images, classes(spec), split_size) * n_corr
-                     if settings.final_images else 0)
+    select_images = select_n * (n_corr + 1) if settings.fidelity.select_images != 0 else 0
+    report_images = (split_size + _images(settings.fidelity.final_images, classes(spec), split_size) * n_corr
+                     if settings.fidelity.final_images else 0)
 
     def later(front: int, gens_left: int) -> list[tuple[int, int]]:
         per_plan = racer.spent / max(1, len(racer.entries)) if racer.entries else ladder[0] * (n_corr + 1)
         screening = (gens_left * pop_size, int(per_plan))
-        if settings.budget_images is not None:
-            screening = (max(0, settings.budget_images - racer.spent) // max(1, int(per_plan)), int(per_plan))
+        if budget_images is not None:
+            screening = (max(0, budget_images - racer.spent) // max(1, int(per_plan)), int(per_plan))
         return [screening, (front + 3 if select_images else 0, select_images // 2),
                 (front + 2 if report_images else 0, report_images)]
 
@@ -412,7 +416,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         shown = "?" if total >= UNTIL_BUDGET else total
         log(f"gen {gen}/{shown} | evals {len(run_log.records)} (+{new}, {hits} cached) | "
             f"failed {history[-1]['failed']} | front {history[-1]['front_size']} | HV {hv:.4f} | "
-            f"images {racer.spent:,}{'' if settings.budget_images is None else f'/{settings.budget_images:,}'} | "
+            f"images {racer.spent:,}{'' if budget_images is None else f'/{budget_images:,}'} | "
             f"{_fmt_time(elapsed)} elapsed, ETA {eta} (selection and report included)")
         outputs.write_progress(out_dir, frame, pd.DataFrame(history))
 
@@ -430,7 +434,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
             f"its noise are brought to {select_n} search-split images per (corruption, severity) ...")
         select_spec = None
         select_eval = None
-        if settings.select_images != 0:
+        if settings.fidelity.select_images != 0:
             select_spec = window_spec(0, select_n)
             select_eval = functools.partial(racer.extend, images=select_n)
         # at most one record per contender and window, and the reference's own extension
@@ -441,12 +445,12 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         ref_select = record_metrics(select_ref, select_ref, spec.corruptions, spec.severities) if select_ref \
             else base_metrics
         picks = final.recommend(front, ref_select["clean_accuracy"], objectives.robustness,
-                                min_ratio=settings.pick_min_ratio, max_drop=settings.pick_max_drop)
+                                min_ratio=settings.output.pick_min_ratio, max_drop=settings.output.pick_max_drop)
         report_spec = None
         report_base: dict[str, Any] = {}
-        if settings.final_images:
-            split = "search" if settings.report_on_search else "report"
-            report_spec = dataclasses.replace(space_spec(settings, space, settings.final_images, split=split,
+        if settings.fidelity.final_images:
+            split = "search" if settings.fidelity.report_on_search else "report"
+            report_spec = dataclasses.replace(space_spec(settings, space, settings.fidelity.final_images, split=split,
                                                          clean_whole_split=True), keep_models=True).resolved()
             progress.start("report", len(front) + 2, [])
             front, report_base = final.report(front, dataclasses.replace(evaluator, spec=report_spec),
@@ -454,7 +458,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     finally:
         close_executors()
         discard_models(spec)
-    if not settings.final_images:
+    if not settings.fidelity.final_images:
         for c in final.METRICS:
             front[f"final/{c}"] = front[f"select/{c}"]
     recommendations = _recommendations(front, picks, objectives.robustness, report_base)
@@ -462,12 +466,12 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                      "final": report_base.get("reference"), "original": report_base.get("original"),
                      "recovery": report_base.get("recovery"), "reference_plan": reference_plan.to_dict(),
                      "report": {k: report_base.get(k) for k in ("n_clean", "n_corrupted", "split")},
-                     "report_on_search": settings.report_on_search, "notes": notes}
+                     "report_on_search": settings.fidelity.report_on_search, "notes": notes}
     result = SearchResult(out_dir, frame.drop(columns=["_F"]), front.drop(columns=["_F"], errors="ignore"),
                           recommendations, pd.DataFrame(history), baseline_info, time.perf_counter() - started)
     fidelity_info = {**fidelity.to_dict(), "ladder": list(ladder), "clean_multiple": clean_multiple, "select_images": select_n if select_spec else None,
                      "alpha_per_look": racer.alpha if racer.racing else None,
-                     "budget_images": settings.budget_images, "time_budget": settings.time_budget,
+                     "budget_images": budget_images, "time_budget": settings.algorithm.time_budget,
                      "images_spent": racer.spent,
                      "stopped": int(frame["stopped"].notna().sum()) if "stopped" in frame else 0}
     outputs.write_all(result, settings=settings, space=space, spec=spec, final_spec=report_spec,
@@ -607,12 +611,12 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
     # with a small distribution index (wide steps: neighbouring integers are different plans), rounded.
     algorithm = NSGA2(
         pop_size=pop_size,
-        sampling=_initial_population(encoding, pop_size, settings.seed),
+        sampling=_initial_population(encoding, pop_size, settings.algorithm.seed),
         crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
         mutation=PM(eta=3.0, vtype=float, repair=RoundingRepair()),
         eliminate_duplicates=archive,
     )
-    algorithm.setup(problem, termination=MaximumGenerationTermination(generations), seed=settings.seed,
+    algorithm.setup(problem, termination=MaximumGenerationTermination(generations), seed=settings.algorithm.seed,
                     verbose=False)
     seen_X: list[np.ndarray] = []
     seen_F: list[np.ndarray] = []
@@ -646,7 +650,7 @@ def _run_nsga2(problem: CompressionProblem, encoding: Encoding, pop_size: int, g
                 seen_G.append(pop[i].G if problem.n_ieq_constr else np.zeros(0))
         gen += 1
         record_generation(gen, X, records, time.perf_counter() - t0, generations)
-        if settings.max_evals is not None and algorithm.evaluator.n_eval >= settings.max_evals:
+        if settings.algorithm.max_evals is not None and algorithm.evaluator.n_eval >= settings.algorithm.max_evals:
             break
 
 
@@ -654,8 +658,8 @@ def _run_grid(problem: CompressionProblem, encoding: Encoding, batch: int, setti
               racer: Racer, before_generation: Callable[[int, int], None],
               record_generation: Callable[..., None]) -> None:
     X = np.array(list(encoding.grid()))
-    if settings.max_evals is not None:
-        X = X[: settings.max_evals]
+    if settings.algorithm.max_evals is not None:
+        X = X[: settings.algorithm.max_evals]
     batches = [X[i:i + batch] for i in range(0, len(X), batch)]
     for gen, chunk in enumerate(batches, start=1):
         if racer.exhausted:

@@ -81,7 +81,7 @@ def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
 
 def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool = False, per_group: bool = False,
               final: bool = True, robustness: str = "mean_corruption_accuracy", empty_front: bool = False,
-              seed: int = 0) -> Path:
+              seed: int = 0, flat_settings: bool = False) -> Path:
     """Writes a finished run folder in the search's format; returns it.
 
     Args:
@@ -94,6 +94,8 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         robustness: The robustness objective (``mean_corruption_accuracy`` or ``mce``).
         empty_front: Every candidate failed (no front, no recommendation).
         seed: Random seed of the made-up numbers.
+        flat_settings: Write ``settings`` flat, with ``format_version`` 2, as run folders written before
+            the settings were grouped (format 3).
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -181,9 +183,14 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
                             "front_size": [int(ev["pareto"].sum())] * len(generations),
                             "seconds": np.arange(1, len(generations) + 1) * 10.0})
     fidelity = {"n_per_class": 10, "precision": "fp32", "context_key": "f" * 16}
+    settings = {"target": {"model": "resnet20", "dataset": "cifar10"}, "algorithm": {"seed": seed},
+                "fidelity": {"eval_images": 20, "final_images": 100 if final else 0},
+                "execution": {"precision": "fp32"}, "output": {}, "quick": False}
+    if flat_settings:
+        settings = {"arch": "resnet20", "dataset": "cifar10", "precision": "fp32", "seed": seed,
+                    "eval_images": 20, "final_images": 100 if final else 0}
     config = {
-        "settings": {"arch": "resnet20", "dataset": "cifar10", "precision": "fp32", "seed": seed,
-                     "eval_images": 20, "final_images": 100 if final else 0},
+        "settings": settings,
         "space": {"name": "synthetic-per-group" if per_group else "synthetic",
                   "granularity": "groups" if per_group else "global",
                   "genes": {k: {"choices": v} for k, v in CHOICES.items()}},
@@ -196,6 +203,9 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
     }
 
     runfolder.write_config(folder, config)  # the search's own writer
+    if flat_settings:
+        path = folder / runfolder.CONFIG
+        path.write_text(path.read_text().replace(f"format_version: {runfolder.FORMAT_VERSION}", "format_version: 2"))
     runfolder.write_tables(folder, evaluations=ev, pareto=front if len(front) else ev.iloc[:0], knees=knees,
                            history=history)
     return folder
@@ -238,4 +248,4 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.setenv("MOO_COMPRESS_OFFLINE", "1")
         settings = tiny_search_settings(folder)
         run_search(settings, log=lambda _: None, render=render_run)  # as the command line runs it
-    return Path(settings.out)
+    return Path(settings.output.out)

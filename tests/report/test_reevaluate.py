@@ -36,7 +36,7 @@ def tiny_run_config(synthetic_run: Path) -> Path:
     (split seed 7)."""
     path = synthetic_run / "config.yaml"
     config = yaml.safe_load(path.read_text())
-    config["settings"]["split_seed"] = 7
+    config["settings"]["fidelity"]["split_seed"] = 7
     config["run"]["split"] = {"seed": 7, "fraction_search": 0.5, "screening": "search", "selection": "search",
                               "report": "report", "report_on_search": False}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -105,7 +105,7 @@ def test_cli_default_split_is_report_for_a_run_and_all_for_plans(synthetic_run: 
                           "--plan", '{"sparsity": 0.5}']) == 0
     assert [s["split"] for s in seen] == ["report", "search", "all"]
     assert [s["images"] for s in seen] == [DEFAULT_IMAGES] * 3
-    assert seen[0]["settings"].split_seed == 7  # the run's split seed, from its config.yaml
+    assert seen[0]["settings"].fidelity.split_seed == 7  # the run's split seed, from its config.yaml
     assert seen[0]["warning"] is None and "selected these plans" in seen[1]["warning"]
     with pytest.raises(SystemExit) as exc:  # --split needs --run or --plan
         evaluate.main(["--arch", "resnet20", "--split", "report"])
@@ -144,7 +144,7 @@ def test_reevaluate_run_defaults_to_the_report_split(tiny_run: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", SelectionBiasWarning)  # the report split never warns
         frame = reevaluate_run(tiny_run, [method], progress=False)  # default images: capped to what the split holds
-    assert frame.attrs["split"] == "report" and frame.attrs["split_seed"] == run.config["settings"]["split_seed"]
+    assert frame.attrs["split"] == "report" and frame.attrs["split_seed"] == run.settings["split_seed"]
     assert frame.attrs["warning"] is None and frame["cached"].all()  # the run's own report evaluations
     assert frame.attrs["n_clean"] == 30 and frame.attrs["n_corrupted"] == 30  # 3 per class of the report split
     assert any("3 per class are used" in n for n in frame.attrs["notes"])

@@ -10,7 +10,7 @@ import yaml
 
 from moo_compress import runfolder
 from moo_compress.errors import DataFormatError, DataNotFoundError
-from moo_compress.report import load_run
+from moo_compress.report import load_run, render_run, summary_markdown
 from tests.report.conftest import write_run
 
 
@@ -46,3 +46,32 @@ def test_folders_written_before_the_format_version_still_open(tmp_path: Path) ->
     (folder / "knees.json").unlink()
     with pytest.raises(DataNotFoundError, match="knees.json missing"):
         load_run(folder)
+
+
+def test_run_folders_with_flat_settings_still_read_and_render(tmp_path: Path) -> None:
+    """Folders written before the settings were grouped (format 2: flat ``settings``) read and render as new ones."""
+    old, new = (load_run(write_run(tmp_path / name, seed=3, flat_settings=name == "old")) for name in ("old", "new"))
+    assert runfolder.format_version(old.config) == 2 and "arch" in old.config["settings"]
+    assert runfolder.format_version(new.config) == runfolder.FORMAT_VERSION == 3
+    assert set(new.config["settings"]) == {"target", "algorithm", "fidelity", "execution", "output", "quick"}
+    expected = {"arch": "resnet20", "dataset": "cifar10", "precision": "fp32", "seed": 3, "eval_images": 20,
+                "final_images": 100}
+    assert old.settings == expected
+    assert new.settings == {**expected, "quick": False}
+    text = {run.path.name: summary_markdown(run).replace(str(run.path), "RUN") for run in (old, new)}
+    assert text["old"] == text["new"]  # the same numbers, settings and provenance give the same summary
+    assert "(fp32 inference)" in summary_markdown(old)
+    rendered = render_run(old.path)
+    assert (old.path / runfolder.SUMMARY).is_file() and rendered
+
+
+def test_flat_settings_reads_both_forms() -> None:
+    nested = {"target": {"model": "a.py:build", "dataset": "imagefolder"}, "algorithm": {"seed": 2},
+              "fidelity": {"mode": "racing", "rungs": [10, 20]}, "execution": {"precision": "bf16"}, "output": {},
+              "quick": True}
+    assert runfolder.flat_settings({"settings": nested}) == {
+        "arch": "a.py:build", "dataset": "imagefolder", "seed": 2, "fidelity": "racing", "rungs": [10, 20],
+        "precision": "bf16", "quick": True}
+    flat = {"arch": "vgg19", "fidelity": "racing", "seed": 1}  # an old "fidelity" names the mode, not a group
+    assert runfolder.flat_settings({"settings": flat}) == flat
+    assert runfolder.flat_settings({"format_version": 1}) == {}

@@ -9,7 +9,13 @@ import torch
 import yaml
 
 from moo_compress.models import create_model
-from moo_compress.search import SearchSettings
+from moo_compress.search import (
+    ExecutionSettings,
+    FidelitySettings,
+    OutputSettings,
+    SearchSettings,
+    TargetSettings,
+)
 from tests.conftest import make_image_folder
 
 TINY_SPACE = {
@@ -31,9 +37,12 @@ def tiny_search_settings(folder: Path) -> SearchSettings:
     torch.save(create_model("resnet20").state_dict(), weights)
     space = folder / "tiny.yaml"
     space.write_text(yaml.safe_dump(TINY_SPACE))
-    return SearchSettings(arch="resnet20", weights=str(weights), data_root=str(data), space=str(space),
-                          eval_images=20, select_images=30, final_images=30, precision="fp32", device="cpu",
-                          out=str(folder / "run"), cache_dir=str(folder / "cache"), workers=1)
+    return SearchSettings(
+        TargetSettings("resnet20", weights=str(weights), data_root=str(data), space=str(space)),
+        fidelity=FidelitySettings(eval_images=20, select_images=30, final_images=30),
+        execution=ExecutionSettings(precision="fp32", device="cpu", cache_dir=str(folder / "cache"), workers=1),
+        output=OutputSettings(out=str(folder / "run")),
+    )
 
 
 @pytest.fixture

@@ -21,10 +21,11 @@ from tests.search.conftest import tiny_search_settings
 @pytest.fixture
 def spec(tmp_path: Path) -> EvaluationSpec:
     settings = tiny_search_settings(tmp_path)
-    return EvaluationSpec(arch="resnet20", dataset="cifar10", weights_path=settings.weights,
-                          weights_sha256=sha256_file(settings.weights), data_root=settings.data_root,
+    target = settings.target
+    return EvaluationSpec(arch="resnet20", dataset="cifar10", weights_path=target.weights,
+                          weights_sha256=sha256_file(target.weights), data_root=target.data_root,
                           corruptions=("contrast",), severities=(1,), n_per_class=2, precision="fp32",
-                          device="cpu", cache_dir=settings.cache_dir).resolved()
+                          device="cpu", cache_dir=settings.execution.cache_dir).resolved()
 
 
 def test_context_hashes_source_versions_and_device(spec: EvaluationSpec, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -18,7 +17,7 @@ import yaml
 
 from moo_compress.errors import ConfigError
 from moo_compress.models import create_model
-from moo_compress.search import SearchSettings
+from moo_compress.search import ExecutionSettings, FidelitySettings, SearchSettings, TargetSettings
 from moo_compress.search.cache import CONTEXT_FILE
 from moo_compress.search.executors import ExecutorConfig, default_threads
 from moo_compress.search.run import run_search
@@ -44,14 +43,16 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> SearchSettings:
     torch.save(create_model("resnet20").state_dict(), weights)
     space = root / "tiny.yaml"
     space.write_text(yaml.safe_dump(TINY_SPACE))
-    return SearchSettings(arch="resnet20", weights=str(weights), data_root=str(data), space=str(space),
-                          eval_images=20, select_images=30, final_images=30, precision="bf16", device="cpu")
+    return SearchSettings(TargetSettings("resnet20", weights=str(weights), data_root=str(data), space=str(space)),
+                          fidelity=FidelitySettings(eval_images=20, select_images=30, final_images=30),
+                          execution=ExecutionSettings(precision="bf16", device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def serial(setting: SearchSettings, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     root = tmp_path_factory.mktemp("serial")
-    result = run_search(dataclasses.replace(setting, out=str(root / "run"), cache_dir=str(root / "cache"), workers=1),
+    result = run_search(setting.replace(output={"out": str(root / "run")},
+                                        execution={"cache_dir": str(root / "cache"), "workers": 1}),
                         log=lambda _: None)
     return _metrics(result.pareto)
 
@@ -64,8 +65,8 @@ def _round_trip(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cli_args(setting: SearchSettings, out: Path, cache: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "moo_compress.search", "--arch", "resnet20", "--weights", str(setting.weights),
-            "--data-root", str(setting.data_root), "--space", str(setting.space), "--eval-images", "20",
+    return [sys.executable, "-m", "moo_compress.search", "--arch", "resnet20", "--weights", str(setting.target.weights),
+            "--data-root", str(setting.target.data_root), "--space", str(setting.target.space), "--eval-images", "20",
             "--select-images", "30", "--final-images", "30", "--precision", "bf16", "--device", "cpu", "--out", str(out),
             "--cache-dir", str(cache), *extra]
 
@@ -117,8 +118,8 @@ def test_local_processes_and_dask_cluster_match_serial(setting: SearchSettings, 
     """--workers 1, --workers 2 and --scheduler local, each from its own empty cache, give the same front,
     metrics, intervals and flags (bf16: evaluations run with the spec's fixed thread count)."""
     for name, options in (("loky", {"workers": 2}), ("dask", {"workers": 2, "scheduler": "local"})):
-        result = run_search(dataclasses.replace(setting, out=str(tmp_path / name),
-                                                cache_dir=str(tmp_path / f"cache-{name}"), **options),
+        result = run_search(setting.replace(output={"out": str(tmp_path / name)},
+                                            execution={"cache_dir": str(tmp_path / f"cache-{name}"), **options}),
                             log=lambda _: None)
         pd.testing.assert_frame_equal(_metrics(result.pareto), serial, obj=name)
         assert _all_records_valid(tmp_path / f"cache-{name}") >= len(result.evaluations)

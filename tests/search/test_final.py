@@ -79,7 +79,7 @@ def test_threshold_says_whether_interval_or_point_meets_it() -> None:
 
 def test_search_reports_on_the_report_split_against_the_reference(tiny_search: SearchSettings) -> None:
     result = run_search(tiny_search, log=lambda _: None, render=render_run)
-    out = Path(tiny_search.out)
+    out = Path(tiny_search.output.out)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["run"]["split"]["report"] == "report" and config["run"]["screening"]["split"] == "search"
     knees = json.loads((out / "knees.json").read_text())
@@ -98,29 +98,25 @@ def test_search_reports_on_the_report_split_against_the_reference(tiny_search: S
 
 
 def test_report_on_search_warns(tiny_search: SearchSettings) -> None:
-    import dataclasses
-
-    run_search(dataclasses.replace(tiny_search, report_on_search=True), log=lambda _: None, render=render_run)
-    summary = (Path(tiny_search.out) / "summary.md").read_text()
+    run_search(tiny_search.replace(fidelity={"report_on_search": True}), log=lambda _: None, render=render_run)
+    summary = (Path(tiny_search.output.out) / "summary.md").read_text()
     assert "optimistic" in summary
 
 
 def test_relative_mce_with_flat_reference_falls_back_to_mce(tmp_path: Path) -> None:
     """A random model's error does not rise under corruption: relative mCE is undefined, never 'worst'."""
-    import dataclasses
-
     from tests.search.conftest import TINY_SPACE, tiny_search_settings
 
     settings = tiny_search_settings(tmp_path)
     space = {**TINY_SPACE, "objectives": {**TINY_SPACE["objectives"], "robustness": "relative_mce"}}
-    Path(settings.space).write_text(yaml.safe_dump(space))
+    Path(settings.target.space).write_text(yaml.safe_dump(space))
     lines: list[str] = []
-    result = run_search(dataclasses.replace(settings, final_images=0), log=lines.append, render=render_run)
-    knees = json.loads((Path(settings.out) / "knees.json").read_text())
+    result = run_search(settings.replace(fidelity={"final_images": 0}), log=lines.append, render=render_run)
+    knees = json.loads((Path(settings.output.out) / "knees.json").read_text())
     if knees["robustness"] == "relative_mce":
         pytest.skip("this random model's reference happens to have a positive denominator everywhere")
     assert knees["robustness"] == "mce" and any("optimises mCE instead" in line for line in lines)
-    assert "optimises mCE instead" in (Path(settings.out) / "summary.md").read_text()
+    assert "optimises mCE instead" in (Path(settings.output.out) / "summary.md").read_text()
     assert result.evaluations["feasible"].any()
 
 

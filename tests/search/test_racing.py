@@ -13,7 +13,7 @@ import pytest
 from moo_compress.evaluation import metrics as mt
 from moo_compress.compress import CompressionPlan, PruneConfig
 from moo_compress.errors import ConfigError
-from moo_compress.search import SearchSettings, run_search
+from moo_compress.search import FidelitySettings, SearchSettings, TargetSettings, run_search
 from moo_compress.search.candidate import load_resources
 from moo_compress.search.claims import Outcomes
 from moo_compress.cli.search import build_parser, settings_from_args
@@ -152,23 +152,24 @@ def test_fidelity_options_and_space_block() -> None:
         SearchSpace.from_dict({**TINY_SPACE, "fidelity": {"rungs": [20, 10]}})
     with pytest.raises(ConfigError, match="fidelity.speed"):
         SearchSpace.from_dict({**TINY_SPACE, "fidelity": {"speed": 2}})
-    base = SearchSettings(arch="resnet20")
+    base = SearchSettings(TargetSettings("resnet20"))
     assert resolve_fidelity(base, space).ladder == (10, 20, 30)
-    assert resolve_fidelity(dataclasses.replace(base, eval_images=50), space).ladder == (50,)
-    assert resolve_fidelity(dataclasses.replace(base, rungs=(5, 15)), space).ladder == (5, 15)
+    assert resolve_fidelity(base.replace(fidelity={"eval_images": 50}), space).ladder == (50,)
+    assert resolve_fidelity(base.replace(fidelity={"rungs": (5, 15)}), space).ladder == (5, 15)
     with pytest.raises(ConfigError, match="--eval-images sets a fixed fidelity"):
-        SearchSettings(arch="resnet20", fidelity="racing", eval_images=40)
+        FidelitySettings(mode="racing", eval_images=40)
     parse = lambda *a: settings_from_args(build_parser().parse_args(["--arch", "resnet20", *a]))  # noqa: E731
-    assert parse("--budget", "250000").budget_images == 250000
-    assert parse("--budget", "25m").time_budget == 1500 and parse("--budget", "25m").budget_images is None
-    assert parse("--rungs", "10,20").rungs == (10, 20)
+    assert parse("--budget", "250000").algorithm.budget_images == 250000
+    budget = parse("--budget", "25m").algorithm
+    assert budget.time_budget == 1500 and budget.budget_images is None
+    assert parse("--rungs", "10,20").fidelity.rungs == (10, 20)
     with pytest.raises(SystemExit):
         parse("--budget", "lots")
     assert load_space("vgg19").fidelity.mode == "racing"
 
 
 def test_windows_of_the_fixed_order_nest(tiny_search: SearchSettings) -> None:
-    space = load_space(tiny_search.space)
+    space = load_space(tiny_search.target.space)
     spec = space_spec(tiny_search.resolved(), space, None)
     small = load_resources(spec.with_window(0, 10))
     large = load_resources(spec.with_window(0, 20))
@@ -190,7 +191,7 @@ def test_windows_of_the_fixed_order_nest(tiny_search: SearchSettings) -> None:
 def test_a_kept_model_is_loaded_instead_of_compressed_again(tiny_search: SearchSettings) -> None:
     from moo_compress.search.candidate import discard_models, evaluate_plan, model_path
 
-    space = load_space(tiny_search.space)
+    space = load_space(tiny_search.target.space)
     spec = dataclasses.replace(space_spec(tiny_search.resolved(), space, None).with_window(0, 10), keep_models=True)
     spec = spec.resolved()
     plan = CompressionPlan(prune=PruneConfig(sparsity=0.5), recovery=space.recovery)
@@ -208,12 +209,12 @@ def test_a_kept_model_is_loaded_instead_of_compressed_again(tiny_search: SearchS
 
 def test_racing_search_with_an_image_budget_is_the_same_in_every_execution_mode(tiny_search: SearchSettings,
                                                                                tmp_path: Path) -> None:
-    settings = dataclasses.replace(tiny_search, eval_images=None, rungs=(10, 20, 30), select_images=None,
-                                   budget_images=3000, generations=None)
+    settings = tiny_search.replace(fidelity={"eval_images": None, "rungs": (10, 20, 30), "select_images": None},
+                                   algorithm={"budget_images": 3000, "generations": None})
     runs = []
     for workers in (1, 2):
-        result = run_search(dataclasses.replace(settings, workers=workers, out=str(tmp_path / f"w{workers}")),
-                            log=lambda _: None)
+        changed = settings.replace(execution={"workers": workers}, output={"out": str(tmp_path / f"w{workers}")})
+        result = run_search(changed, log=lambda _: None)
         runs.append(result)
     a, b = runs
     assert a.history["images"].iloc[-1] >= 3000 and a.history["images"].iloc[-2] < 3000
@@ -225,4 +226,4 @@ def test_racing_search_with_an_image_budget_is_the_same_in_every_execution_mode(
     history = pd.read_csv(tmp_path / "w1" / "history.csv")
     assert history["images_new"].sum() == history["images"].iloc[-1]
     # the compressed models kept between windows were used, and are gone once the search ends
-    assert not list((Path(settings.cache_dir) / "models").rglob("*.pt"))
+    assert not list((Path(settings.execution.cache_dir) / "models").rglob("*.pt"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from moo_compress.errors import ConfigError
-from moo_compress.search import SearchSettings, candidate
+from moo_compress.search import AlgorithmSettings, FidelitySettings, SearchSettings, TargetSettings, candidate
 from moo_compress import runfolder
 from moo_compress.report import render_run
 from moo_compress.cli import search as search_cli
@@ -33,7 +32,7 @@ def _quiet(_: str) -> None:
 
 def test_search_writes_every_output_and_replays_from_cache(tiny_search: SearchSettings) -> None:
     first = run_search(tiny_search, log=_quiet, render=render_run)
-    out = Path(tiny_search.out)
+    out = Path(tiny_search.output.out)
     for name in OUTPUTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     ev = pd.read_csv(out / "evaluations.csv")
@@ -49,7 +48,8 @@ def test_search_writes_every_output_and_replays_from_cache(tiny_search: SearchSe
     assert knees["baseline"]["final"]["compression_ratio"] == 1.0
     assert {r["method"] for r in knees["recommendations"]} >= {"most_robust_min_ratio", "smallest_within_drop"}
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["settings"]["seed"] == 0 and len(config["run"]["weights_sha256"]) == 64
+    assert config["settings"]["algorithm"]["seed"] == 0 and len(config["run"]["weights_sha256"]) == 64
+    assert SearchSettings.from_dict(config["settings"]) == tiny_search.resolved()  # the run's own, to reproduce it
     assert config["run"]["versions"]["pymoo"] and config["space"]["name"] == "tiny"
     summary = (out / "summary.md").read_text()
     assert "## Recommendations" in summary and "## Pareto set" in summary and "fronts.png" in summary
@@ -75,7 +75,7 @@ def test_failed_candidate_is_recorded_and_search_goes_on(tiny_search: SearchSett
         return real(model, plan, calibration=calibration)
 
     monkeypatch.setattr(candidate, "compress", flaky)
-    result = run_search(dataclasses.replace(tiny_search, final_images=0), log=_quiet)
+    result = run_search(tiny_search.replace(fidelity={"final_images": 0}), log=_quiet)
     ev = result.evaluations
     failed = ev[ev["status"] == "failed"]
     assert len(failed) >= 1 and failed["error"].str.contains("simulated clustering failure").all()
@@ -84,15 +84,16 @@ def test_failed_candidate_is_recorded_and_search_goes_on(tiny_search: SearchSett
 
 
 def test_killed_run_resumes_to_the_same_results(tiny_search: SearchSettings, tmp_path: Path) -> None:
-    reference = run_search(dataclasses.replace(tiny_search, out=str(tmp_path / "ref"),
-                                               cache_dir=str(tmp_path / "ref-cache")), log=_quiet)
-    args = ["--arch", "resnet20", "--weights", tiny_search.weights, "--data-root", tiny_search.data_root,
-            "--space", tiny_search.space, "--eval-images", "20", "--final-images", "30", "--precision", "fp32",
-            "--device", "cpu", "--out", tiny_search.out, "--cache-dir", tiny_search.cache_dir]
+    reference = run_search(tiny_search.replace(output={"out": str(tmp_path / "ref")},
+                                               execution={"cache_dir": str(tmp_path / "ref-cache")}), log=_quiet)
+    target, cache = tiny_search.target, tiny_search.execution.cache_dir
+    args = ["--arch", "resnet20", "--weights", target.weights, "--data-root", target.data_root,
+            "--space", target.space, "--eval-images", "20", "--final-images", "30", "--precision", "fp32",
+            "--device", "cpu", "--out", tiny_search.output.out, "--cache-dir", cache]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen([sys.executable, "-m", "moo_compress.search", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    records = Path(tiny_search.cache_dir) / "evaluations"
+    records = Path(cache) / "evaluations"
     deadline = time.time() + 120
     def stored_records() -> int:  # plan records, not the context file beside them
         return sum(f.name != CONTEXT_FILE for f in records.glob("*/*.json"))
@@ -115,15 +116,16 @@ def test_impossible_constraint_is_a_clear_error(tiny_search: SearchSettings, tmp
     space = tmp_path / "greedy.yaml"
     space.write_text(yaml.safe_dump({**TINY_SPACE, "constraints": {"min_compression_ratio": 500}}))
     with pytest.raises(ConfigError, match=r"min_compression_ratio=500 cannot be met: the strongest plan .* reaches"):
-        run_search(dataclasses.replace(tiny_search, space=str(space)), log=_quiet)
+        run_search(tiny_search.replace(target={"space": str(space)}), log=_quiet)
 
 
 def test_cli_reports_malformed_space_in_one_line(tiny_search: SearchSettings, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     space = tmp_path / "bad.yaml"
     space.write_text("genes:\n  sparsity: {choices: [0.0, 2.0]}\n")
-    code = search_cli.main(["--arch", "resnet20", "--weights", tiny_search.weights, "--data-root",
-                            tiny_search.data_root, "--space", str(space), "--cache-dir", tiny_search.cache_dir])
+    code = search_cli.main(["--arch", "resnet20", "--weights", tiny_search.target.weights, "--data-root",
+                            tiny_search.target.data_root, "--space", str(space), "--cache-dir",
+                            tiny_search.execution.cache_dir])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert "genes.sparsity.choices[1]=2.0" in err and "bad.yaml" in err
@@ -133,8 +135,10 @@ def test_cli_reports_malformed_space_in_one_line(tiny_search: SearchSettings, tm
 
 def test_settings_validation() -> None:
     with pytest.raises(ConfigError, match="--pop-size"):
-        SearchSettings(arch="resnet20", pop_size=1)
+        AlgorithmSettings(pop_size=1)
     with pytest.raises(ConfigError, match="--final-images"):
-        SearchSettings(arch="resnet20", final_images="most")
-    quick = SearchSettings(arch="resnet20", quick=True, eval_images=50).resolved()
-    assert quick.pop_size == 6 and quick.eval_images == 50 and quick.final_images == 50 and quick.select_images == 50
+        FidelitySettings(final_images="most")
+    quick = SearchSettings(TargetSettings("resnet20"), fidelity=FidelitySettings(eval_images=50), quick=True).resolved()
+    assert quick.algorithm.pop_size == 6 and quick.algorithm.generations == 2
+    fidelity = quick.fidelity
+    assert fidelity.eval_images == 50 and fidelity.final_images == 50 and fidelity.select_images == 50

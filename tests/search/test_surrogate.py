@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -80,11 +79,11 @@ def test_the_budget_cuts_the_last_generation_to_what_it_pays_for() -> None:
 
 
 def test_a_screened_search_measures_a_population_per_generation(tiny_search: SearchSettings, tmp_path: Path) -> None:
-    settings = dataclasses.replace(tiny_search, generations=3, select_images=None)
+    settings = tiny_search.replace(algorithm={"generations": 3}, fidelity={"select_images": None})
     result = run_search(settings, log=lambda _: None)
-    history = pd.read_csv(Path(settings.out) / "history.csv")
+    history = pd.read_csv(Path(settings.output.out) / "history.csv")
     assert (history["new"] <= 4).all() and len(history) == 3 and history["new"].iloc[1:].gt(0).all()
-    config = (Path(settings.out) / "config.yaml").read_text()
+    config = (Path(settings.output.out) / "config.yaml").read_text()
     assert "surrogate" in config and "candidates: 4" in config
     assert result.pareto["plan_key"].is_unique
 

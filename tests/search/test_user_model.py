@@ -18,6 +18,7 @@ from moo_compress.models import model_defaults
 from moo_compress.cli.models import main as models_main
 from moo_compress.models.sources import build_from_source, derive_layer_groups, source_slug
 from moo_compress.cli.search import main as search_main
+from moo_compress.search import ExecutionSettings, FidelitySettings
 from tests.conftest import make_image_folder
 from tests.search.conftest import TINY_SPACE
 
@@ -99,7 +100,8 @@ def test_a_user_model_file_and_imagefolder_are_searched_from_the_cli(user_setup:
     knees = json.loads((out / "knees.json").read_text())
     assert knees["recommendations"] and knees["baseline"]["final"]["clean_accuracy"] > 50  # the trained model
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["settings"]["dataset"] == "imagefolder" and config["settings"]["mean"] == [0.5, 0.5, 0.5]
+    target = config["settings"]["target"]
+    assert target["dataset"] == "imagefolder" and target["mean"] == [0.5, 0.5, 0.5]
 
 
 def test_errors_through_the_new_entry_points_are_one_line(user_setup: dict[str, Path],
@@ -140,12 +142,12 @@ def test_layer_groups_are_derived_for_any_network(user_setup: dict[str, Path], c
     groups = model_defaults(source).layer_groups
     assert groups == {"stage1": ("body.0",), "stage2": ("body.3",), "stage3": ("body.6",), "head": ("fc",)}
     assert source_slug(source) == "mynet-build"
-    from moo_compress.search import SearchSettings
+    from moo_compress.search import TargetSettings
 
     relative = Path(user_setup["model"]).relative_to(user_setup["root"])
     monkeypatch.chdir(user_setup["root"])
-    assert SearchSettings(arch=f"{relative}:build").arch == f"{user_setup['model'].resolve()}:build"
-    assert SearchSettings(arch="torchvision:resnet18").arch == "torchvision:resnet18"
+    assert TargetSettings(f"{relative}:build").model == f"{user_setup['model'].resolve()}:build"
+    assert TargetSettings("torchvision:resnet18").model == "torchvision:resnet18"
     builtin = derive_layer_groups(build_from_source("torchvision:resnet18", 10), (3, 64, 64))
     assert list(builtin) == ["stage1", "stage2", "stage3", "stage4", "stage5", "head"]
     assert "layer4.1.conv2" in builtin["stage5"] and builtin["head"] == ("fc",)
@@ -164,9 +166,10 @@ def test_the_python_call_returns_tables_and_writes_nothing_unless_asked(user_set
     model = build_from_source(f"{user_setup['model']}:build", 4)
     model.load_state_dict(torch.load(user_setup["weights"]))
     before = sorted(p.name for p in user_setup["root"].iterdir())
+    fidelity = FidelitySettings(eval_images=8, select_images=8, final_images=8)
+    execution = ExecutionSettings(precision="fp32", device="cpu", cache_dir=str(user_setup["root"] / "cache"))
     result = moo_compress.search(model, user_setup["data"], user_setup["space"], mean=(0.5, 0.5, 0.5),
-                                 std=(0.25, 0.25, 0.25), eval_images=8, select_images=8, final_images=8,
-                                 precision="fp32", device="cpu", cache_dir=user_setup["root"] / "cache")
+                                 std=(0.25, 0.25, 0.25), fidelity=fidelity, execution=execution)
     assert sorted(p.name for p in user_setup["root"].iterdir()) == before  # no run folder written
     assert result.out_dir is None and len(result.pareto) and len(result.evaluations) >= len(result.pareto)
     assert result.reference["clean_accuracy"] > 50 and result.recommendations
@@ -178,8 +181,7 @@ def test_the_python_call_returns_tables_and_writes_nothing_unless_asked(user_set
     train = load_dataset("imagefolder", "train", data_root=user_setup["data"], cache_dir=user_setup["root"] / "cache")
     arrays = {"test": (np.asarray(test.images), test.labels), "train": (np.asarray(train.images), train.labels)}
     again = moo_compress.search(model, arrays, user_setup["space"], mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                                eval_images=8, select_images=8, final_images=8, precision="fp32", device="cpu",
-                                cache_dir=user_setup["root"] / "cache")
+                                fidelity=fidelity, execution=execution)
     assert again.reference["clean_accuracy"] == result.reference["clean_accuracy"]  # the same images, as arrays
     with pytest.raises(ConfigError, match="training images for the recovery's calibration"):
         moo_compress.search(model, arrays["test"])
@@ -187,6 +189,8 @@ def test_the_python_call_returns_tables_and_writes_nothing_unless_asked(user_set
         moo_compress.search(model, user_setup["root"] / "nowhere")
     with pytest.raises(ConfigError, match="budget: expected a positive number of images"):
         moo_compress.search(model, user_setup["data"], budget="lots")
+    with pytest.raises(ConfigError, match="fidelity must be a FidelitySettings"):
+        moo_compress.search(model, user_setup["data"], fidelity={"eval_images": 8})  # type: ignore[arg-type]
 
 
 def _ten_class_setup(root: Path) -> list[str]:

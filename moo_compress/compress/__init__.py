@@ -5,10 +5,13 @@
 >>> small = compress(model, plan)                      # a new model; ``model`` is untouched
 >>> size_report(small).compression_ratio               # dense fp32 bits / compressed bits
 >>> export_compressed(small, "vgg19.mcpk", arch="vgg19").bytes
+>>> export_onnx(small, None, "vgg19.onnx", mean=pre.mean, std=pre.std, calibration=calib)
 
 Modules: ``config`` (the frozen configs and the plan), ``targets`` (which layers), ``prune``,
 ``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed model carries), ``encoding`` and
-``size`` (the storage model), ``export`` (packed files), ``int8`` (a real int8 CPU path), ``api``.
+``size`` (the storage model), ``export`` (packed files), ``onnx_export`` (ONNX files for ONNX Runtime:
+float weights, or int8 QDQ for plans that quantize activations; with ``onnx_graph`` and ``onnx_qdq``),
+``int8`` (a real int8 CPU path), ``api``.
 """
 
 from moo_compress.compress.api import ACTIVATION_CALIBRATION_IMAGES, compress
@@ -31,6 +34,7 @@ from moo_compress.compress.export import (
     unpack_compressed,
 )
 from moo_compress.compress.int8 import compare_latency, measure_latency, to_int8
+from moo_compress.compress.onnx_export import OnnxExport, export_onnx
 from moo_compress.compress.recovery import recalibrate_batchnorm
 from moo_compress.compress.size import (
     SizeReport,
@@ -61,6 +65,7 @@ __all__ = [
     "LayerFilter",
     "LayerGroup",
     "LayerState",
+    "OnnxExport",
     "PruneConfig",
     "QuantizeConfig",
     "RecoveryConfig",
@@ -72,6 +77,7 @@ __all__ = [
     "compression_ratio",
     "compression_state",
     "export_compressed",
+    "export_onnx",
     "gzip_bytes",
     "is_compressed",
     "model_fingerprint",

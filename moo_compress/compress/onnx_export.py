@@ -220,7 +220,8 @@ def _observe(model, tensors: list[str], calibration: CalibrationData) -> dict[st
     calibration.check_balance(n, purpose="ONNX output calibration")
     ranges: dict[str, list[float]] = {}
     for start in range(0, n, 128):
-        outputs = session.run(tensors, {INPUT_NAME: np.ascontiguousarray(calibration.images[start:min(start + 128, n)])})
+        batch = np.ascontiguousarray(calibration.images[start:min(start + 128, n)])
+        outputs = session.run(tensors, {INPUT_NAME: batch})
         for name, value in zip(tensors, outputs):
             lo, hi = float(value.min()), float(value.max())
             old = ranges.get(name)

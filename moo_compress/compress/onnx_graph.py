@@ -91,10 +91,12 @@ def attribute(node: onnx.NodeProto, name: str, default: object = None) -> object
 class KeptChannels:
     """Which channels of each layer's weight survived :func:`remove_zero_filters` (index arrays).
 
+    Indices count in the layer's original (PyTorch) weight: rows are output filters or features,
+    columns input channels (Conv) or input features (Gemm).
+
     Attributes:
-        rows: Weight initializer name -> kept output filters (axis 0).
-        columns: Weight initializer name -> kept input channels (axis 1 of a Conv weight, input
-            features of a Gemm weight as it is stored in the graph).
+        rows: Weight initializer name -> kept rows.
+        columns: Weight initializer name -> kept columns.
         removed: Number of filters removed.
         kept_nonzero: Number of all-zero filters kept because removing them would not be exact.
     """
@@ -269,7 +271,7 @@ def remove_zero_filters(
     *,
     input_value: Callable[[str, np.ndarray], np.ndarray] | None = None,
 ) -> KeptChannels:
-    """Removes every all-zero Conv filter whose constant output can be folded exactly (module docstring).
+    """Removes every all-zero filter (Conv) or row (Gemm) whose constant output folds exactly (module docstring).
 
     Edits ``model`` in place and leaves it without stale ``value_info``.
 
@@ -296,7 +298,7 @@ def remove_zero_filters(
             continue
         bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
         bias = index.array(bias_name) if bias_name else np.zeros(weight.shape[0], np.float32)
-        if bias is None:
+        if bias is None or bias.shape != (weight.shape[0],):  # a computed or broadcast bias: leave the layer
             continue
         followed = _follow(index, node.output[0], bias.astype(np.float64))
         if followed is None:

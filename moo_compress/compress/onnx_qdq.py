@@ -1,6 +1,6 @@
 """QuantizeLinear/DequantizeLinear (QDQ) nodes for the layers a plan quantizes weights and inputs of.
 
-Each such layer of an exported float graph gets:
+Each such layer of an exported float graph gets (:func:`insert_qdq`):
 
 * its input rounded onto the plan's own activation grid (the calibrated per-tensor uint8 grid the
   compressed PyTorch model fake-quantizes with): ``QuantizeLinear -> DequantizeLinear``, after a Clip
@@ -9,10 +9,14 @@ Each such layer of an exported float graph gets:
   2-7-bit codes are small int8 values) with ``DequantizeLinear`` on the plan's scales. Batch norm
   folded into the layer by the exporter only multiplies each output channel's scale (a negative
   factor mirrors the codes), so the codes stay the plan's;
-* its bias as int32 on the scale ``input scale x weight scale`` (what int8 kernels accumulate in);
-* optionally its output rounded onto an 8-bit grid observed on calibration images, so that ONNX Runtime
-  can run the layer as one int8 kernel (``QLinearConv``): a layer whose output is read only by another
-  quantized layer's input grid needs none.
+* its bias as int32 on the scale ``input scale x weight scale`` (what int8 kernels accumulate in).
+
+ONNX Runtime runs a layer as one int8 kernel (``QLinearConv``, ``QGemm``) only when its output is
+rounded too, and a residual addition as ``QLinearAdd`` only when its inputs and output are, so
+:func:`tensors_to_round` names those tensors and :func:`round_tensors` rounds them: on the plan's grid
+where one already rounds the tensor, on the grid of the tensor a MaxPool or reshape alone turns it into
+(:func:`inherited_grids`: rounding commutes with them), else on an 8-bit grid observed on calibration
+images. Those are the only roundings the PyTorch model does not do.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from moo_compress.compress.onnx_graph import GraphIndex, attribute, drop_unused_
 from moo_compress.compress.quantize import ActivationQuant
 from moo_compress.errors import ConfigError
 
-__all__ = ["WeightCodes", "QdqLayer", "insert_qdq", "tensors_to_round", "planned_tensors", "inherited_grids", "round_tensors"]
+__all__ = [
+    "WeightCodes",
+    "QdqLayer",
+    "insert_qdq",
+    "tensors_to_round",
+    "planned_tensors",
+    "inherited_grids",
+    "round_tensors",
+]
 
 _INT32_MAX = 2**31 - 1
 
@@ -53,7 +65,8 @@ class WeightCodes:
     def dequantize(self) -> np.ndarray:
         """float64 weight ``(codes - zero_point) * scale``."""
         shape = (-1,) + (1,) * (self.codes.ndim - 1)
-        return (self.codes.astype(np.float64) - self.zero_point.reshape(shape)) * self.scale.astype(np.float64).reshape(shape)
+        shifted = self.codes.astype(np.float64) - self.zero_point.reshape(shape)
+        return shifted * self.scale.astype(np.float64).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -74,7 +87,8 @@ class QdqLayer:
 
 
 def _layer_node(index: GraphIndex, layer: QdqLayer) -> onnx.NodeProto:
-    nodes = [n for n in index.readers.get(layer.weight, []) if n.op_type in ("Conv", "Gemm") and n.input[1] == layer.weight]
+    nodes = [n for n in index.readers.get(layer.weight, [])
+             if n.op_type in ("Conv", "Gemm") and n.input[1] == layer.weight]
     if len(nodes) != 1:
         raise ConfigError(
             f"layer {layer.name}: its weight {layer.weight!r} is not read by exactly one Conv or Gemm of the exported "
@@ -106,6 +120,7 @@ def _weight_tensors(weight: np.ndarray, codes: WeightCodes, name: str) -> tuple[
     mirror = codes.qmin + codes.qmax  # (q - z) * s * f == (m - q - (m - z)) * s * |f|
     q = np.where(flip, mirror - codes.codes, codes.codes)
     z = np.where(factor < 0, mirror - codes.zero_point, codes.zero_point)
+    q = np.where((factor == 0).reshape(shape), z.reshape(shape), q)  # a batch norm scale of 0 zeroes the row
     dtype = np.int8 if codes.qmin < 0 else np.uint8
     scale = (codes.scale.astype(np.float64) * np.abs(factor)).astype(np.float32)
     scale[scale == 0] = np.float32(1.0)

@@ -69,7 +69,7 @@ class OnnxModel:
         props = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k[len(_METADATA_PREFIX):]: v for k, v in props.items() if k.startswith(_METADATA_PREFIX)}
         size = self.metadata.get("input_size")
-        self.input_size: tuple[int, int, int] | None = tuple(json.loads(size)) if size else None  # type: ignore[assignment]
+        self.input_size: tuple[int, ...] | None = tuple(json.loads(size)) if size else None
         self._input = self.session.get_inputs()[0].name
 
     def __call__(self, images: np.ndarray) -> np.ndarray:

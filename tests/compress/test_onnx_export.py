@@ -168,8 +168,8 @@ def test_w8a8_plan_becomes_qdq_int8_on_the_plans_own_grid(teacher, data, calib, 
 
 def test_activation_grids_below_8_bits_and_at_16_bits(teacher, data, calib, tmp_path):
     images, _ = data
-    for plan, kind in ((CompressionPlan(cluster=ClusterConfig(8), quantize=QuantizeConfig(4, activation_bits=5)), "qdq"),
-                       (CompressionPlan(quantize=QuantizeConfig(8, activation_bits=16)), "float")):
+    low_bits = CompressionPlan(cluster=ClusterConfig(8), quantize=QuantizeConfig(4, activation_bits=5))
+    for plan, kind in ((low_bits, "qdq"), (CompressionPlan(quantize=QuantizeConfig(8, activation_bits=16)), "float")):
         small = compress(teacher, plan, calib)
         result = export_onnx(small, None, tmp_path / "a.onnx", mean=MEAN, std=STD, input_size=SIZE, calibration=calib)
         assert result.kind == kind

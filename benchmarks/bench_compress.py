@@ -6,7 +6,8 @@
 2. Analytic compression ratio (storage model) against the measured one (packed file, and gzip'ed as
    the seed study measured it) for a grid of plans.
 3. Done-means: clean accuracy of the compressed VGG-19 on the CIFAR-10 test set, and the int8 CPU
-   path's latency and accuracy (when the data and weights are available).
+   path's latency and accuracy: the plan with 8-bit activations exported as an int8 QDQ ONNX file and
+   run by ONNX Runtime (when the data and weights are available).
 
 Usage:
     MOO_COMPRESS_DATA=../shared/data MOO_COMPRESS_WEIGHTS=../shared/weights python benchmarks/bench_compress.py
@@ -36,17 +37,17 @@ from moo_compress.compress import (  # noqa: E402
     PruneConfig,
     QuantizeConfig,
     RecoveryConfig,
-    compare_latency,
     compress,
     compression_state,
+    export_onnx,
     kmeans_1d,
     pack_compressed,
     size_report,
     state_dict_bytes,
-    to_int8,
 )
 from moo_compress.compress.cluster import _init_kmeanspp  # noqa: E402
 from moo_compress.errors import MooCompressError  # noqa: E402
+from moo_compress.evaluation import OnnxModel, compare_latency, runtime_kernels  # noqa: E402
 from moo_compress.models import create_model, load_pretrained  # noqa: E402
 
 MAIN = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8))
@@ -252,42 +253,56 @@ Sizes are measured bytes: fp32 `state_dict` {fp32 / 1e6:.2f} MB, checkpoint file
 
 
 def int8_section(pretrained, data_root: str | None, rounds: int, threads: int) -> str:  # noqa: ANN001
+    import tempfile
+
     from moo_compress.data import load_dataset
 
     test = load_dataset("cifar10", "test", data_root=data_root)
     train = load_dataset("cifar10", "train", data_root=data_root)
-    calibration = CalibrationData.from_dataset(train, mean=pretrained.mean, std=pretrained.std, n=256, seed=0)
-    small = compress(pretrained.model, MAIN)
-    int8 = to_int8(small, calibration, n_images=256)
+    calibration = CalibrationData.from_dataset(train, mean=pretrained.mean, std=pretrained.std, n=512, seed=0)
+    plan = CompressionPlan(prune=MAIN.prune, cluster=MAIN.cluster, quantize=QuantizeConfig(8, activation_bits=8))
+    small = compress(pretrained.model, plan, calibration)
+    kw = dict(mean=pretrained.mean, std=pretrained.std, input_size=pretrained.input_size or (3, 32, 32))
+    with tempfile.TemporaryDirectory() as folder:  # a session keeps its graph in memory
+        int8_file = export_onnx(small, None, Path(folder) / "int8.onnx", calibration=calibration, **kw)
+        fp32_file = export_onnx(pretrained.model, None, Path(folder) / "fp32.onnx", **kw)
+        int8, fp32 = OnnxModel(int8_file.path, threads=threads), OnnxModel(fp32_file.path, threads=threads)
+        kernels = runtime_kernels(int8_file.path)
     full = CalibrationData(test.images, pretrained.mean, pretrained.std)
     with torch.inference_mode():
-        preds = torch.cat([int8(full.tensor(slice(i, i + 500))).argmax(1) for i in range(0, len(test), 500)])
         reference = torch.cat([small(full.tensor(slice(i, i + 500))).argmax(1) for i in range(0, len(test), 500)])
-    accuracy = float((preds.numpy() == test.labels).mean())
+    predictions = int8.predict(test.images)
+    accuracy = float((predictions == test.labels).mean())
     fake_accuracy = float((reference.numpy() == test.labels).mean())
-    channels_last = copy.deepcopy(small).to(memory_format=torch.channels_last)
+    same = float((predictions == reference.numpy()).mean())
+    channels_last = copy.deepcopy(pretrained.model).to(memory_format=torch.channels_last)
+    bf16 = _Autocast(channels_last)
     rows = []
     default_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for batch in (64, 1):
             x = calibration.tensor(slice(0, batch))
-            models = {"fp32": small, "fp32 channels-last": channels_last, "bf16 autocast": _Autocast(channels_last)}
-            result = compare_latency({**models, "int8": int8}, x, rounds=rounds if batch > 1 else 3 * rounds)
+            images = calibration.images[:batch]
+            calls = {"PyTorch fp32": lambda: pretrained.model(x), "PyTorch fp32 channels-last": lambda: channels_last(x),
+                     "PyTorch bf16 autocast": lambda: bf16(x),
+                     "ONNX Runtime fp32": lambda: fp32(images), "ONNX Runtime int8 QDQ": lambda: int8(images)}
+            result = compare_latency(calls, rounds=rounds if batch > 1 else 3 * rounds)
             rows += [f"| {batch} | {name} | {1e3 * t:.1f} | {speedup:.2f}x |" for name, (t, speedup) in result.items()]
     finally:
         torch.set_num_threads(default_threads)
     return (
-        f"""### Real int8 CPU path, VGG-19 P50-C16-Q8
+        f"""### Real int8 CPU path, VGG-19 {plan.label()}, ONNX Runtime
 
-`to_int8` (torch.ao FX graph mode, x86 engine, 256 calibration images): top-1 **{100 * accuracy:.2f}%** on the
-10,000 test images, against {100 * fake_accuracy:.2f}% for the same plan run in fp32 with fake-quantized weights.
-Latency: models timed in alternation ({rounds} rounds for batch 64, {3 * rounds} for batch 1, medians;
-speedup = median over rounds of the fp32 time / the model's time), {threads} thread(s): while other
-processes share the 2 cores, 2-thread timings are dominated by OpenMP oversubscription.
-This CPU has AMX int8/bf16 tile units, which oneDNN uses for both bf16 and int8.
+`export_onnx` (QDQ on the plan's own weight and input grids, output grids from 512 calibration images) run
+by ONNX Runtime's CPU provider ({kernels['QLinearConv']} `QLinearConv`, {kernels['QGemm']} `QGemm` kernels):
+top-1 **{100 * accuracy:.2f}%** on the 10,000 test images, against {100 * fake_accuracy:.2f}% for the same
+plan run by PyTorch in fp32 with fake-quantized weights and inputs ({100 * same:.2f}% of the predictions
+agree). Latency: calls timed in alternation ({rounds} rounds for batch 64, {3 * rounds} for batch 1,
+medians; speedup = median over rounds of the PyTorch fp32 time / the call's time), {threads} thread(s):
+while other processes share the 2 cores, 2-thread timings are dominated by OpenMP oversubscription.
 
-| batch | model | ms per call | speedup vs fp32 |
+| batch | model | ms per call | speedup vs PyTorch fp32 |
 |---|---|---|---|
 """
         + "\n".join(rows)

@@ -10,8 +10,7 @@
 Modules: ``config`` (the frozen configs and the plan), ``targets`` (which layers), ``prune``,
 ``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed model carries), ``encoding`` and
 ``size`` (the storage model), ``export`` (packed files), ``onnx_export`` (ONNX files for ONNX Runtime:
-float weights, or int8 QDQ for plans that quantize activations; with ``onnx_graph`` and ``onnx_qdq``),
-``int8`` (a real int8 CPU path), ``api``.
+float weights, or int8 QDQ for plans that quantize activations; with ``onnx_graph`` and ``onnx_qdq``), ``api``.
 """
 
 from moo_compress.compress.api import ACTIVATION_CALIBRATION_IMAGES, compress
@@ -33,7 +32,6 @@ from moo_compress.compress.export import (
     pack_compressed,
     unpack_compressed,
 )
-from moo_compress.compress.int8 import compare_latency, measure_latency, to_int8
 from moo_compress.compress.onnx_export import OnnxExport, export_onnx
 from moo_compress.compress.recovery import recalibrate_batchnorm
 from moo_compress.compress.size import (
@@ -72,7 +70,6 @@ __all__ = [
     "SizeReport",
     "TensorSize",
     "candidate_layers",
-    "compare_latency",
     "compress",
     "compression_ratio",
     "compression_state",
@@ -84,11 +81,9 @@ __all__ = [
     "is_compressible",
     "kmeans_1d",
     "load_compressed",
-    "measure_latency",
     "pack_compressed",
     "recalibrate_batchnorm",
     "size_report",
     "state_dict_bytes",
-    "to_int8",
     "unpack_compressed",
 ]

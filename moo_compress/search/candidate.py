@@ -30,7 +30,7 @@ from moo_compress.compress import CalibrationData, CompressionPlan, compress, mo
 from moo_compress.compress.size import size_report
 from moo_compress.data import (ArrayDataset, balanced_order, dataset_labels, load_dataset, split_indices,
                                stratified_indices)
-from moo_compress.data.cifar_c import CorruptedSet, load_corrupted
+from moo_compress.data.cifar_c import CorruptedSet, find_release, load_corrupted
 from moo_compress.data.resize import DEFAULT_CROP_PCT, Sizing, resize_images
 from moo_compress.errors import ConfigError, DataFormatError
 from moo_compress.evaluation import Evaluator
@@ -228,9 +228,7 @@ def load_resources(spec: EvaluationSpec) -> Resources:
         chosen = pool[stratified_indices(test.labels[pool], spec.n_per_class, seed=spec.seed)]
     clean_indices = pool if spec.clean_whole_split else (chosen if clean_window is None else clean_window)
     clean = test if len(clean_indices) == len(test) else test.subset(clean_indices)
-    corrupted = load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
-                               release_dir=spec.release_dir, cache_dir=spec.cache_dir,
-                               indices=None if len(chosen) == len(test) else chosen)
+    corrupted = _corrupted(spec, test, chosen, sizing)
     calibration = None
     if spec.calibration_images > 0:
         train = load_dataset(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir,
@@ -243,7 +241,7 @@ def load_resources(spec: EvaluationSpec) -> Resources:
                                   ("corrupted set", spec.corrupted_fingerprint, corrupted.fingerprint)):
         if expected and expected != found:
             raise DataFormatError(f"the {name} differs from the one the search started with; restart the search")
-    if sizing is not None:  # e.g. CIFAR upsampled whole to a 224-pixel model's input, after its corruptions
+    if sizing is not None:  # e.g. CIFAR upsampled whole to a 224-pixel model's input (a release: after corrupting)
         size = sizing.size
         clean = dataclasses.replace(clean, images=resize_images(clean.images, size))
         corrupted = dataclasses.replace(corrupted, _images={k: resize_images(v, size)
@@ -253,6 +251,26 @@ def load_resources(spec: EvaluationSpec) -> Resources:
     resources = Resources(pretrained, clean, corrupted, calibration)
     _RESOURCES[key] = resources
     return resources
+
+
+def _corrupted(spec: EvaluationSpec, test: ArrayDataset, chosen: np.ndarray, sizing: Sizing | None) -> CorruptedSet:
+    """The corrupted images of ``chosen``, at the size the model sees them.
+
+    A release (CIFAR-10-C, ImageNet-C folders) is read at its own size and resized afterwards with the
+    clean images. Generated corruptions are applied at the model's input size, after the images are
+    resized to it, with the parameter set of that size (:mod:`moo_compress.data.corruptions.params`):
+    CIFAR upsampled to a 224-pixel model gets the ImageNet-C parameters.
+    """
+    if sizing is None or tuple(test.images.shape[1:3]) == tuple(sizing.size) or \
+            find_release(spec.dataset, spec.release_dir) is not None:
+        return load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
+                              release_dir=spec.release_dir, cache_dir=spec.cache_dir,
+                              indices=None if len(chosen) == len(test) else chosen)
+    source = test.subset(chosen)
+    source = dataclasses.replace(source, images=resize_images(source.images, sizing.size),
+                                 fingerprint=stable_hash([source.fingerprint, "resized", list(sizing.size)]))
+    return load_corrupted(source, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
+                          cache_dir=spec.cache_dir)
 
 
 def model_sizing(pretrained: PretrainedModel) -> Sizing | None:

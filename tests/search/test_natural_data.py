@@ -49,6 +49,26 @@ def test_natural_resolution_photos_are_cropped_to_the_input_and_searched(tmp_pat
     assert np.isfinite(pareto["clean_accuracy"]).all()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [64, 224])
+def test_64_and_224_pixel_trees_are_searched_with_corruptions_at_their_size(tmp_path: Path, size: int) -> None:
+    """Corruptions are generated at the model's input size with that size's parameter set (Tiny-ImageNet-C
+    at 64 pixels, ImageNet-C at 224), after the photographs are resized and cropped to it."""
+    from moo_compress.data.corruptions import param_set_for_size
+
+    out = tmp_path / "run"
+    assert search_main(_args(tmp_path, "--input-size", str(size), "--generations", "2", "--out", str(out))) == 0
+    pareto = pd.read_csv(out / "pareto.csv")
+    assert len(pareto) and np.isfinite(pareto["final/mean_corruption_accuracy"].dropna()).all()
+    generated = list((tmp_path / "cache" / "corruptions").glob("*/key.json"))
+    assert generated
+    import json
+
+    keys = [json.loads(g.read_text()) for g in generated]
+    assert {k.get("param_set") for k in keys} == {param_set_for_size(size, size).name}
+    assert param_set_for_size(size, size).name == {64: "tinyimagenet", 224: "imagenet"}[size]
+
+
 def test_natural_photos_without_an_input_size_say_how_to_give_one(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert search_main(_args(tmp_path, "--out", str(tmp_path / "run"))) == 2

@@ -52,7 +52,7 @@ from moo_compress.compress import (
 from moo_compress.compress.calibration import calibration_size
 from moo_compress.compress.export import ExportResult, export_compressed
 from moo_compress.compress.size import state_dict_bytes
-from moo_compress.data import load_dataset, split_indices
+from moo_compress.data import dataset_labels, split_indices
 from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.data.corruptions import BENCHMARK_CORRUPTIONS
 from moo_compress.errors import ConfigError
@@ -318,8 +318,8 @@ def _calibration(settings: SearchSettings, plans: Sequence[CompressionPlan]) -> 
 def _fit_to_split(spec: EvaluationSpec) -> tuple[EvaluationSpec, int, str | None]:
     """The spec with at most the images per class its split holds, the images per (corruption, severity)
     that gives, and a note when the count asked for had to be capped."""
-    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
-    _, counts = np.unique(test.labels[split_indices(test.labels, spec.split, seed=spec.split_seed)],
+    labels = dataset_labels(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    _, counts = np.unique(labels[split_indices(labels, spec.split, seed=spec.split_seed)],
                           return_counts=True)
     smallest = int(counts.min())
     if spec.n_per_class is None:

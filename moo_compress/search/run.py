@@ -23,7 +23,7 @@ from moo_compress import paths
 from moo_compress.compress import CompressionPlan, RecoveryConfig, compress
 from moo_compress.compress.calibration import calibration_size
 from moo_compress.compress.size import size_report
-from moo_compress.data import dataset_classes, load_dataset
+from moo_compress.data import dataset_classes, dataset_labels
 from moo_compress.data.corruptions import resolve_corruptions
 from moo_compress.errors import ConfigError, MooCompressError
 from moo_compress.models import checkpoint_sha256, materialize_source, model_defaults, resolve_weights
@@ -380,9 +380,9 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     run_log = _Log()
     history: list[dict[str, Any]] = []
     reference = objectives.reference_point()  # fixed for the run: hypervolumes of generations compare
-    test = load_dataset(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
+    test_labels = dataset_labels(spec.dataset, "test", data_root=spec.data_root, cache_dir=spec.cache_dir)
     pool = split_pool(spec)
-    order_labels = test.labels[pool[split_order(spec, test.labels, pool)]]
+    order_labels = test_labels[pool[split_order(spec, test_labels, pool)]]
     total_gens = generations if space.algorithm != "grid" else -(-encoding.grid_size() // pop_size)
 
     def before_generation(gen: int, size: int) -> None:

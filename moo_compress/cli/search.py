@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "with at least this compression ratio")
     o.add_argument("--pick-max-drop", metavar="POINTS", type=float, default=2.0, help="recommend the smallest plan "
                    "within this many points of the baseline's clean accuracy")
+    o.add_argument("--held-out", choices=["recommended", "front", "off"], default="recommended",
+                   help="also measure the recommended plans (or every reported plan) and the reference on "
+                   "corruptions the search never saw: the reference recipe's extra ones it does not optimise "
+                   "and, for 32-pixel inputs, CIFAR-10-C-bar; a plan whose robustness rank reverses there "
+                   "beyond its intervals is flagged")
     return parser
 
 
@@ -184,7 +189,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         execution=ExecutionSettings(device=args.device, precision=args.precision, threads=args.threads,
                                     batch_size=args.batch_size, workers=args.workers, scheduler=args.scheduler,
                                     cache_dir=args.cache_dir),
-        output=OutputSettings(out=args.out, pick_min_ratio=args.pick_min_ratio, pick_max_drop=args.pick_max_drop),
+        output=OutputSettings(out=args.out, pick_min_ratio=args.pick_min_ratio, pick_max_drop=args.pick_max_drop,
+                              held_out=args.held_out),
         quick=args.quick,
     )
 

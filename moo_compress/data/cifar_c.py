@@ -567,6 +567,10 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
     pset = resolve_param_set(params, *shape[:2])
     indices = _select_indices(clean.labels, n_per_class, seed, chosen)
     key = _generation_key(clean.fingerprint, stable_hash(indices.tolist()), seed, (), pset, shape)
+    if set(names) - set(ALL_CORRUPTIONS):  # CIFAR-10-C-bar names: their own generator and parameters
+        from moo_compress.data.corruptions_bar import GENERATOR_VERSION as BAR_VERSION, bar_params_fingerprint
+
+        key["bar"] = [BAR_VERSION, bar_params_fingerprint()]
     folder = paths.cache_dir(cache_dir) / "corruptions" / f"{clean.name}-{stable_hash(key)}"
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "key.json").is_file():

@@ -12,6 +12,7 @@ from moo_compress.report.plots import (
     plot_accuracy_vs_robustness,
     plot_corruption_heatmap,
     plot_front_3d,
+    plot_held_out,
     plot_hypervolume,
     plot_pairwise_fronts,
     plot_parallel_coordinates,
@@ -57,6 +58,12 @@ FIGURES = (
     FigureSpec("accuracy_robustness.png", "Clean accuracy vs. robustness",
                "Clean accuracy against robustness for every evaluated plan, coloured by compression ratio.",
                plot_accuracy_vs_robustness),
+    FigureSpec("heldout.png", "Searched vs. held-out robustness",
+               "For the plans measured on corruptions the search never saw (the recommendations by default): "
+               "their mean-corruption-accuracy change against the reference on the searched corruptions (x) and "
+               "on the held-out ones (y), with paired 95% intervals; on the dashed diagonal a plan keeps on unseen "
+               "corruptions what it showed on the searched ones; red = robustness rank reversed (flagged).",
+               plot_held_out),
     FigureSpec("hypervolume.png", "Convergence",
                "Hypervolume of the front after each generation (flat = converged), with the plans evaluated per "
                "generation.", plot_hypervolume),

@@ -192,6 +192,38 @@ def _pareto(run: RunData) -> list[str]:
     return lines
 
 
+def _held_out(run: RunData) -> list[str]:
+    """Searched and held-out robustness side by side, for the plans measured on both."""
+    info = run.knees.get("baseline", {}).get("heldout")
+    if not info:
+        return []
+    suites = info.get("suites") or {}
+    lines = ["", "## Held-out robustness", ""]
+    if not suites:
+        return lines + ["Nothing is held out: the search space optimises every corruption of the reference recipe, "
+                        "and no other suite exists for this input size."]
+    named = "; ".join(f"{name} ({len(members)}: {', '.join(members)})" for name, members in suites.items())
+    lines += [f"Corruptions the search never saw — {named} — measured on {info.get('n_corrupted')} "
+              f"{info.get('split')}-split images per (corruption, severity), the same images as the report, "
+              f"against the same reference ({_fmt(info.get('reference_mca'))}% there). A plan is flagged when "
+              "another measured plan it is confidently more robust than on the searched corruptions (paired 95% "
+              "interval of the difference above zero) is confidently more robust than it on the held-out ones "
+              "(interval below zero): its ranking does not carry over.", "",
+              "| # | plan | searched mCA (%) | mCA Δ searched (points) | held-out mCA (%) | mCA Δ held out (points) "
+              "| reversed against |", "|---|---|---|---|---|---|---|"]
+    front = run.pareto
+    if "heldout/mca_delta" not in front:
+        return lines
+    for i, r in front[front["heldout/mca_delta"].notna()].iterrows():
+        held = (f"{r['heldout/mca_delta']:+.2f} [{r['heldout/mca_delta_low']:+.2f}, "
+                f"{r['heldout/mca_delta_high']:+.2f}]")
+        reversal = r.get("heldout/rank_reversal")
+        lines.append(f"| {i} | `{r['label']}` | {_fmt(r.get('final/mean_corruption_accuracy'))} | "
+                     f"{_interval(r, 'mca_delta')} | {_fmt(r.get('heldout/mean_corruption_accuracy'))} | {held} | "
+                     f"{reversal if isinstance(reversal, str) else ''} |")
+    return lines
+
+
 def _failures(run: RunData) -> list[str]:
     ev = run.evaluations
     if "status" not in ev:
@@ -209,7 +241,7 @@ def _failures(run: RunData) -> list[str]:
 
 def summary_markdown(run: RunData, figures: Sequence[FigureSpec] = ()) -> str:
     """The Markdown summary of a run; ``figures`` are embedded from the run folder by file name."""
-    lines = _header(run) + _baseline(run) + _recommendations(run) + _pareto(run) + _failures(run)
+    lines = _header(run) + _baseline(run) + _recommendations(run) + _pareto(run) + _held_out(run) + _failures(run)
     if figures:
         lines += ["", "## Figures", ""]
         for spec in figures:

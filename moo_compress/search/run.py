@@ -453,8 +453,14 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
             report_spec = dataclasses.replace(space_spec(settings, space, settings.fidelity.final_images, split=split,
                                                          clean_whole_split=True), keep_models=True).resolved()
             progress.start("report", len(front) + 2, [])
-            front, report_base = final.report(front, dataclasses.replace(evaluator, spec=report_spec),
-                                              reference_plan, objectives, log)
+            report_eval = dataclasses.replace(evaluator, spec=report_spec)
+            front, report_base = final.report(front, report_eval, reference_plan, objectives, log)
+            if settings.output.held_out != "off":
+                rows = sorted({p["row"] for p in picks if p["row"] is not None}) \
+                    if settings.output.held_out == "recommended" else list(range(len(front)))
+                progress.start("held out", len(rows) + 1, [])
+                front, report_base["heldout"] = final.held_out(front, rows, report_eval, reference_plan,
+                                                               objectives, log)
     finally:
         close_executors()
         discard_models(spec)
@@ -466,6 +472,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                      "final": report_base.get("reference"), "original": report_base.get("original"),
                      "recovery": report_base.get("recovery"), "reference_plan": reference_plan.to_dict(),
                      "report": {k: report_base.get(k) for k in ("n_clean", "n_corrupted", "split")},
+                     "heldout": report_base.get("heldout"),
                      "report_on_search": settings.fidelity.report_on_search, "notes": notes}
     result = SearchResult(out_dir, frame.drop(columns=["_F"]), front.drop(columns=["_F"], errors="ignore"),
                           recommendations, pd.DataFrame(history), baseline_info, time.perf_counter() - started)
@@ -504,6 +511,13 @@ def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustnes
                 intervals[name] = {"estimate": float(r[f"final/{name}"]), "low": float(r[f"final/{name}_low"]),
                                    "high": float(r[f"final/{name}_high"])}
         entry["intervals"] = intervals
+        if math.isfinite(float(r.get("heldout/mca_delta", math.nan))):
+            entry["heldout"] = {"mean_corruption_accuracy": float(r["heldout/mean_corruption_accuracy"]),
+                                "mca_delta": {"estimate": float(r["heldout/mca_delta"]),
+                                              "low": float(r["heldout/mca_delta_low"]),
+                                              "high": float(r["heldout/mca_delta_high"])},
+                                "rank_reversal": r["heldout/rank_reversal"]
+                                if isinstance(r.get("heldout/rank_reversal"), str) else None}
         for name in ("worst_class", "worst_corruption", "dominated_on_report_by", "tied_with"):
             if name in r and not (isinstance(r[name], float) and math.isnan(r[name])):
                 entry[name] = r[name] if not isinstance(r[name], np.generic) else r[name].item()

@@ -309,6 +309,9 @@ class OutputSettings(_Group):
         out: Run folder (default ``outputs/<model>-<space>-seed<seed>``).
         pick_min_ratio: "Most robust plan with compression ratio >= X" recommendation.
         pick_max_drop: "Smallest plan within D points of the baseline's clean accuracy" recommendation.
+        held_out: Which reported plans are also measured on corruptions the search never saw:
+            ``recommended`` (the recommendations and the reference), ``front`` (every reported plan) or
+            ``off``.
     """
 
     section: ClassVar[str] = "output"
@@ -316,9 +319,12 @@ class OutputSettings(_Group):
     out: str | None = None
     pick_min_ratio: float = 8.0
     pick_max_drop: float = 2.0
+    held_out: str = "recommended"
 
     def __post_init__(self) -> None:
         _paths(self, "out")
+        if self.held_out not in ("recommended", "front", "off"):
+            raise ConfigError(f"--held-out must be 'recommended', 'front' or 'off', got {self.held_out!r}")
 
 
 #: The groups of :class:`SearchSettings`, by their key.

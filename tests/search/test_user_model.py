@@ -63,7 +63,7 @@ def user_setup(tmp_path: Path) -> dict[str, Path]:
     data = make_image_folder(tmp_path / "shapes", classes=4, per_split={"train": 16, "test": 12})
     model = build_from_source(f"{tmp_path / 'mynet.py'}:build", 4)
     train = load_dataset("imagefolder", "train", data_root=data, cache_dir=tmp_path / "cache")
-    x = (torch.from_numpy(np.asarray(train.images)).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    x = (torch.from_numpy(np.array(train.images)).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
     y = torch.from_numpy(np.asarray(train.labels))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()

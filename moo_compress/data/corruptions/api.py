@@ -85,10 +85,18 @@ def list_corruptions(which: str = "all", *, family: str | None = None) -> list[s
     return [n for n in names if family is None or CORRUPTION_FAMILIES[n] == family]
 
 
-def resolve_corruptions(names: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Expands names and groups (``benchmark``, ``extra``, ``all``, family names) into corruption names.
+def _bar_names() -> tuple[str, ...]:
+    from moo_compress.data.corruptions_bar.params import BAR_CORRUPTIONS  # a suite of its own, loaded on use
 
-    ``None`` means all 19. Order follows the reference; duplicates are dropped.
+    return tuple(BAR_CORRUPTIONS)
+
+
+def resolve_corruptions(names: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Expands names and groups (``benchmark``, ``extra``, ``all``, family names, and ``bar``: the ten
+    held-out CIFAR-10-C-bar corruptions of :mod:`moo_compress.data.corruptions_bar`) into corruption names.
+
+    ``None`` means all 19. Order follows the reference (the 19, then the ten of CIFAR-10-C-bar);
+    duplicates are dropped.
 
     Raises:
         UnknownNameError: for an unknown name, with close matches.
@@ -97,16 +105,21 @@ def resolve_corruptions(names: str | Iterable[str] | None) -> tuple[str, ...]:
         return ALL_CORRUPTIONS
     if isinstance(names, str):
         names = [names]
+    bar = _bar_names()
     chosen: set[str] = set()
     for name in names:
         if name in _GROUPS:
             chosen.update(_GROUPS[name])
-        else:
+        elif name == "bar":
+            chosen.update(bar)
+        elif name not in bar:
             IMPLEMENTATIONS.get(name)
+            chosen.add(name)
+        else:
             chosen.add(name)
     if not chosen:
         raise ConfigError("no corruption was named; name at least one (or 'all')")
-    return tuple(n for n in ALL_CORRUPTIONS if n in chosen)
+    return tuple(n for n in (*ALL_CORRUPTIONS, *bar) if n in chosen)
 
 
 def check_severity(severity: object) -> int:
@@ -176,6 +189,11 @@ def corrupt_into(
     image ``k * block_size(H, W)`` of a set, passed ``first_block=k``, gets exactly the images that
     :func:`corrupt` of the whole set would give it. ``params`` is as for :func:`corrupt`.
     """
+    if name in _bar_names():  # CIFAR-10-C-bar: 32-pixel images, its own parameters
+        from moo_compress.data.corruptions_bar import corrupt_bar_into
+
+        corrupt_bar_into(out, images, name, severity, seed=seed, first_block=first_block)
+        return
     hook = IMPLEMENTATIONS.get(name)
     severity = check_severity(severity)
     seed = _check_seed(seed)
@@ -213,7 +231,8 @@ def corrupt(
         ConfigError: for a severity outside 1..5 or a negative seed.
         DataFormatError: for images that are not uint8 ``(N, H, W, 3)`` of at least 16 x 16 pixels.
     """
-    IMPLEMENTATIONS.get(name)
+    if name not in _bar_names():
+        IMPLEMENTATIONS.get(name)
     check_severity(severity)
     check_corruption_images(images)
     out = np.empty(images.shape, dtype=np.uint8)

@@ -8,6 +8,7 @@ and an optional PNG path and returns the :class:`~matplotlib.figure.Figure` (a n
 from moo_compress.report.plots.convergence import plot_hypervolume
 from moo_compress.report.plots.fronts import plot_front_3d, plot_pairwise_fronts
 from moo_compress.report.plots.heatmap import plot_corruption_heatmap
+from moo_compress.report.plots.heldout import plot_held_out
 from moo_compress.report.plots.parallel import plot_parallel_coordinates
 from moo_compress.report.plots.scatter import plot_accuracy_vs_robustness
 from moo_compress.report.plots.style import LABELS
@@ -20,4 +21,5 @@ __all__ = [
     "plot_corruption_heatmap",
     "plot_hypervolume",
     "plot_accuracy_vs_robustness",
+    "plot_held_out",
 ]

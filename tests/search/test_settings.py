@@ -32,7 +32,7 @@ FULL = SearchSettings(
                               final_images="all", split_seed=1, subset_seed=2, report_on_search=True),
     execution=ExecutionSettings(device="cpu", precision="fp32", threads=2, batch_size=32, workers=3,
                                 scheduler="local", cache_dir="/tmp/cache"),
-    output=OutputSettings(out="outputs/full", pick_min_ratio=4.0, pick_max_drop=1.0),
+    output=OutputSettings(out="outputs/full", pick_min_ratio=4.0, pick_max_drop=1.0, held_out="front"),
     quick=True,
 )
 #: FULL as the flat ``settings`` of a run folder written before the grouping (format 2), written out by hand.
@@ -44,7 +44,7 @@ FULL_FLAT = {
     "final_images": "all", "split_seed": 1, "report_on_search": True, "threads": 2, "calibration_images": 256,
     "precision": "fp32", "device": "cpu", "batch_size": 32, "seed": 4, "subset_seed": 2, "out": "outputs/full",
     "cache_dir": "/tmp/cache", "workers": 3, "scheduler": "local", "pick_min_ratio": 4.0, "pick_max_drop": 1.0,
-    "quick": True,
+    "held_out": "front", "quick": True,
 }
 
 
@@ -156,7 +156,7 @@ def test_the_command_line_groups_its_options_as_the_settings() -> None:
     assert {"--fidelity", "--rungs", "--eval-images", "--split-seed", "--subset-seed"} <= groups["fidelity"]
     assert groups["execution"] == {"--device", "--precision", "--threads", "--batch-size", "--workers",
                                    "--scheduler", "--cache-dir"}
-    assert groups["output"] == {"--out", "--pick-min-ratio", "--pick-max-drop"}
+    assert groups["output"] == {"--out", "--pick-min-ratio", "--pick-max-drop", "--held-out"}
     args = ["--arch", "resnet20", "--dataset", "cifar100", "--data-root", "/data/c100", "--weights", "/w/r20.pt",
             "--weights-dir", "/w", "--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3", "--input-size", "32",
             "--release-dir", "/data/c100c", "--space", "cifar_resnet", "--calibration-images", "256",
@@ -165,7 +165,7 @@ def test_the_command_line_groups_its_options_as_the_settings() -> None:
             "--final-images", "all", "--split-seed", "1", "--subset-seed", "2", "--report-on-search",
             "--device", "cpu", "--precision", "fp32", "--threads", "2", "--batch-size", "32", "--workers", "3",
             "--scheduler", "local", "--cache-dir", "/tmp/cache", "--out", "outputs/full", "--pick-min-ratio", "4",
-            "--pick-max-drop", "1", "--quick"]
+            "--pick-max-drop", "1", "--held-out", "front", "--quick"]
     assert settings_from_args(parser.parse_args(args)) == FULL.replace(algorithm={"time_budget": None})
     assert settings_from_args(parser.parse_args(["--arch", "vgg19"])) == SearchSettings(TargetSettings("vgg19"))
 

@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "split of the test set (half each)")
     f.add_argument("--subset-seed", metavar="N", type=int, default=0, help="seed of the evaluation image subsets "
                    "and generated corruptions (fixed across --seed values, so such runs share cached evaluations)")
+    f.add_argument("--held-out-images", metavar="N", type=int, help="report-split images per (corruption, "
+                   "severity) of the held-out measurement (--held-out; default 50, at most --final-images)")
     f.add_argument("--report-on-search", action="store_true", help="report on the search split, the images that "
                    "selected the plans (optimistic figures; the summary warns)")
     e = parser.add_argument_group("execution", "where and how the evaluations run (never changes a number)")
@@ -185,7 +187,7 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         fidelity=FidelitySettings(mode=args.fidelity, rungs=args.rungs, eval_images=args.eval_images,
                                   select_images=args.select_images, final_images=args.final_images,
                                   split_seed=args.split_seed, subset_seed=args.subset_seed,
-                                  report_on_search=args.report_on_search),
+                                  report_on_search=args.report_on_search, held_out_images=args.held_out_images),
         execution=ExecutionSettings(device=args.device, precision=args.precision, threads=args.threads,
                                     batch_size=args.batch_size, workers=args.workers, scheduler=args.scheduler,
                                     cache_dir=args.cache_dir),

@@ -27,7 +27,7 @@ import pandas as pd
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
 from moo_compress.runfolder import METRIC_COLUMNS
-from moo_compress.search.candidate import load_resources
+from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, half_widths, plan_claims, \
     record_outcomes, tied
 from moo_compress.search.knee import (
@@ -339,13 +339,14 @@ def rank_reversals(outcomes: dict[Any, tuple[np.ndarray, np.ndarray]], *, level:
     return out
 
 
-def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, reference_plan: CompressionPlan,
-             objectives: Objectives, log: Callable[[str], None]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spec: EvaluationSpec,
+             reference_plan: CompressionPlan, objectives: Objectives,
+             log: Callable[[str], None]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Measures ``front`` rows ``rows`` and the reference on the held-out corruptions.
 
-    ``evaluator`` carries the report spec; the held-out measurement uses the same report images (the
-    clean accuracy on the images of the corruption cells), at the same images per (corruption,
-    severity). Adds ``heldout/mean_corruption_accuracy``, per suite ``heldout/<suite>_mca`` (percent),
+    ``evaluator`` carries the report spec (its records, cache hits by now, give the searched robustness);
+    ``spec`` the images of the held-out measurement (the report split at its own images per cell; its
+    corruptions are replaced by the held-out ones, and clean accuracy is taken on the same images). Adds ``heldout/mean_corruption_accuracy``, per suite ``heldout/<suite>_mca`` (percent),
     ``heldout/mca_delta`` with ``_low`` / ``_high`` (points, paired against the reference) and
     ``heldout/rank_reversal``: the measured plans this plan is confidently more robust than on the searched
     corruptions (paired 95% interval of the difference above zero) but confidently less robust than on
@@ -357,8 +358,7 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, ref
 
     from moo_compress.evaluation.stats import paired_difference_interval
 
-    report_spec = evaluator.spec
-    size = tuple(load_resources(report_spec).clean.images.shape[1:3])
+    size = tuple(load_resources(evaluator.spec).clean.images.shape[1:3])
     suites = held_out_corruptions(objectives.corruptions, size)
     names = tuple(c for suite in suites.values() for c in suite)
     front = front.copy()
@@ -371,8 +371,8 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, ref
         log("held out: nothing is held out (the space optimises every corruption of the reference recipe)"
             if not names else "held out: no plan to measure")
         return front, info
-    spec = dataclasses.replace(report_spec, corruptions=names, clean_whole_split=False, clean_fingerprint="",
-                               corrupted_fingerprint="").resolved()
+    spec = dataclasses.replace(spec, corruptions=names, clean_whole_split=False, clean_fingerprint="",
+                               corrupted_fingerprint="", keep_models=evaluator.spec.keep_models).resolved()
     plans = [reference_plan] + [CompressionPlan.from_dict(front["plan"].iloc[i]) for i in rows]
     records = dataclasses.replace(evaluator, spec=spec)(plans)
     searched = dataclasses.replace(evaluator, on_record=None)(plans)  # the report-split records: cache hits

@@ -38,7 +38,7 @@ from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.fidelity import Fidelity
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.racing import Racer
-from moo_compress.search.settings import SearchSettings
+from moo_compress.search.settings import HELD_OUT_IMAGES, SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
 from moo_compress.search.surrogate import Surrogate, choose_offspring
 from moo_compress.evaluation.stats import Interval
@@ -459,7 +459,11 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                 rows = sorted({p["row"] for p in picks if p["row"] is not None}) \
                     if settings.output.held_out == "recommended" else list(range(len(front)))
                 progress.start("held out", len(rows) + 1, [])
-                front, report_base["heldout"] = final.held_out(front, rows, report_eval, reference_plan,
+                final_n = settings.fidelity.final_images
+                held_n = settings.fidelity.held_out_images or HELD_OUT_IMAGES
+                held_n = held_n if final_n == "all" else min(held_n, int(final_n))
+                held_spec = space_spec(settings, space, held_n, split=split)
+                front, report_base["heldout"] = final.held_out(front, rows, report_eval, held_spec, reference_plan,
                                                                objectives, log)
     finally:
         close_executors()

@@ -210,6 +210,11 @@ class AlgorithmSettings(_Group):
             raise ConfigError(f"--budget as a time must be positive, got {self.time_budget} seconds")
 
 
+#: Default report-split images per (corruption, severity) of the held-out measurement: a third of the
+#: report's 150, so that it costs about what the report does (its corruptions are 14 to the report's 15).
+HELD_OUT_IMAGES = 50
+
+
 @dataclass(frozen=True)
 class FidelitySettings(_Group):
     """Which images measure a plan, and how many, at each stage (screening, selection, report).
@@ -234,6 +239,8 @@ class FidelitySettings(_Group):
             share cached evaluations.
         report_on_search: Report on the search split (the images that selected the plans): the
             figures are then optimistic, and the summary says so.
+        held_out_images: Report-split images per (corruption, severity) of the held-out measurement
+            (``output.held_out``); default :data:`HELD_OUT_IMAGES`, at most ``final_images``.
     """
 
     section: ClassVar[str] = "fidelity"
@@ -246,9 +253,11 @@ class FidelitySettings(_Group):
     split_seed: int = 0
     subset_seed: int = 0
     report_on_search: bool = False
+    held_out_images: int | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "eval_images")
+        _positive(self, "held_out_images")
         final = self.final_images
         if final is not None and final != "all" and (not isinstance(final, int) or final < 0):
             raise ConfigError(f"--final-images must be 'all' or an integer >= 0 (0 skips re-evaluation), got {final!r}")

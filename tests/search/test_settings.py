@@ -29,7 +29,8 @@ FULL = SearchSettings(
     algorithm=AlgorithmSettings(pop_size=8, generations=3, seed=4, max_evals=40, budget_images=90000,
                                 time_budget=600.0),
     fidelity=FidelitySettings(mode="fixed", rungs=(10, 20, 40), eval_images=30, select_images=60,
-                              final_images="all", split_seed=1, subset_seed=2, report_on_search=True),
+                              final_images="all", split_seed=1, subset_seed=2, report_on_search=True,
+                              held_out_images=25),
     execution=ExecutionSettings(device="cpu", precision="fp32", threads=2, batch_size=32, workers=3,
                                 scheduler="local", cache_dir="/tmp/cache"),
     output=OutputSettings(out="outputs/full", pick_min_ratio=4.0, pick_max_drop=1.0, held_out="front"),
@@ -44,7 +45,7 @@ FULL_FLAT = {
     "final_images": "all", "split_seed": 1, "report_on_search": True, "threads": 2, "calibration_images": 256,
     "precision": "fp32", "device": "cpu", "batch_size": 32, "seed": 4, "subset_seed": 2, "out": "outputs/full",
     "cache_dir": "/tmp/cache", "workers": 3, "scheduler": "local", "pick_min_ratio": 4.0, "pick_max_drop": 1.0,
-    "held_out": "front", "quick": True,
+    "held_out": "front", "held_out_images": 25, "quick": True,
 }
 
 

@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import re
+import tempfile
 import urllib.error
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -330,14 +331,19 @@ def load_image_folder(
         else:
             decode = functools.partial(_decode_fit, sizing=fit)
             height, width = fit.size
-        tmp = path.with_name(path.name + ".partial")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), height, width, 3))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for start in range(0, len(files), 1024):  # decoded into the file, never all in memory
-                out[start:start + 1024] = np.stack(list(pool.map(decode, files[start:start + 1024])))
-        out.flush()
-        del out
-        os.replace(tmp, path)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".images.", suffix=".npy.partial")
+        os.close(fd)
+        tmp = Path(name)  # unique: processes decoding the same folder at once never share a partial file
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), height, width, 3))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for start in range(0, len(files), 1024):  # decoded into the file, never all in memory
+                    out[start:start + 1024] = np.stack(list(pool.map(decode, files[start:start + 1024])))
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return np.asarray(labels, dtype=np.int64), classes
 
     key = plain if fit is None else fitted

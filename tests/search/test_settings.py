@@ -164,6 +164,7 @@ def test_the_command_line_groups_its_options_as_the_settings() -> None:
             "--pop-size", "8", "--generations", "3", "--seed", "4", "--max-evals", "40", "--budget", "90000",
             "--fidelity", "fixed", "--rungs", "10,20,40", "--eval-images", "30", "--select-images", "60",
             "--final-images", "all", "--split-seed", "1", "--subset-seed", "2", "--report-on-search",
+            "--held-out-images", "25",
             "--device", "cpu", "--precision", "fp32", "--threads", "2", "--batch-size", "32", "--workers", "3",
             "--scheduler", "local", "--cache-dir", "/tmp/cache", "--out", "outputs/full", "--pick-min-ratio", "4",
             "--pick-max-drop", "1", "--held-out", "front", "--quick"]

@@ -123,6 +123,7 @@ class EvaluationSpec:
     window: tuple[int, int] | None = None
     clean_multiple: int = 1
     keep_models: bool = False
+    corruption_params: str | None = None
     clean_fingerprint: str = ""
     corrupted_fingerprint: str = ""
     calibration_fingerprint: str = ""
@@ -184,7 +185,8 @@ class EvaluationSpec:
         """What :func:`load_resources` memoises on (fingerprints excluded: they are derived)."""
         return (self.arch, self.dataset, self.weights_path, self.weights_sha256, self.data_root, self.corruptions,
                 self.severities, self.n_per_class, self.seed, self.release_dir, self.calibration_images,
-                self.cache_dir, self.split, self.split_seed, self.clean_whole_split, self.window, self.clean_multiple)
+                self.cache_dir, self.split, self.split_seed, self.clean_whole_split, self.window, self.clean_multiple,
+                self.corruption_params)
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,12 +267,12 @@ def _corrupted(spec: EvaluationSpec, test: ArrayDataset, chosen: np.ndarray, siz
             find_release(spec.dataset, spec.release_dir) is not None:
         return load_corrupted(test, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
                               release_dir=spec.release_dir, cache_dir=spec.cache_dir,
-                              indices=None if len(chosen) == len(test) else chosen)
+                              indices=None if len(chosen) == len(test) else chosen, params=spec.corruption_params)
     source = test.subset(chosen)
     source = dataclasses.replace(source, images=resize_images(source.images, sizing.size),
                                  fingerprint=stable_hash([source.fingerprint, "resized", list(sizing.size)]))
     return load_corrupted(source, corruptions=spec.corruptions, severities=spec.severities, seed=spec.seed,
-                          cache_dir=spec.cache_dir)
+                          cache_dir=spec.cache_dir, params=spec.corruption_params)
 
 
 def model_sizing(pretrained: PretrainedModel) -> Sizing | None:

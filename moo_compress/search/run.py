@@ -96,7 +96,7 @@ def needs_calibration(space: SearchSpace) -> bool:
 
 def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severities: tuple[int, ...],
                n_images: int | str | None, calibration_images: int, split: str = "all",
-               clean_whole_split: bool = False) -> EvaluationSpec:
+               clean_whole_split: bool = False, corruption_params: str | None = None) -> EvaluationSpec:
     """The evaluation spec of a run at a fidelity of ``n_images`` per (corruption, severity) ("all" = every
     image of ``split``), with the settings' split seed and threads."""
     target, execution = settings.target, settings.execution
@@ -131,6 +131,7 @@ def build_spec(settings: SearchSettings, *, corruptions: tuple[str, ...], severi
         split_seed=settings.fidelity.split_seed,
         clean_whole_split=clean_whole_split,
         threads=execution.threads,
+        corruption_params=corruption_params,
     )
 
 
@@ -145,7 +146,7 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
                               f"--calibration-images is {calibration}; raise it or omit it")
     return build_spec(settings, corruptions=_corruption_names(space), severities=tuple(space.severities),
                       n_images=n_images, calibration_images=calibration, split=split,
-                      clean_whole_split=clean_whole_split)
+                      clean_whole_split=clean_whole_split, corruption_params=space.corruption_params)
 
 
 def resolve_fidelity(settings: SearchSettings, space: SearchSpace) -> Fidelity:

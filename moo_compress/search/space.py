@@ -193,6 +193,9 @@ class SearchSpace:
         robustness: Robustness objective (one of :data:`ROBUSTNESS_METRICS`).
         corruptions: ``benchmark`` (15), ``all`` (19) or an explicit list.
         severities: Severities evaluated.
+        corruption_params: The corruption parameter set (``cifar``, ``tinyimagenet``, ``imagenet``;
+            ``objectives.corruption_params``), or None for the set of the size images are corrupted at
+            (:func:`~moo_compress.data.corruptions.param_set_for_size`).
         max_accuracy_drop: Constraint: clean accuracy at most this many points below the baseline.
         min_compression_ratio: Constraint: compression ratio at least this.
         algorithm: ``nsga2`` or ``grid`` (evaluate every combination).
@@ -222,6 +225,7 @@ class SearchSpace:
     robustness: str = "mean_corruption_accuracy"
     corruptions: str | tuple[str, ...] = "benchmark"
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
+    corruption_params: str | None = None
     max_accuracy_drop: float | None = None
     min_compression_ratio: float | None = None
     algorithm: str = "nsga2"
@@ -288,7 +292,13 @@ class SearchSpace:
         recovery_spec = _mapping(data.get("recovery"), "recovery",
                                  [f.name for f in dataclasses.fields(RecoveryConfig)])
         recovery = RecoveryConfig(**recovery_spec)
-        objectives = _mapping(data.get("objectives"), "objectives", ("robustness", "corruptions", "severities"))
+        objectives = _mapping(data.get("objectives"), "objectives",
+                              ("robustness", "corruptions", "severities", "corruption_params"))
+        corruption_params = objectives.get("corruption_params")
+        if corruption_params is not None:
+            from moo_compress.data.corruptions import get_param_set
+
+            corruption_params = get_param_set(str(corruption_params)).name  # unknown names list the valid ones
         robustness = objectives.get("robustness", "mean_corruption_accuracy")
         if robustness not in ROBUSTNESS_METRICS:
             raise ConfigError(f"objectives.robustness {robustness!r} is unknown{_close(str(robustness), ROBUSTNESS_METRICS)}"
@@ -344,6 +354,7 @@ class SearchSpace:
             robustness=robustness,
             corruptions=corruptions,
             severities=tuple(sorted(set(severities))),
+            corruption_params=corruption_params,
             max_accuracy_drop=None if drop is None else float(drop),
             min_compression_ratio=None if min_ratio is None else float(min_ratio),
             algorithm=algo,
@@ -399,7 +410,7 @@ class SearchSpace:
             "recovery": self.recovery.to_dict(),
             "objectives": {"robustness": self.robustness,
                            "corruptions": self.corruptions if isinstance(self.corruptions, str) else list(self.corruptions),
-                           "severities": list(self.severities)},
+                           "severities": list(self.severities), "corruption_params": self.corruption_params},
             "constraints": {"max_accuracy_drop": self.max_accuracy_drop,
                             "min_compression_ratio": self.min_compression_ratio},
             "algorithm": {"name": self.algorithm, "pop_size": self.pop_size, "generations": self.generations,

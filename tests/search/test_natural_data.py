@@ -74,3 +74,23 @@ def test_natural_photos_without_an_input_size_say_how_to_give_one(tmp_path: Path
     assert search_main(_args(tmp_path, "--out", str(tmp_path / "run"))) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "differ in size" in err and "--input-size" in err
+
+
+def test_a_space_can_name_the_corruption_parameter_set(tmp_path: Path) -> None:
+    """``objectives.corruption_params`` overrides the set chosen by size (here ImageNet-C's on 32 pixels)."""
+    import json
+
+    from moo_compress.errors import ConfigError
+    from moo_compress.search.space import SearchSpace
+
+    args = _args(tmp_path, "--input-size", "32", "--out", str(tmp_path / "run"))
+    space = tmp_path / "tiny.yaml"
+    data = yaml.safe_load(space.read_text())
+    data["objectives"]["corruption_params"] = "imagenet"
+    space.write_text(yaml.safe_dump(data))
+    assert search_main(args) == 0
+    keys = [json.loads(k.read_text()) for k in (tmp_path / "cache" / "corruptions").glob("*/key.json")]
+    assert keys and {k.get("param_set") for k in keys} == {"imagenet"}
+    data["objectives"]["corruption_params"] = "imagenet-c"
+    with pytest.raises(ConfigError, match=r"unknown corruption parameter set 'imagenet-c'.*valid: cifar"):
+        SearchSpace.from_dict(data)

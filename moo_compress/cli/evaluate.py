@@ -4,7 +4,9 @@ Without ``--run``/``--plan`` it prints the clean top-1 accuracy of the (pretrain
 it compresses the model with each selected plan and prints clean accuracy, robustness and compression
 ratio, and each plan's deltas against the reference (the uncompressed model after the same recovery,
 on the same images) with paired 95% intervals, through the evaluation cache, a line per plan as it is
-evaluated; ``--export DIR`` also writes each compressed model as a packed file.
+evaluated; ``--export DIR`` also writes each compressed model as a packed file, ``--export-onnx PATH`` as
+an ONNX file for ONNX Runtime (PATH is the file for one plan, else a folder), with its clean accuracy in
+ONNX Runtime beside PyTorch's.
 
 A run's plans are re-evaluated on its *report* split by default (``--split report``: the images the
 search never used to choose them); ``--split search`` or ``all`` warns that the numbers are optimistic.
@@ -16,6 +18,7 @@ Examples:
     python -m moo_compress.evaluate --arch resnet20 --weights resnet20-12fca82f.th --limit 1000
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select knee
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select 0 3 --export exported/
+    python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select 0 --export-onnx vgg19-row0.onnx
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select nbi_knee --images all
     python -m moo_compress.evaluate --arch vgg19 --plan '{"sparsity": 0.5, "clusters": 16, "bits": 8}'
 """
@@ -69,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     plans.add_argument("--workers", type=int, metavar="N", default=argparse.SUPPRESS,
                        help="processes evaluating plans not yet cached (default: one per CPU core, or per GPU)")
     plans.add_argument("--export", metavar="DIR", help="write each compressed model as a packed file into DIR")
+    plans.add_argument("--export-onnx", metavar="PATH", help="write each compressed model as an ONNX file for ONNX "
+                       "Runtime (uint8 NHWC images in, logits out; int8 QDQ for plans with 8-bit activations): PATH "
+                       "is the file when it ends in .onnx (one plan), else a folder; reports its clean top-1 in ONNX "
+                       "Runtime beside PyTorch's (needs the deploy extra)")
     plans.add_argument("--cache-dir", metavar="DIR", help="cache root (default $MOO_COMPRESS_CACHE)")
     return parser
 
@@ -107,8 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run is None and args.plan is None:
         if args.arch is None:
             parser.error("--arch is required (or --run / --plan to re-evaluate compression plans)")
-        if args.select or args.export or any(hasattr(args, k) for k in ("split", "images", "workers")):
-            parser.error("--select, --split, --images, --workers and --export need --run or --plan")
+        if args.select or args.export or args.export_onnx or any(hasattr(args, k) for k in ("split", "images",
+                                                                                             "workers")):
+            parser.error("--select, --split, --images, --workers, --export and --export-onnx need --run or --plan")
         return common.guard(parser.prog, lambda: _run(args))
 
     def reevaluate() -> int:

@@ -1,7 +1,7 @@
 """Re-evaluating compression plans on more images, from a search run or given on the command line.
 
 Used by ``python -m moo_compress.evaluate --run DIR --select knee|pareto|METHOD|ROW... [--plan JSON]
-[--split report|search|all] [--images N|all] [--export DIR]`` and, through :func:`reevaluate_run`, by
+[--split report|search|all] [--images N|all] [--export DIR] [--export-onnx PATH]`` and, through :func:`reevaluate_run`, by
 ``notebooks/explore_fronts.ipynb``.
 
 Which images: a run selected its plans on the *search* split of the test set, so its plans are
@@ -51,6 +51,7 @@ from moo_compress.compress import (
 )
 from moo_compress.compress.calibration import calibration_size
 from moo_compress.compress.export import ExportResult, export_compressed
+from moo_compress.compress.onnx_export import OnnxExport, export_onnx
 from moo_compress.compress.size import state_dict_bytes
 from moo_compress.data import dataset_labels, split_indices
 from moo_compress.runfolder import METRIC_COLUMNS
@@ -228,6 +229,7 @@ def _run_settings(run: RunData, overrides: dict[str, Any]) -> SearchSettings:
 def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str | int] = ("knee",), *,
                    images: int | str = DEFAULT_IMAGES, split: str = "report",
                    plans: Sequence[CompressionPlan | str] = (), export_dir: str | os.PathLike[str] | None = None,
+                   onnx_export: str | os.PathLike[str] | None = None,
                    device: str | None = None, precision: str | None = None, batch_size: int | None = None,
                    cache_dir: str | os.PathLike[str] | None = None, workers: int | None = None,
                    progress: bool | Callable[[str], None] = True) -> pd.DataFrame:
@@ -251,6 +253,10 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
             (:class:`SelectionBiasWarning`) that the numbers are optimistic.
         plans: More plans to evaluate beside the selected ones (:class:`CompressionPlan` or the JSON of
             :func:`parse_plan`), named ``plan 0``, ``plan 1``...
+        onnx_export: When given, each selected plan's compressed model is also written as an ONNX file
+            for ONNX Runtime (:func:`~moo_compress.compress.export_onnx`): this file when it ends in
+            ``.onnx`` (one plan only), else into this folder (``<arch>-<label>-<key>.onnx``); its clean
+            accuracy in ONNX Runtime on the split is measured beside PyTorch's.
         export_dir: When given, each selected plan's compressed model is written there as a packed
             file (``<arch>-<label>-<key>.mcpk``).
         device: Overrides the run's device (``cpu``, ``cuda``, ``auto``).
@@ -272,7 +278,8 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
         (``clean_delta``, ``mca_delta``, ``worst_class_delta``, ``worst_corruption_delta`` in points,
         ``mce``, ``relative_mce``, each with ``_low`` and ``_high``: 95% intervals over images;
         ``worst_class``, ``worst_corruption``, ``changed_predictions``, ``n_clean``, ``n_corrupted``)
-        and, when exporting, ``export`` (the file), ``export_bytes`` and ``export_gzip_bytes``.
+        and, when exporting, ``export`` (the file), ``export_bytes`` and ``export_gzip_bytes``;
+        ``onnx``, ``onnx_kind`` (``float`` or ``qdq``), ``onnx_bytes`` and ``onnx_clean_accuracy``.
         ``attrs`` hold ``fidelity`` (the images used, in words), ``split``, ``split_seed``,
         ``n_clean``, ``n_corrupted`` (per pair), ``pairs``, ``level``, ``warning`` and ``notes``.
 
@@ -290,8 +297,8 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
         warnings.warn(warning, SelectionBiasWarning, stacklevel=2)
     info = run.config["run"]
     return _reevaluate(settings, chosen, corruptions=tuple(info["corruptions"]), severities=tuple(info["severities"]),
-                       images=images_option(images), split=split, export_dir=export_dir, workers=workers,
-                       log=_logger(progress), warning=warning)
+                       images=images_option(images), split=split, export_dir=export_dir, onnx_export=onnx_export,
+                       workers=workers, log=_logger(progress), warning=warning)
 
 
 def _logger(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
@@ -358,7 +365,7 @@ class _Progress:
 def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan]], *, corruptions: tuple[str, ...],
                 severities: tuple[int, ...], images: int | str, split: str,
                 export_dir: str | os.PathLike[str] | None, workers: int | None, log: Callable[[str], None],
-                warning: str | None = None) -> pd.DataFrame:
+                warning: str | None = None, onnx_export: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Evaluates ``plans``, their reference(s) and the original model on the same images of ``split``."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
@@ -385,6 +392,7 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
     spec = build_spec(settings, corruptions=corruptions, severities=severities, n_images=images,
                       calibration_images=_calibration(settings, all_plans), split=split, clean_whole_split=True)
     spec, per_pair, capped = _fit_to_split(spec)
+    onnx_files = None if onnx_export is None else _onnx_paths(spec.arch, plans, Path(onnx_export))  # fails early
     if capped:
         notes.append(capped)
     recovery = "; ".join(_recovery_text(p.recovery) for p in references.values())
@@ -453,6 +461,12 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
                               ("export_gzip_bytes", lambda e: e.gzip_bytes)):
             frame[column] = [value(exported[k]) if p and k in exported else None
                              for k, p in zip(frame["plan_key"], is_plan)]
+    if onnx_files is not None:
+        onnx = _export_onnx(spec, plans, onnx_files, log)
+        is_plan = frame["role"] == "plan"
+        for column, value in (("onnx", lambda e: str(e[0].path)), ("onnx_kind", lambda e: e[0].kind),
+                              ("onnx_bytes", lambda e: e[0].bytes), ("onnx_clean_accuracy", lambda e: e[1])):
+            frame[column] = [value(onnx[k]) if p and k in onnx else None for k, p in zip(frame["plan_key"], is_plan)]
     n_clean, n_corrupted, pairs = len(res.clean), len(res.corrupted), len(spec.corruptions) * len(spec.severities)
     where = "the whole test set" if split == "all" else f"the {split} split (split seed {spec.split_seed})"
     if split == "report" and warning is None:
@@ -545,6 +559,15 @@ def format_results(frame: pd.DataFrame) -> str:
             size, gz = int(r["export_bytes"]), int(r["export_gzip_bytes"])
             lines.append(f"  {Path(r['export']).name}: {size:,} bytes ({dense / size:.1f}x smaller), gzip {gz:,} bytes "
                          f"({dense / gz:.1f}x)")
+    if "onnx" in frame:
+        exported = frame[frame["onnx"].notna()]
+        if len(exported):
+            lines.append("\nONNX files for ONNX Runtime (uint8 NHWC images in, logits out); clean top-1 in ONNX Runtime "
+                         "against PyTorch's on the same images:")
+        for _, r in exported.iterrows():
+            kind = "int8 QDQ" if r["onnx_kind"] == "qdq" else "float weights"
+            lines.append(f"  {r['onnx']} ({kind}, {int(r['onnx_bytes']):,} bytes): {r['onnx_clean_accuracy']:.2f}% "
+                         f"(PyTorch {r['clean_accuracy']:.2f}%)")
     return "\n".join(lines)
 
 
@@ -576,6 +599,7 @@ def reevaluate_from_args(args: argparse.Namespace) -> int:
     images = DEFAULT_IMAGES if getattr(args, "images", None) is None else args.images
     frame = _reevaluate(settings, plans, corruptions=corruptions, severities=severities,
                         images=images_option(images), split=split, export_dir=args.export,
+                        onnx_export=getattr(args, "export_onnx", None),
                         workers=getattr(args, "workers", None), log=lambda line: print(line, flush=True),
                         warning=warning)
     print()
@@ -586,6 +610,39 @@ def reevaluate_from_args(args: argparse.Namespace) -> int:
 def _activation_bits(plan: CompressionPlan) -> bool:
     qs = [plan.quantize] + [g.quantize for g in plan.groups]
     return any(q is not None and q.activation_bits for q in qs)
+
+
+def _onnx_paths(arch: str, plans: list[tuple[str, CompressionPlan]], target: Path) -> dict[str, Path]:
+    """Plan key -> the ONNX file to write: ``target`` itself when it ends in ``.onnx``, else a file per plan in it.
+
+    Raises:
+        ConfigError: when ``target`` names one file but several plans are selected.
+    """
+    if target.suffix.lower() == ".onnx":
+        if len(plans) != 1:
+            raise ConfigError(f"--export-onnx {target} names one file but {len(plans)} plans are selected; give a "
+                              "folder (each plan gets <arch>-<label>-<key>.onnx there)")
+        return {plans[0][1].key(): target}
+    return {plan.key(): target / f"{arch}-{plan.label().replace(' ', '_')}-{plan.key()[:8]}.onnx" for _, plan in plans}
+
+
+def _export_onnx(spec: Any, plans: list[tuple[str, CompressionPlan]], files: dict[str, Path],
+                 log: Callable[[str], None]) -> dict[str, tuple[OnnxExport, float]]:
+    """Writes each plan's ONNX file and measures its clean accuracy (percent) in ONNX Runtime on the split."""
+    from moo_compress.evaluation.onnx_model import OnnxModel
+
+    res = load_resources(spec)
+    pre = res.pretrained
+    size = pre.input_size or (3, *res.clean.images.shape[1:3])
+    out = {}
+    for _, plan in plans:
+        model = compress(pre.model, plan, calibration=res.calibration)
+        result = export_onnx(model, None, files[plan.key()], mean=pre.mean, std=pre.std, input_size=size,
+                             calibration=res.calibration, arch=spec.arch)
+        accuracy = 100.0 * OnnxModel(result.path).accuracy(res.clean.images, res.clean.labels)
+        log(f"  ONNX {result.path} ({result.kind}): clean top-1 {accuracy:.2f}% in ONNX Runtime")
+        out[plan.key()] = (result, accuracy)
+    return out
 
 
 def _export(spec: Any, plans: list[tuple[str, CompressionPlan]], folder: Path) -> tuple[int, dict[str, ExportResult]]:

@@ -209,3 +209,30 @@ def test_evaluate_cli_selects_a_recommendation(tiny_run: Path, capsys: pytest.Ca
 def test_a_recommendation_without_a_plan_says_so(synthetic_run: Path) -> None:
     with pytest.raises(ConfigError, match="'high_tradeoff' found no plan"):
         select_plans(load_run(synthetic_run), ["high_tradeoff"])
+
+
+def test_onnx_export_path_is_a_file_for_one_plan_and_a_folder_for_several(tmp_path: Path) -> None:
+    one, two = CompressionPlan(), CompressionPlan(recovery=RecoveryConfig(bn_images=8))
+    assert reevaluate._onnx_paths("resnet20", [("a", one)], tmp_path / "m.onnx") == {one.key(): tmp_path / "m.onnx"}
+    files = reevaluate._onnx_paths("resnet20", [("a", one), ("b", two)], tmp_path / "out")
+    assert [p.parent for p in files.values()] == [tmp_path / "out"] * 2 and len(set(files.values())) == 2
+    assert all(p.name.startswith("resnet20-") and p.suffix == ".onnx" for p in files.values())
+    with pytest.raises(ConfigError, match="names one file but 2 plans are selected"):
+        reevaluate._onnx_paths("resnet20", [("a", one), ("b", two)], tmp_path / "m.onnx")
+
+
+@pytest.mark.slow
+def test_evaluate_cli_exports_onnx_and_reports_its_accuracy(tiny_run: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    method = next(r["method"] for r in load_run(tiny_run).recommendations if r.get("plan"))
+    target = tmp_path / "deployed.onnx"
+    assert evaluate.main(["--run", str(tiny_run), "--select", method, "--images", "30", "--device", "cpu",
+                          "--export-onnx", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert target.is_file() and f"{target} (" in out and "in ONNX Runtime against PyTorch's" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith(str(target)))
+    onnx_accuracy = float(line.split("): ")[1].split("%")[0])
+    pytorch_accuracy = float(line.split("PyTorch ")[1].split("%")[0])
+    assert abs(onnx_accuracy - pytorch_accuracy) <= 1.0

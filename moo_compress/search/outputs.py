@@ -70,6 +70,7 @@ def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSp
             "selection": None if select_spec is None else _stage(select_spec),
             "final": None if final_spec is None else _stage(final_spec),
             "corruptions": list(spec.corruptions),
+            "corruption_params": spec.corruption_params,
             "severities": list(spec.severities),
             "finished": dt.datetime.now().isoformat(timespec="seconds"),
             "seconds": round(result.seconds, 1),

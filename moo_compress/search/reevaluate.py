@@ -297,7 +297,7 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
         warnings.warn(warning, SelectionBiasWarning, stacklevel=2)
     info = run.config["run"]
     return _reevaluate(settings, chosen, corruptions=tuple(info["corruptions"]), severities=tuple(info["severities"]),
-                       images=images_option(images), split=split, export_dir=export_dir, onnx_export=onnx_export,
+                       corruption_params=info.get("corruption_params"), images=images_option(images), split=split, export_dir=export_dir, onnx_export=onnx_export,
                        workers=workers, log=_logger(progress), warning=warning)
 
 
@@ -363,7 +363,7 @@ class _Progress:
 
 
 def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan]], *, corruptions: tuple[str, ...],
-                severities: tuple[int, ...], images: int | str, split: str,
+                severities: tuple[int, ...], images: int | str, split: str, corruption_params: str | None = None,
                 export_dir: str | os.PathLike[str] | None, workers: int | None, log: Callable[[str], None],
                 warning: str | None = None, onnx_export: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Evaluates ``plans``, their reference(s) and the original model on the same images of ``split``."""
@@ -390,7 +390,8 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
 
     all_plans = [plan for _, _, plan, _ in rows]
     spec = build_spec(settings, corruptions=corruptions, severities=severities, n_images=images,
-                      calibration_images=_calibration(settings, all_plans), split=split, clean_whole_split=True)
+                      calibration_images=_calibration(settings, all_plans), split=split, clean_whole_split=True,
+                      corruption_params=corruption_params)
     spec, per_pair, capped = _fit_to_split(spec)
     onnx_files = None if onnx_export is None else _onnx_paths(spec.arch, plans, Path(onnx_export))  # fails early
     if capped:
@@ -582,6 +583,7 @@ def reevaluate_from_args(args: argparse.Namespace) -> int:
         run = load_run(args.run)
         settings = _run_settings(run, overrides)
         corruptions, severities = tuple(run.info["corruptions"]), tuple(run.info["severities"])
+        params = run.info.get("corruption_params")
         plans += select_plans(run, args.select or ["knee"])
         warning = selection_warning(split, run)
     else:
@@ -592,12 +594,12 @@ def reevaluate_from_args(args: argparse.Namespace) -> int:
                            data_root=args.data_root),
             execution=ExecutionSettings(threads=DEFAULTS["execution"]["threads"],
                                         **{k: v for k, v in overrides.items() if v is not None}))
-        corruptions, severities = BENCHMARK_CORRUPTIONS, (1, 2, 3, 4, 5)
+        corruptions, severities, params = BENCHMARK_CORRUPTIONS, (1, 2, 3, 4, 5), None
     plans += [(f"--plan {i}", parse_plan(text)) for i, text in enumerate(args.plan or [])]
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     images = DEFAULT_IMAGES if getattr(args, "images", None) is None else args.images
-    frame = _reevaluate(settings, plans, corruptions=corruptions, severities=severities,
+    frame = _reevaluate(settings, plans, corruptions=corruptions, severities=severities, corruption_params=params,
                         images=images_option(images), split=split, export_dir=args.export,
                         onnx_export=getattr(args, "export_onnx", None),
                         workers=getattr(args, "workers", None), log=lambda line: print(line, flush=True),

@@ -91,6 +91,8 @@ def test_a_space_can_name_the_corruption_parameter_set(tmp_path: Path) -> None:
     assert search_main(args) == 0
     keys = [json.loads(k.read_text()) for k in (tmp_path / "cache" / "corruptions").glob("*/key.json")]
     assert keys and {k.get("param_set") for k in keys} == {"imagenet"}
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["run"]["corruption_params"] == "imagenet"  # re-evaluation of the run uses the same set
     data["objectives"]["corruption_params"] = "imagenet-c"
     with pytest.raises(ConfigError, match=r"unknown corruption parameter set 'imagenet-c'.*valid: cifar"):
         SearchSpace.from_dict(data)

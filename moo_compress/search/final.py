@@ -346,7 +346,8 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
 
     ``evaluator`` carries the report spec (its records, cache hits by now, give the searched robustness);
     ``spec`` the images of the held-out measurement (the report split at its own images per cell; its
-    corruptions are replaced by the held-out ones, and clean accuracy is taken on the same images). Adds ``heldout/mean_corruption_accuracy``, per suite ``heldout/<suite>_mca`` (percent),
+    corruptions are replaced by the held-out ones, and clean accuracy is taken on the same images).
+    Adds ``heldout/mean_corruption_accuracy``, per suite ``heldout/<suite>_mca`` (percent),
     ``heldout/mca_delta`` with ``_low`` / ``_high`` (points, paired against the reference) and
     ``heldout/rank_reversal``: the measured plans this plan is confidently more robust than on the searched
     corruptions (paired 95% interval of the difference above zero) but confidently less robust than on

@@ -252,6 +252,13 @@ def _image_size(path: Path) -> tuple[int, int]:
         return img.size
 
 
+def _split_dir(root: Path, split: str) -> Path:
+    """``root/<split>``; for ``test``, ``root/val`` where there is no ``test/``."""
+    if split == "test" and not (root / "test").is_dir() and (root / "val").is_dir():
+        return root / "val"
+    return root / split
+
+
 def _decode(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
@@ -296,9 +303,7 @@ def load_image_folder(
         DataFormatError: if images differ in size and no ``sizing`` says how to bring them to one.
     """
     root = Path(root)
-    split_dir = root / split
-    if split == "test" and not split_dir.is_dir() and (root / "val").is_dir():
-        split_dir = root / "val"
+    split_dir = _split_dir(root, split)
     if not split_dir.is_dir():
         raise DataNotFoundError(f"{split_dir} does not exist; an ImageFolder dataset needs {root}/{split}/<class>/*")
     files, labels, classes = _folder_listing(split_dir)
@@ -438,9 +443,7 @@ def dataset_labels(
     info = dataset_info(name)
     root, kind = resolve_data_root(name, data_root)
     if kind == "imagefolder" and split in SPLITS:
-        split_dir = root / split
-        if split == "test" and not split_dir.is_dir() and (root / "val").is_dir():
-            split_dir = root / "val"
+        split_dir = _split_dir(root, split)
         if split_dir.is_dir():
             files, labels, classes = _folder_listing(split_dir)
             if files and not (info.num_classes and len(classes) != info.num_classes):

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ import pandas as pd
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
+from moo_compress.evaluation.stats import paired_difference_interval
 from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, half_widths, plan_claims, \
@@ -327,8 +329,6 @@ def rank_reversals(outcomes: dict[Any, tuple[np.ndarray, np.ndarray]], *, level:
         corruptions (paired interval of the difference above zero) but confidently less robust than on
         the held-out ones (interval below zero). A difference within its noise is a tie, never a reversal.
     """
-    from moo_compress.evaluation.stats import paired_difference_interval
-
     out: dict[Any, list[Any]] = {}
     for i, (searched_i, held_i) in outcomes.items():
         against = [j for j, (searched_j, held_j) in outcomes.items() if j != i
@@ -355,10 +355,6 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
     (corruptions by suite, images, the reference's held-out accuracy; ``suites`` empty when nothing is
     held out).
     """
-    import dataclasses
-
-    from moo_compress.evaluation.stats import paired_difference_interval
-
     size = tuple(load_resources(evaluator.spec).clean.images.shape[1:3])
     suites = held_out_corruptions(objectives.corruptions, size)
     names = tuple(c for suite in suites.values() for c in suite)
@@ -381,6 +377,7 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
         raise MooCompressError(f"the reference failed on the held-out corruptions: {records[0]['error']}")
     sev = objectives.severities
     ref_out = record_outcomes(records[0], names, sev)
+    ref_mca = _mca(ref_out)
     measured: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i, record, report_record in zip(rows, records[1:], searched[1:]):
         if record["status"] != "ok" or report_record["status"] != "ok":
@@ -390,7 +387,7 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
         for suite, members in suites.items():
             cells = out.cells[:, [names.index(c) for c in members]]
             front.loc[front.index[i], f"heldout/{suite}_mca"] = 100 * float(cells.mean())
-        delta = paired_difference_interval(_mca(out), _mca(ref_out), level=LEVEL)
+        delta = paired_difference_interval(_mca(out), ref_mca, level=LEVEL)
         front.loc[front.index[i], ["heldout/mca_delta", "heldout/mca_delta_low", "heldout/mca_delta_high"]] = \
             [100 * delta.estimate, 100 * delta.low, 100 * delta.high]
         measured[i] = (_mca(record_outcomes(report_record, objectives.corruptions, sev)), _mca(out))
@@ -398,12 +395,11 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
     for i, against in flags.items():
         front.at[front.index[i], "heldout/rank_reversal"] = "; ".join(str(front["label"].iloc[j]) for j in against)
     reversals = len(flags)
-    ref_mca = 100 * float(ref_out.cells.mean())
-    info.update({"reference_mca": ref_mca, "n_corrupted": int(len(ref_out.cells)), "split": spec.split,
+    info.update({"reference_mca": 100 * float(ref_out.cells.mean()), "n_corrupted": int(len(ref_out.cells)), "split": spec.split,
                  "reference_suites": {s: 100 * float(ref_out.cells[:, [names.index(c) for c in m]].mean())
                                       for s, m in suites.items()}})
     log(f"held out: {len(measured)} plan(s) and the reference measured on {len(names)} corruption(s) the search "
         f"never saw ({', '.join(f'{k}: {len(v)}' for k, v in suites.items())}), {info['n_corrupted']} "
-        f"{spec.split}-split images per (corruption, severity); reference {ref_mca:.2f}%; {reversals} plan(s) "
+        f"{spec.split}-split images per (corruption, severity); reference {info['reference_mca']:.2f}%; {reversals} plan(s) "
         "whose robustness rank reverses there beyond its intervals (flagged)")
     return front, info

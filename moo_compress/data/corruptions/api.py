@@ -9,12 +9,12 @@ same call always returns the same images.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
 from moo_compress.data.corruptions import blur, digital, noise, weather
-from moo_compress.data.corruptions.base import IMPLEMENTATIONS, block_rng, finish
+from moo_compress.data.corruptions.base import IMPLEMENTATIONS, block_rng, blocks, check_seed, finish
 from moo_compress.data.corruptions.param_sets import MIN_SIDE, ParamSet, resolve_param_set
 from moo_compress.data.corruptions.params import (
     ALL_CORRUPTIONS,
@@ -162,17 +162,6 @@ def check_corruption_images(images: object) -> np.ndarray:
     return images
 
 
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def _blocks(count: int, first_block: int, size: int) -> Iterator[tuple[int, int, int]]:
-    for offset, start in enumerate(range(0, count, size)):
-        yield first_block + offset, start, min(start + size, count)
-
-
 def corrupt_into(
     out: np.ndarray,
     images: np.ndarray,
@@ -196,13 +185,13 @@ def corrupt_into(
         return
     hook = IMPLEMENTATIONS.get(name)
     severity = check_severity(severity)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     check_corruption_images(images)
     if out.shape != images.shape or out.dtype != np.uint8:
         raise DataFormatError(f"out must be uint8 of shape {images.shape}, got {out.dtype} {out.shape}")
     height, width = images.shape[1:3]
     param = resolve_param_set(params, height, width).hook_param(name, severity, height, width)
-    for block, start, stop in _blocks(len(images), first_block, block_size(height, width)):
+    for block, start, stop in blocks(len(images), first_block, block_size(height, width)):
         rng = block_rng(seed, name, severity, block)
         out[start:stop] = finish(hook(np.ascontiguousarray(images[start:stop]), param, rng))
 

@@ -11,12 +11,13 @@ a float array already clipped to [0, 255] (the reference's ``clip(x, 0, 1) * 255
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from moo_compress.data.corruptions.params import PARAMS
+from moo_compress.errors import ConfigError
 from moo_compress.registry import Registry
 
 __all__ = ["Hook", "IMPLEMENTATIONS", "register", "block_rng", "finish", "to_255"]
@@ -47,6 +48,20 @@ def to_255(x: np.ndarray) -> np.ndarray:
     np.clip(x, 0, 1, out=x)
     x *= 255
     return x
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int if it is a non-negative integer, else raises ConfigError."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def blocks(count: int, first_block: int, size: int) -> Iterator[tuple[int, int, int]]:
+    """``(block index, start, stop)`` of ``count`` images in blocks of ``size``, the first numbered
+    ``first_block``."""
+    for offset, start in enumerate(range(0, count, size)):
+        yield first_block + offset, start, min(start + size, count)
 
 
 def finish(result: np.ndarray) -> np.ndarray:

@@ -7,16 +7,16 @@ identically whether it is processed at once or in chunks that start on a block b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import numpy as np
 
 from moo_compress.data.corruptions import BLOCK_SIZE, check_severity
-from moo_compress.data.corruptions.base import block_rng
+from moo_compress.data.corruptions.api import check_corruption_images
+from moo_compress.data.corruptions.base import block_rng, blocks, check_seed
 from moo_compress.data.corruptions_bar import noise, occlusion, optics, sparkles, warps
 from moo_compress.data.corruptions_bar.base import IMPLEMENTATIONS, to_uint8
 from moo_compress.data.corruptions_bar.params import BAR_CORRUPTIONS, IMAGE_SIZE, PARAMS
-from moo_compress.errors import ConfigError, DataFormatError
+from moo_compress.errors import DataFormatError
 
 __all__ = ["BLOCK_SIZE", "IMAGE_SHAPE", "corrupt_bar", "corrupt_bar_into", "list_bar_corruptions",
            "check_bar_images"]
@@ -41,30 +41,13 @@ def list_bar_corruptions(pattern: str | None = None) -> list[str]:
 
 def check_bar_images(images: object) -> np.ndarray:
     """Raises DataFormatError unless ``images`` is a uint8 array of shape (N, 32, 32, 3)."""
-    if not isinstance(images, np.ndarray):
-        raise DataFormatError(f"images must be a NumPy uint8 array of shape (N, 32, 32, 3); got {type(images).__name__}")
-    if images.dtype != np.uint8:
-        hint = " (scale [0, 1] floats by 255 and convert with .astype(np.uint8))" if images.dtype.kind == "f" else ""
-        raise DataFormatError(f"images must be uint8, got {images.dtype}{hint}")
-    if images.ndim == 3 and images.shape == IMAGE_SHAPE:
-        raise DataFormatError("images must be a batch (N, 32, 32, 3); for one image pass images[None]")
-    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+    check_corruption_images(images)
+    if images.shape[1:] != IMAGE_SHAPE:  # type: ignore[union-attr]
         raise DataFormatError(
             f"images must have shape (N, 32, 32, 3) (NHWC; CIFAR-10-C-bar is defined for 32x32 RGB); "
-            f"got {images.shape}"
+            f"got {images.shape}"  # type: ignore[union-attr]
         )
-    return images
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def _blocks(count: int, first_block: int) -> Iterator[tuple[int, int, int]]:
-    for offset, start in enumerate(range(0, count, BLOCK_SIZE)):
-        yield first_block + offset, start, min(start + BLOCK_SIZE, count)
+    return images  # type: ignore[return-value]
 
 
 def corrupt_bar_into(out: np.ndarray, images: np.ndarray, name: str, severity: int, *, seed: int = 0,
@@ -77,13 +60,13 @@ def corrupt_bar_into(out: np.ndarray, images: np.ndarray, name: str, severity: i
     """
     corruption = IMPLEMENTATIONS.get(name)
     severity = check_severity(severity)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     check_bar_images(images)
     if not isinstance(out, np.ndarray) or out.shape != images.shape or out.dtype != np.uint8:
         raise DataFormatError(f"out must be a uint8 array of shape {images.shape}, got "
                               f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
     level = PARAMS[name].level(severity)
-    for block, start, stop in _blocks(len(images), first_block):
+    for block, start, stop in blocks(len(images), first_block, BLOCK_SIZE):
         batch = np.ascontiguousarray(images[start:stop])
         params = corruption.sample(block_rng(seed, name, severity, block), len(batch), level)
         out[start:stop] = to_uint8(corruption.apply(batch, params, level))

@@ -2,22 +2,28 @@
 
 Order of work: copy the model; resolve the layers; prune (per group: one global ranking, or per
 layer); per layer cluster the surviving weights, then quantize (the centroids when clustered, else
-the weights); write the rebuilt weights into the copy; then, when asked, fine-tune with the
-compression kept, re-estimate batch-norm statistics and calibrate activation fake-quantization.
+the weights); write the rebuilt weights into the copy; remove the channels of structured-pruned
+filters (zero their biases and the batch-norm affine parameters that follow them); then, when asked,
+fine-tune with the compression kept, re-estimate batch-norm statistics and calibrate activation
+fake-quantization.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import logging
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from moo_compress.compress.calibration import CalibrationData
+from moo_compress.compress.channels import channel_graph
 from moo_compress.compress.cluster import cluster_weights
 from moo_compress.compress.config import CompressionPlan, QuantizeConfig
 from moo_compress.compress.prune import prune_masks
@@ -36,6 +42,8 @@ from moo_compress.compress.targets import LayerFilter, Target, is_compressible, 
 from moo_compress.errors import ConfigError
 
 __all__ = ["compress", "ACTIVATION_CALIBRATION_IMAGES", "install_activation_quant"]
+
+_log = logging.getLogger(__name__)
 
 #: Activation observers see at most this many calibration images (in order).
 ACTIVATION_CALIBRATION_IMAGES = 512
@@ -136,7 +144,8 @@ def _quantize_codebook(
     return values.astype(np.float32), merged, params, kept
 
 
-def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]:
+def _compress_weights(targets: list[Target], seed: int) -> tuple[dict[str, LayerState], dict[str, np.ndarray]]:
+    """Every target's compressed state, and the pruned filters (True) of each structured-pruned layer."""
     weights = {t.name: t.module.weight.detach().float().cpu().numpy() for t in targets}
     keeps: dict[str, np.ndarray] = {}
     by_group: dict[str | None, list[Target]] = defaultdict(list)
@@ -146,7 +155,66 @@ def _compress_weights(targets: list[Target], seed: int) -> dict[str, LayerState]
     for members in by_group.values():
         masks = prune_masks([weights[t.name] for t in members], members[0].prune)  # type: ignore[arg-type]
         keeps.update({t.name: m for t, m in zip(members, masks)})
-    return {t.name: _layer_state(t, weights[t.name], keeps.get(t.name), seed) for t in targets}
+    pruned = {
+        t.name: ~keeps[t.name].reshape(keeps[t.name].shape[0], -1).any(axis=1)
+        for t in targets
+        if t.prune is not None and t.prune.structured
+    }
+    layers = {t.name: _layer_state(t, weights[t.name], keeps.get(t.name), seed) for t in targets}
+    return layers, {name: dead for name, dead in pruned.items() if dead.any()}
+
+
+class _DeadChannels:
+    """The bias and batch-norm affine entries of structured-pruned filters, kept at exactly zero.
+
+    A pruned filter's output after its batch norm is ``beta - mean * gamma / sqrt(var + eps)``, a
+    constant that an exported graph cannot always fold (it meets the next convolution's zero
+    padding). Zeroing the filter's bias and the norm's ``gamma`` and ``beta`` makes the output exactly
+    zero in eval and training mode whatever the running statistics, so the channel is removed as a
+    whole (as torch-pruning and NNI do) and batch-norm re-estimation keeps it at zero.
+    """
+
+    def __init__(self, model: nn.Module, pruned: dict[str, np.ndarray]) -> None:
+        self.entries: list[tuple[torch.Tensor, torch.Tensor]] = []  # (parameter, channel indices)
+        if not pruned:
+            return
+        modules = dict(model.named_modules())
+        graph = channel_graph(model)
+        if graph.untraceable is not None:
+            _log.warning(
+                "torch.fx cannot trace %s (%s): the batch norms after structured-pruned filters are left as "
+                "they are, so those channels output a constant and an exported graph may keep them",
+                type(model).__name__,
+                graph.untraceable,
+            )
+        for name, dead in pruned.items():
+            params = [getattr(modules[name], "bias", None)]
+            if name in graph.batchnorms:
+                norm = modules[graph.batchnorms[name]]
+                params += [norm.weight, norm.bias]
+            for p in params:
+                if isinstance(p, torch.Tensor):
+                    self.entries.append((p, torch.from_numpy(np.flatnonzero(dead)).to(p.device)))
+
+    @torch.no_grad()
+    def zero(self) -> None:
+        """Sets every entry to zero."""
+        for p, index in self.entries:
+            p.index_fill_(0, index, 0.0)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Within the block, gradients of the entries are zero (so Adam leaves them at zero)."""
+        handles = []
+        for p, index in self.entries:
+            if p.requires_grad:
+                keep = torch.ones_like(p).index_fill_(0, index, 0.0)
+                handles.append(p.register_hook(lambda grad, keep=keep: grad * keep))
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
 
 
 def _copy_without(model: nn.Module, skip: list[torch.Tensor]) -> nn.Module:
@@ -203,7 +271,10 @@ def compress(
     """Returns a compressed copy of ``model``; ``model`` itself is never modified.
 
     The copy's layers hold the compressed weights as floats (dequantized), so it runs anywhere the
-    original runs; its :class:`~moo_compress.compress.CompressionState` (``compression_state(copy)``)
+    original runs; structured pruning removes whole channels (a pruned filter's bias and the affine
+    parameters of the batch norm that alone reads the layer's output are zeroed, so the channel
+    outputs exactly zero; for a model torch.fx cannot trace, the batch norms are left as they are and
+    a warning is logged); its :class:`~moo_compress.compress.CompressionState` (``compression_state(copy)``)
     holds masks, codebooks and indices, grids and codes for size accounting and export. The result
     is deterministic: the same model, plan (including its seed) and calibration give the same weights.
 
@@ -220,19 +291,23 @@ def compress(
     """
     _check_inputs(model, plan, calibration)
     targets = resolve_targets(model, plan, filter_fn or is_compressible)  # read-only on the input
-    layers = _compress_weights(targets, plan.seed)
+    layers, pruned = _compress_weights(targets, plan.seed)
     compressed = _copy_without(model, [t.module.weight for t in targets])
     modules = dict(compressed.named_modules())
     targets = [dataclasses.replace(t, module=modules[t.name]) for t in targets]
     with torch.no_grad():
         for t in targets:
             _write_weight(t.module.weight, layers[t.name])
+    dead = _DeadChannels(compressed, pruned)
+    dead.zero()
     state = CompressionState(plan, layers)
     setattr(compressed, STATE_ATTRIBUTE, state)
     if calibration is not None:
         recovery = plan.recovery
         if recovery.finetune_steps and layers:
-            state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
+            with dead.frozen():
+                state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
+            dead.zero()  # exact zeros whatever the optimiser did
         if recovery.bn_images:
             recalibrate_batchnorm(
                 compressed,

@@ -178,12 +178,24 @@ class PruneConfig(_Config):
             layers end with different sparsities; ``"layer"`` prunes every layer to ``sparsity``.
         structured: Prune whole output filters (rows of Conv2d/Linear weights) by their L1 norm
             instead of single weights. Global structured pruning ranks filters by mean |w| and keeps
-            at least one filter per layer; layer-wise it prunes ``round(sparsity * filters)``.
+            at least one filter per layer; layer-wise it prunes ``round(sparsity * filters)``. A
+            pruned filter's channel is removed as a whole: its bias and, when a batch norm alone
+            reads the layer's output, that norm's weight and bias for the channel are zeroed too, so
+            the channel's output is exactly zero (and an exported graph can drop it).
+        removable_only: Structured pruning of only the layers whose filters can be physically
+            removed from a deployed graph: those whose output reaches nothing but other Conv2d (one
+            group) and Linear layers through per-channel operations (batch norm, ReLU-like
+            activations, pooling, dropout, a flatten before a Linear); not layers that feed a
+            residual addition, a concatenation or a depthwise convolution (see
+            :mod:`moo_compress.compress.channels`). Global scope ranks only those layers' filters;
+            the other layers keep their clustering and quantization. Needs ``structured=True`` and a
+            model torch.fx can trace.
     """
 
     sparsity: float
     scope: str = "global"
     structured: bool = False
+    removable_only: bool = False
 
     SCOPES: ClassVar[tuple[str, ...]] = ("global", "layer")
 
@@ -206,6 +218,12 @@ class PruneConfig(_Config):
             ": one threshold across the layers, or every layer pruned to the sparsity",
         )
         _check_bool("PruneConfig", "structured", self.structured)
+        _check_bool("PruneConfig", "removable_only", self.removable_only)
+        if self.removable_only and not self.structured:
+            raise ConfigError(
+                "PruneConfig.removable_only=True needs structured=True (only whole filters can be removed "
+                "from a graph); set structured=True, or removable_only=False for unstructured pruning"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -468,13 +486,19 @@ class CompressionPlan(_Config):
         return all(c is None for c in settings) and not self.recovery.enabled
 
     def label(self) -> str:
-        """A short human-readable name, e.g. ``P50-C16-Q8`` (``G(...)`` per group)."""
+        """A short human-readable name, e.g. ``P50-C16-Q8`` (``G(...)`` per group).
+
+        Pruning suffixes: ``s`` structured, ``r`` structured of removable layers only
+        (``removable_only``), ``l`` layer scope (``P50rl``).
+        """
 
         def part(p: PruneConfig | None, c: ClusterConfig | None, q: QuantizeConfig | None) -> str:
             bits = []
             if p is not None:
                 bits.append(
-                    f"P{100 * p.sparsity:g}" + ("s" if p.structured else "") + ("l" if p.scope == "layer" else "")
+                    f"P{100 * p.sparsity:g}"
+                    + ("r" if p.removable_only else "s" if p.structured else "")
+                    + ("l" if p.scope == "layer" else "")
                 )
             if c is not None:
                 bits.append(f"C{c.n_clusters}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
+from moo_compress.compress.channels import channel_graph
 from moo_compress.compress.config import ClusterConfig, CompressionPlan, PruneConfig, QuantizeConfig
 from moo_compress.errors import ConfigError
 
@@ -56,9 +58,14 @@ def _sample(names: list[str]) -> str:
 def resolve_targets(model: nn.Module, plan: CompressionPlan, filter_fn: LayerFilter = is_compressible) -> list[Target]:
     """The layers ``plan`` compresses in ``model``, in module order, each with its techniques.
 
+    A ``PruneConfig(removable_only=True)`` is dropped from the layers whose filters cannot be removed
+    from a deployed graph (:func:`~moo_compress.compress.channels.channel_graph`); they keep their
+    other techniques.
+
     Raises:
         ConfigError: if the filter selects no layer, an exclusion or group pattern matches no layer,
-            two groups claim the same layer, or ``exclude_classifier`` is set on a model without Linear.
+            two groups claim the same layer, ``exclude_classifier`` is set on a model without Linear,
+            or a plan prunes ``removable_only`` a model torch.fx cannot trace.
     """
     layers = candidate_layers(model, filter_fn)
     names = [n for n, _ in layers]
@@ -111,4 +118,26 @@ def resolve_targets(model: nn.Module, plan: CompressionPlan, filter_fn: LayerFil
         if prune is None and cluster is None and quantize is None:
             continue
         targets.append(Target(name, module, group, prune, cluster, quantize))
-    return targets
+    return _removable_only(model, targets)
+
+
+def _removable_only(model: nn.Module, targets: list[Target]) -> list[Target]:
+    """``targets`` without the ``removable_only`` pruning of layers whose filters cannot be removed."""
+    if not any(t.prune is not None and t.prune.removable_only for t in targets):
+        return targets
+    graph = channel_graph(model)
+    if graph.untraceable is not None:
+        raise ConfigError(
+            f"PruneConfig(removable_only=True) needs to follow {type(model).__name__}'s layer outputs, but "
+            f"torch.fx cannot trace the model ({graph.untraceable}); name the layers not to prune in the "
+            "plan's 'exclude' patterns (or give them a group without pruning) and use removable_only=False, "
+            "or prune with plain structured=True"
+        )
+    out = []
+    for t in targets:
+        if t.prune is not None and t.prune.removable_only and t.name not in graph.removable:
+            t = dataclasses.replace(t, prune=None)
+            if t.cluster is None and t.quantize is None:
+                continue
+        out.append(t)
+    return out

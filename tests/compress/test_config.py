@@ -35,6 +35,7 @@ GROUP_PLAN = CompressionPlan(
 CONFIGS = [
     PruneConfig(0.5),
     PruneConfig(0.3, scope="layer", structured=True),
+    PruneConfig(0.3, structured=True, removable_only=True),
     ClusterConfig(16),
     ClusterConfig(4, init="linear", preserve_sparsity=False),
     QuantizeConfig(8),
@@ -81,11 +82,11 @@ def test_key_is_stable_across_processes():
 
 
 # Changes whenever a default or the resolved form changes (and must: cached results are keyed by it).
-GOLDEN_KEY = "35df2f8402476d83"
+GOLDEN_KEY = "40fffd21b51df994"  # PruneConfig.removable_only added
 
 # For every config field that has a default: another valid value.
 OTHER_VALUES = {
-    PruneConfig: {"scope": "layer", "structured": True},
+    PruneConfig: {"scope": "layer", "structured": True, "removable_only": True},
     ClusterConfig: {"init": "kmeans++", "preserve_sparsity": False},
     QuantizeConfig: {"per_channel": False, "symmetric": False, "activation_bits": 8, "weight_range": "minmax"},
     RecoveryConfig: {"bn_images": 64, "bn_batch_size": 32, "finetune_steps": 5, "finetune_lr": 1e-3,
@@ -97,6 +98,8 @@ OTHER_VALUES = {
 }
 REQUIRED = {PruneConfig: {"sparsity": 0.5}, ClusterConfig: {"n_clusters": 16}, QuantizeConfig: {"weight_bits": 8},
             RecoveryConfig: {}, CompressionPlan: {}}
+# Fields whose other value needs another field set too (in both configs compared).
+COMPANIONS = {(PruneConfig, "removable_only"): {"structured": True}}
 
 
 def test_every_defaulted_field_has_an_alternative_listed():
@@ -112,8 +115,9 @@ def test_every_defaulted_field_has_an_alternative_listed():
 def test_a_default_is_part_of_the_key(cls, name):
     """A plan that relies on a default is keyed by the default's value: changing the default (here:
     building the config with another value) changes the key, and the resolved form names the field."""
-    default = cls(**REQUIRED[cls])
-    other = cls(**REQUIRED[cls], **{name: OTHER_VALUES[cls][name]})
+    base = {**REQUIRED[cls], **COMPANIONS.get((cls, name), {})}
+    default = cls(**base)
+    other = cls(**base, **{name: OTHER_VALUES[cls][name]})
     assert name in default.to_dict(defaults=True) and name not in default.to_dict()
     assert other.key() != default.key()
     plan_default = CompressionPlan(groups=(LayerGroup("g", ("a",), **{_slot(cls): default}),)) if _slot(cls) else None

@@ -195,10 +195,10 @@ def test_structured_pruning_removes_filters_where_exact(teacher, data, tmp_path)
     assert shape["fc1"][0] == 64 - zero_rows["fc1"] and shape["fc2"][1] == shape["fc1"][0]
     # conv2 -> relu -> pool -> flatten -> fc1: whole 16-feature blocks of fc1's columns go
     assert shape["fc1"][1] == 16 * shape["conv2"][0] and shape["conv2"][0] == 32 - zero_rows["conv2"]
-    # conv1 -> relu -> maxpool -> padded conv2: only filters whose constant output is zero can go
-    removed_conv1 = 16 - shape["conv1"][0]
-    assert shape["conv2"][1] == shape["conv1"][0] and removed_conv1 <= zero_rows["conv1"]
-    assert result.removed_filters == zero_rows["fc1"] + zero_rows["conv2"] + removed_conv1
+    # conv1 -> bn1 -> relu -> maxpool -> padded conv2: the pruned channels output exactly zero (their
+    # bias and bn1's affine parameters are zeroed), so every one goes despite conv2's zero padding
+    assert shape["conv1"][0] == 16 - zero_rows["conv1"] and shape["conv2"][1] == shape["conv1"][0]
+    assert result.removed_filters == zero_rows["fc1"] + zero_rows["conv2"] + zero_rows["conv1"]
     np.testing.assert_allclose(OnnxModel(result.path).logits(images), _logits(small, images), rtol=1e-4, atol=1e-4)
 
 
@@ -208,7 +208,7 @@ def test_structured_pruning_keeps_filters_before_a_residual_addition(tmp_path):
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.bias.uniform_(-1.0, 0.2)  # some removed filters output 0 after the relu, some do not
+                m.bias.uniform_(-1.0, 0.2)  # before channel removal, some pruned filters output constants
                 m.running_mean.uniform_(-0.5, 0.5)
     plan = CompressionPlan(prune=PruneConfig(0.5, structured=True, scope="layer"), exclude_classifier=True)
     small = compress(model, plan)
@@ -216,7 +216,8 @@ def test_structured_pruning_keeps_filters_before_a_residual_addition(tmp_path):
     weights = _initializers(result.path)
     assert weights["model.conv2.weight"].shape[0] == 8  # conv2 feeds the addition: nothing removed
     assert weights["model.stem.weight"].shape[0] == 8  # the stem feeds the addition too
-    assert weights["model.conv1.weight"].shape[0] < 8  # conv1 -> relu -> conv2: its zero-output filters go
+    assert weights["model.conv1.weight"].shape[0] == 4  # conv1 -> bn1 -> relu -> conv2: all 4 pruned filters go
+    assert result.removed_filters == 4
     images = _images(64, seed=5)
     np.testing.assert_allclose(OnnxModel(result.path).logits(images), _logits(small, images), rtol=1e-4, atol=1e-4)
 
@@ -231,6 +232,67 @@ def test_structured_w8a8_folds_rounded_constants(teacher, data, calib, tmp_path)
     runner = OnnxModel(result.path)
     reference = _logits(small, images)
     assert abs(_accuracy(runner.predict(images), labels) - _accuracy(reference.argmax(1), labels)) <= 1.0
+
+
+def _pruned_filters(model: nn.Module) -> dict[str, int]:
+    """All-zero filters of each compressed layer, counted on the compressed model's own weights."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            w = module.weight.detach().numpy()
+            out[name] = int((~w.reshape(w.shape[0], -1).any(axis=1)).sum())
+    return out
+
+
+def _residual_with_constants() -> TinyResidual:
+    torch.manual_seed(0)
+    model = TinyResidual().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.bias.uniform_(0.2, 1.0)  # without channel removal every pruned filter would output a constant
+                m.running_mean.uniform_(-0.5, 0.5)
+    return model
+
+
+REMOVABLE = {  # name -> (model, plan, layers the plan may prune)
+    "TinyNet layer": (lambda: make_tiny(seed=3),
+                      CompressionPlan(prune=PruneConfig(0.5, scope="layer", structured=True, removable_only=True)),
+                      {"conv1", "conv2", "fc1"}),
+    "TinyResidual global": (_residual_with_constants,
+                            CompressionPlan(prune=PruneConfig(0.5, structured=True, removable_only=True),
+                                            cluster=ClusterConfig(8)),
+                            {"conv1"}),
+}
+
+
+@pytest.mark.parametrize("name", list(REMOVABLE))
+def test_removable_only_plans_lose_exactly_their_pruned_filters(tmp_path, name):
+    build, plan, prunable = REMOVABLE[name]
+    model = build()
+    small = compress(model, plan)
+    pruned = _pruned_filters(small)
+    assert {n for n, k in pruned.items() if k} == prunable
+    result = export_onnx(small, None, tmp_path / "p.onnx", mean=MEAN, std=STD, input_size=SIZE)
+    assert result.removed_filters == sum(pruned.values()) > 0
+    assert OnnxModel(result.path).metadata["plan_label"].startswith("P50r")
+    weights = _initializers(result.path)
+    for layer in prunable:
+        rows = dict(model.named_modules())[layer].weight.shape[0]
+        assert weights[f"model.{layer}.weight"].shape[0] == rows - pruned[layer]
+    images = _images(64, seed=8)
+    np.testing.assert_allclose(OnnxModel(result.path).logits(images), _logits(small, images), rtol=1e-4, atol=1e-4)
+
+
+def test_removable_only_w8a8_loses_exactly_its_pruned_filters(teacher, data, calib, tmp_path):
+    images, labels = data
+    plan = CompressionPlan(prune=PruneConfig(0.5, scope="layer", structured=True, removable_only=True),
+                           quantize=QuantizeConfig(8, activation_bits=8))
+    small = compress(teacher, plan, calib)
+    result = export_onnx(small, None, tmp_path / "rq.onnx", mean=MEAN, std=STD, input_size=SIZE, calibration=calib)
+    assert result.kind == "qdq" and result.removed_filters == sum(_pruned_filters(small).values()) == 8 + 16 + 32
+    reference = _logits(small, images)
+    assert abs(_accuracy(OnnxModel(result.path).predict(images), labels) - _accuracy(reference.argmax(1), labels)) <= 1.0
 
 
 def test_export_compresses_an_uncompressed_model_itself(teacher, tmp_path):

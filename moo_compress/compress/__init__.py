@@ -7,14 +7,17 @@
 >>> export_compressed(small, "vgg19.mcpk", arch="vgg19").bytes
 >>> export_onnx(small, None, "vgg19.onnx", mean=pre.mean, std=pre.std, calibration=calib)
 
-Modules: ``config`` (the frozen configs and the plan), ``targets`` (which layers), ``prune``,
-``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed model carries), ``encoding`` and
-``size`` (the storage model), ``export`` (packed files), ``onnx_export`` (ONNX files for ONNX Runtime:
-float weights, or int8 QDQ for plans that quantize activations; with ``onnx_graph`` and ``onnx_qdq``), ``api``.
+Modules: ``config`` (the frozen configs and the plan), ``targets`` (which layers), ``channels`` (where
+a layer's output channels go: the batch norm after it, whether its filters can be removed from a
+deployed graph), ``prune``, ``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed model
+carries), ``encoding`` and ``size`` (the storage model), ``export`` (packed files), ``onnx_export`` (ONNX
+files for ONNX Runtime: float weights, or int8 QDQ for plans that quantize activations; with
+``onnx_graph`` and ``onnx_qdq``), ``api``.
 """
 
 from moo_compress.compress.api import ACTIVATION_CALIBRATION_IMAGES, compress
 from moo_compress.compress.calibration import CalibrationData
+from moo_compress.compress.channels import ChannelGraph, channel_graph
 from moo_compress.compress.cluster import KMeansResult, kmeans_1d
 from moo_compress.compress.config import (
     WEIGHT_BITS,
@@ -55,6 +58,7 @@ __all__ = [
     "ACTIVATION_CALIBRATION_IMAGES",
     "WEIGHT_BITS",
     "CalibrationData",
+    "ChannelGraph",
     "ClusterConfig",
     "CompressionPlan",
     "CompressionState",
@@ -70,6 +74,7 @@ __all__ = [
     "SizeReport",
     "TensorSize",
     "candidate_layers",
+    "channel_graph",
     "compress",
     "compression_ratio",
     "compression_state",

@@ -18,6 +18,10 @@ What the file holds:
   16-bit activations stay float operations that round as the PyTorch model does.
 * **Structured pruning**: filters left all-zero become physically smaller layers where that is exact
   (:func:`~moo_compress.compress.onnx_graph.remove_zero_filters`; never across a residual addition).
+  :func:`compress` removes a pruned filter's whole channel (its bias and the following batch norm's
+  affine parameters are zeroed), so its output is exactly zero and it goes even before a padded
+  convolution; a ``PruneConfig(structured=True, removable_only=True)`` plan prunes only the layers
+  whose filters can go (:mod:`moo_compress.compress.channels`), so every pruned filter leaves the graph.
 * **Metadata** (``metadata_props``, keys ``moo_compress.*``): the plan's label and JSON, how weights are
   stored, the input layout, mean, std and input size, the architecture when given.
 """

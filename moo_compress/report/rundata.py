@@ -16,8 +16,11 @@ __all__ = ["RUN_ENV", "RunData", "load_run", "find_latest_run", "resolve_run"]
 
 #: Environment variable naming the run folder the notebook opens by default.
 RUN_ENV = "MOO_COMPRESS_RUN"
-
-
+#: The batch-1 latency column (the latency objective).
+LATENCY_MS = "latency_ms"
+#: ``knees.json`` ``latency`` key -> the metric column it gives the reference.
+_REFERENCE_LATENCY = {"reference_ms": "latency_ms", "reference_low_ms": "latency_low_ms",
+                      "reference_high_ms": "latency_high_ms", "reference_batch_ms": "latency_batch_ms"}
 
 @dataclass(frozen=True, eq=False)
 class RunData:
@@ -41,9 +44,12 @@ class RunData:
 
     @property
     def baseline(self) -> dict[str, Any]:
-        """Baseline metrics at the final fidelity when available, else at screening fidelity."""
+        """Baseline metrics at the final fidelity when available, else at screening fidelity, with the
+        reference's latency (:attr:`reference_latency`) where the run measured it."""
         base = self.knees.get("baseline", {})
-        return base.get("final") or base.get("screening") or {}
+        metrics = base.get("final") or base.get("screening") or {}
+        missing = {k: v for k, v in self.reference_latency.items() if k not in metrics}
+        return {**metrics, **missing} if missing and metrics else metrics
 
     @property
     def screening_baseline(self) -> dict[str, Any]:
@@ -74,8 +80,55 @@ class RunData:
 
     @property
     def objectives(self) -> list[str]:
-        """The three objective columns: clean accuracy, robustness, compression ratio."""
-        return ["clean_accuracy", self.robustness, "compression_ratio"]
+        """The objective columns: clean accuracy, robustness, compression ratio, and batch-1 latency
+        (``latency_ms``) where the run optimised it."""
+        return ["clean_accuracy", self.robustness, "compression_ratio"] + (["latency_ms"] if self.latency_objective
+                                                                             else [])
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether the run measured plans' latency (as an objective, for a constraint, or both)."""
+        if self.latency or self.latency_objective:
+            return True
+        return any(LATENCY_MS in frame and frame[LATENCY_MS].notna().any() for frame in (self.evaluations, self.pareto))
+
+    @property
+    def latency_objective(self) -> bool:
+        """Whether batch-1 latency was a (fourth) objective of the search."""
+        return LATENCY_MS in (self.knees.get("objectives") or []) or bool((self.latency or {}).get("objective"))
+
+    @property
+    def latency(self) -> dict[str, Any] | None:
+        """How latency was measured (``knees.json`` ``latency``, else ``config.yaml`` ``run.latency``): runtime,
+        threads, rounds, batch size, hardware and the reference's times; None when the run recorded none
+        (a run without latency, or one written before this was recorded: see :attr:`latency_settings`)."""
+        return self.knees.get("latency") or self.info.get("latency") or None
+
+    @property
+    def latency_settings(self) -> dict[str, Any]:
+        """The space's ``objectives.latency`` block (runtime, threads, rounds, batch size) merged under
+        :attr:`latency`, and ``max_latency_ms`` from its constraints (absent when None)."""
+        space = self.config.get("space") or {}
+        block = (space.get("objectives") or {}).get("latency")
+        out = dict(block) if isinstance(block, dict) else {}
+        out.update(self.latency or {})
+        limit = (space.get("constraints") or {}).get("max_latency_ms")
+        if limit is not None:
+            out["max_latency_ms"] = limit
+        return out
+
+    @property
+    def reference_latency(self) -> dict[str, float]:
+        """The reference's latency as metric columns (``latency_ms``, ``latency_low_ms``, ``latency_high_ms``,
+        ``latency_batch_ms``): from :attr:`latency`, else from the baseline measured at screening; empty
+        without latency. Latency belongs to the deployed structure, so it is the same on every split."""
+        out = {column: (self.latency or {}).get(key) for key, column in _REFERENCE_LATENCY.items()}
+        out = {k: float(v) for k, v in out.items() if v is not None}
+        for source in (self.knees.get("baseline", {}).get(k) or {} for k in ("final", "selection", "screening")):
+            for column in _REFERENCE_LATENCY.values():
+                if column not in out and source.get(column) is not None:
+                    out[column] = float(source[column])
+        return out
 
     @property
     def recommendations(self) -> list[dict[str, Any]]:

@@ -7,8 +7,11 @@ Where scripts do not run (a notebook viewed on GitHub, an untrusted notebook) it
 from __future__ import annotations
 
 import html
+import math
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -64,16 +67,20 @@ class SortableTable:
         frame: The table.
         caption: A line above the table.
         float_format: Format of float cells.
+        formats: Column -> function formatting its cells, for columns the common ``float_format`` does
+            not fit (latency in milliseconds keeps three significant digits); missing cells stay blank.
     """
 
     frame: pd.DataFrame
     caption: str | None = None
     float_format: str = "{:.2f}"
     table_id: str = field(default_factory=lambda: f"moo-table-{uuid.uuid4().hex[:8]}")
+    formats: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
 
     def to_html(self) -> str:
         """The table, its style and its sorting script as one HTML fragment."""
-        table = self.frame.to_html(index=False, table_id=self.table_id, na_rep="",
+        formatters = {c: _blank_missing(f) for c, f in self.formats.items() if c in self.frame}
+        table = self.frame.to_html(index=False, table_id=self.table_id, na_rep="", formatters=formatters or None,
                                    float_format=lambda v: self.float_format.format(v), escape=True, border=0)
         caption = f"<p><em>{html.escape(self.caption)}</em></p>" if self.caption else ""
         values = {"id": self.table_id}
@@ -86,6 +93,20 @@ class SortableTable:
         return (f"{self.caption}\n" if self.caption else "") + self.frame.to_string(index=False)
 
 
-def sortable_table(frame: pd.DataFrame, *, caption: str | None = None, float_format: str = "{:.2f}") -> SortableTable:
-    """Wraps ``frame`` for display as a click-to-sort table (shown by Jupyter as the cell's value)."""
-    return SortableTable(frame=frame, caption=caption, float_format=float_format)
+def _blank_missing(format_cell: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``format_cell``, with missing cells blank (as ``na_rep``, which pandas does not apply to formatters)."""
+    def cell(value: Any) -> str:
+        missing = value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+        return "" if missing else format_cell(value)
+    return cell
+
+
+def sortable_table(frame: pd.DataFrame, *, caption: str | None = None, float_format: str = "{:.2f}",
+                   formats: Mapping[str, Callable[[Any], str]] | None = None) -> SortableTable:
+    """Wraps ``frame`` for display as a click-to-sort table (shown by Jupyter as the cell's value).
+
+    ``formats`` (column -> cell formatter) defaults to ``frame.attrs["formats"]``, which
+    :func:`~moo_compress.report.tables.pareto_table` sets for the latency columns.
+    """
+    formats = frame.attrs.get("formats", {}) if formats is None else formats
+    return SortableTable(frame=frame, caption=caption, float_format=float_format, formats=dict(formats))

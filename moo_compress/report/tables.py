@@ -7,6 +7,8 @@ renames columns for display.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,9 @@ __all__ = [
     "front_metrics",
     "recommendations_by_row",
     "corruption_accuracy",
+    "format_ms",
+    "LATENCY_COLUMNS",
+    "latency_titles",
     "pareto_table",
     "recommendations_table",
     "short_label",
@@ -33,6 +38,52 @@ __all__ = [
 METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
 #: Corruption families in the order of the CIFAR-10-C benchmark.
 FAMILIES = ("noise", "blur", "weather", "digital")
+#: The latency columns of a run that measured latency (as the search writes them; ``latency_ms`` is the
+#: objective, batch 1, median of the timed runs; ``_low``/``_high`` their interquartile range; speed-ups
+#: are medians of per-round ratios against the reference timed in alternation; ``latency_structure`` is
+#: the hash of the deployed graph).
+LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_speedup", "latency_batch_ms",
+                   "latency_batch_speedup", "latency_structure")
+
+
+def format_ms(value: Any, digits: int = 3) -> str:
+    """A time in milliseconds to ``digits`` significant digits, never in exponent form (``0.496``,
+    ``1.02``, ``58.0``, ``1235``); ``n/a`` when missing."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(value):
+        return "n/a"
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def latency_titles(run: RunData) -> dict[str, str]:
+    """Display titles of the latency columns the run holds (empty without latency): column -> title, the
+    batch size of the larger batch in its titles."""
+    if not run.measures_latency:
+        return {}
+    batch = run.latency_settings.get("batch_size")
+    larger = f"batch {batch}" if batch else "larger batch"
+    titles = {"latency_ms": "latency, batch 1 (ms)", "latency_low_ms": "latency IQR low (ms)",
+              "latency_high_ms": "latency IQR high (ms)", "latency_speedup": "speed-up vs. reference (x)",
+              "latency_batch_ms": f"latency, {larger} (ms)",
+              "latency_batch_speedup": f"speed-up vs. reference, {larger} (x)"}
+    frame = run.pareto if len(run.pareto.columns) else run.evaluations
+    return {c: t for c, t in titles.items() if c in frame and (c == "latency_ms" or frame[c].notna().any())}
+
+
+def _speedup(value: Any) -> str:
+    return "n/a" if value is None or not math.isfinite(float(value)) else f"{float(value):.2f}"
+
+
+def _latency_formats(titles: dict[str, str]) -> dict[str, Callable[[Any], str]]:
+    """How to show the latency columns: milliseconds to three significant digits (sub-millisecond times
+    keep their digits), speed-ups to two decimals."""
+    return {t: format_ms if c.endswith("_ms") else _speedup for c, t in titles.items()}
 
 
 def fidelity_text(run: RunData, which: str = "best") -> str:
@@ -131,7 +182,9 @@ def pareto_table(run: RunData) -> pd.DataFrame:
     """The Pareto set as a display table, one row per plan (``#`` = row of ``pareto.csv``).
 
     Columns: the plan label, the recommendations that picked it, the genes, then clean accuracy,
-    robustness and compression ratio at the best fidelity with their change against the baseline.
+    robustness and compression ratio at the best fidelity with their change against the baseline, and
+    where the run measured latency its columns (:func:`latency_titles`; ``attrs["formats"]`` says how
+    to show them).
     """
     front = front_metrics(run)
     base = run.baseline
@@ -153,14 +206,23 @@ def pareto_table(run: RunData) -> pd.DataFrame:
         table[title] = front[metric].astype(float).round(2)
         if metric in ("clean_accuracy", "mean_corruption_accuracy") and metric in base:
             table[f"Δ {title.split(' (')[0]} (points)"] = (front[metric].astype(float) - base[metric]).round(2)
+    titles = latency_titles(run)
+    for column, title in titles.items():
+        table[title] = front[column].astype(float) if column in front else np.nan
+    table = table.reset_index(drop=True)
     table.attrs["fidelity"] = fidelity_text(run)
-    return table.reset_index(drop=True)
+    if titles:
+        table.attrs["formats"] = _latency_formats(titles)
+    return table
 
 
 def recommendations_table(run: RunData) -> pd.DataFrame:
-    """One row per recommendation: method, title, Pareto row, plan label, final metrics and rationale."""
+    """One row per recommendation: method, title, Pareto row, plan label, final metrics, the latency
+    columns where the run measured latency (:func:`latency_titles`) and the rationale."""
+    titles = latency_titles(run)
     rows = []
     for rec in run.recommendations:
+        latency = rec.get("latency") or {}
         rows.append({
             "method": rec.get("method"),
             "title": rec.get("title"),
@@ -170,9 +232,21 @@ def recommendations_table(run: RunData) -> pd.DataFrame:
             "mean corr. acc. (%)": rec.get("mean_corruption_accuracy", np.nan),
             "mCE": rec.get("mce", np.nan),
             "ratio (x)": rec.get("compression_ratio", np.nan),
+            # knees.json names them without the prefix: ms, low_ms, ..., batch_speedup
+            **{t: _float(latency.get(c.removeprefix("latency_"))) for c, t in titles.items()},
             "rationale": rec.get("rationale", ""),
         })
-    columns = ["method", "title", "#", "plan", "clean acc. (%)", "mean corr. acc. (%)", "mCE", "ratio (x)", "rationale"]
+    columns = ["method", "title", "#", "plan", "clean acc. (%)", "mean corr. acc. (%)", "mCE", "ratio (x)",
+               *titles.values(), "rationale"]
     table = pd.DataFrame(rows, columns=columns)
     table["#"] = table["#"].astype("Int64")
-    return table.round(2)
+    if not titles:
+        return table.round(2)
+    plain = [c for c in columns if c not in titles.values()]
+    table[plain] = table[plain].round(2)  # latency keeps its digits: sub-millisecond times would round away
+    table.attrs["formats"] = _latency_formats(titles)
+    return table
+
+
+def _float(value: Any) -> float:
+    return np.nan if value is None else float(value)

@@ -75,13 +75,36 @@ def _baseline(rng: np.random.Generator) -> dict[str, float]:
     return out
 
 
+#: How the synthetic runs with latency measured it (``knees.json`` / ``config.yaml`` ``run.latency``).
+LATENCY_INFO = {"objective": True, "runtime": "onnxruntime", "threads": 1, "rounds": 50, "batch_size": 64,
+                "runtime_name": "onnxruntime 1.32.0 CPUExecutionProvider, 1 thread(s)",
+                "hardware": "Synthetic CPU @ 3.0GHz, 2 cores", "reference_ms": 2.0, "reference_low_ms": 1.9,
+                "reference_high_ms": 2.2, "reference_batch_ms": 110.0,
+                "measured": "batch 1: median of 50 timed runs after warm-up, alternating with the reference; spread "
+                            "= interquartile range"}
+#: ``latency=`` of :func:`write_run`: latency as a fourth objective, or only measured for a constraint.
+LATENCY_MODES = ("objective", "constraint")
+#: The latency limit of the synthetic runs that constrain latency (ms).
+MAX_LATENCY_MS = 1.5
+
+
+def _latency(rng: np.random.Generator, log_ratio: float, index: int) -> dict[str, Any]:
+    """Made-up latency fields of one plan: stronger compression deploys faster, with noise."""
+    ms = LATENCY_INFO["reference_ms"] * 2 ** (-0.35 * log_ratio) * float(np.exp(rng.normal(0, 0.05)))
+    batch = LATENCY_INFO["reference_batch_ms"] * 2 ** (-0.45 * log_ratio) * float(np.exp(rng.normal(0, 0.05)))
+    return {"latency_ms": ms, "latency_low_ms": ms * 0.93, "latency_high_ms": ms * 1.08,
+            "latency_speedup": LATENCY_INFO["reference_ms"] / ms * float(np.exp(rng.normal(0, 0.01))),
+            "latency_batch_ms": batch, "latency_batch_speedup": LATENCY_INFO["reference_batch_ms"] / batch,
+            "latency_structure": f"{index:016x}"}
+
+
 def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(a >= b) and np.any(a > b))
 
 
 def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool = False, per_group: bool = False,
               final: bool = True, robustness: str = "mean_corruption_accuracy", empty_front: bool = False,
-              seed: int = 0, flat_settings: bool = False) -> Path:
+              seed: int = 0, flat_settings: bool = False, latency: str | None = None) -> Path:
     """Writes a finished run folder in the search's format; returns it.
 
     Args:
@@ -96,8 +119,13 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         seed: Random seed of the made-up numbers.
         flat_settings: Write ``settings`` flat, with ``format_version`` 2, as run folders written before
             the settings were grouped (format 3).
+        latency: ``"objective"``: batch-1 latency measured and optimised as a fourth objective;
+            ``"constraint"``: measured only for ``max_latency_ms`` (:data:`MAX_LATENCY_MS`); None: not measured.
+            The other numbers are the same either way.
     """
+    assert latency in (None, *LATENCY_MODES), latency
     rng = np.random.default_rng(seed)
+    latency_rng = np.random.default_rng(seed + 1000)  # its own stream: the other numbers do not change
     folder.mkdir(parents=True, exist_ok=True)
     base_screen = _baseline(rng)
     base_final = {k: v + (rng.normal(0, 0.3) if k.startswith(("acc/", "clean")) else 0) for k, v in base_screen.items()}
@@ -118,6 +146,8 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         seen.add(plan.key())
         log_ratio = float(np.mean([_strength(g) for g in genes.values()]))
         metrics = _metrics(rng, log_ratio, base_screen)
+        if latency:
+            metrics.update(_latency(latency_rng, log_ratio, len(rows)))
         row = {"plan_key": plan.key(), "generation": 1 + len(rows) * 3 // max(n_total, 1), "label": plan.label(),
                **{f"gene/{p}{k}": ("off" if genes[p.rstrip(".")][k] in ("off", 32) else genes[p.rstrip(".")][k])
                   for p in prefixes for k in CHOICES},
@@ -141,9 +171,14 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         if column not in ev:
             ev[column] = np.nan
     ok = (ev["status"] == "ok").to_numpy()
+    if latency == "constraint":  # too slow = infeasible, kept out of the front as the search does
+        ev["feasible"] = ok & (ev["latency_ms"].to_numpy(float) <= MAX_LATENCY_MS)
+        ok = ev["feasible"].to_numpy(bool)
     sign = -1 if robustness in ("mce", "relative_mce") else 1
     F = np.column_stack([ev["clean_accuracy"], sign * ev[robustness], np.log2(ev["compression_ratio"])]) if len(ev) \
         else np.zeros((0, 3))
+    if latency == "objective" and len(ev):
+        F = np.column_stack([F, -ev["latency_ms"].to_numpy(float)])  # faster is better
     ev["pareto"] = [bool(ok[i]) and not any(ok[j] and _dominates(F[j], F[i]) for j in range(len(ev)))
                     for i in range(len(ev))]
     front = ev[ev["pareto"]].sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True)
@@ -158,6 +193,10 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
             _derive(values, base_final)
             for c in metric_cols:
                 front.at[i, f"final/{c}"] = values[c]
+    latency_cols = [c for c in ev.columns if c.startswith("latency_")]
+    for c in latency_cols:  # a property of the deployed structure, measured once: the same at every stage
+        front[f"select/{c}"] = front[c]
+        front[f"final/{c}"] = front[c]
     recommendations = []
     if len(front):
         picks = [len(front) // 2, len(front) // 2, len(front) - 1, 0]
@@ -169,11 +208,21 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
                 "mean_corruption_accuracy": float(r["final/mean_corruption_accuracy"]), "mce": float(r["final/mce"]),
                 "compression_ratio": float(r["final/compression_ratio"]),
                 "rationale": f"synthetic pick of row {row}."})
+            if latency:
+                recommendations[-1]["latency"] = {k.removeprefix("latency_"): float(r[k]) for k in latency_cols
+                                                  if k != "latency_structure"}
         recommendations.append({"method": "high_tradeoff", "title": "High trade-off point", "row": None,
                                 "rationale": "no plan on the front qualifies"})
+    objectives = ["clean_accuracy", robustness, "compression_ratio"] + (["latency_ms"] if latency == "objective"
+                                                                        else [])
     knees = {"baseline": {"screening": base_screen, "final": base_final if final else None},
-             "recommendations": recommendations,
-             "objectives": ["clean_accuracy", robustness, "compression_ratio"], "robustness": robustness}
+             "recommendations": recommendations, "objectives": objectives, "robustness": robustness}
+    latency_info = {**LATENCY_INFO, "objective": latency == "objective"} if latency else None
+    if latency:
+        knees["latency"] = latency_info
+        base_screen.update({"latency_ms": LATENCY_INFO["reference_ms"], "latency_low_ms": LATENCY_INFO["reference_low_ms"],
+                            "latency_high_ms": LATENCY_INFO["reference_high_ms"], "latency_speedup": 1.0,
+                            "latency_batch_ms": LATENCY_INFO["reference_batch_ms"], "latency_batch_speedup": 1.0})
     generations = sorted(set(ev["generation"])) if len(ev) else [1]
     history = pd.DataFrame({"generation": generations, "evaluations": [int((ev["generation"] <= g).sum()) for g in
                                                                          generations],
@@ -196,11 +245,17 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
                   "genes": {k: {"choices": v} for k, v in CHOICES.items()}},
         "run": {"arch": "resnet20", "dataset": "cifar10", "weights": "/nonexistent/resnet20.th", "seed": seed,
                 "variables": variables, "layer_groups": GROUPS,
-                "objectives": ["clean_accuracy", robustness, "compression_ratio"],
+                "objectives": objectives,
                 "screening": {"n_per_class": 2, "precision": "fp32", "context_key": "s" * 16},
                 "final": fidelity if final else None, "corruptions": list(CORRUPTIONS), "severities": [1, 3, 5],
                 "finished": "2026-01-01T00:00:00", "seconds": 123.4},
     }
+    if latency:
+        config["space"]["objectives"] = {"robustness": robustness, "latency": {
+            k: LATENCY_INFO[k] for k in ("runtime", "threads", "rounds", "batch_size")} | {
+            "objective": latency == "objective"}}
+        config["space"]["constraints"] = {"max_latency_ms": MAX_LATENCY_MS if latency == "constraint" else None}
+        config["run"]["latency"] = latency_info
 
     runfolder.write_config(folder, config)  # the search's own writer
     if flat_settings:
@@ -220,6 +275,8 @@ SCENARIOS = {
     "no_final": {"final": False},
     "mce_robustness": {"robustness": "mce"},
     "all_failed": {"empty_front": True},
+    "latency_objective": {"latency": "objective"},
+    "latency_constraint": {"latency": "constraint"},
 }
 
 
@@ -227,6 +284,12 @@ SCENARIOS = {
 def synthetic_run(tmp_path: Path) -> Path:
     """A typical synthetic run folder (14 plans, a front of several, final fidelity)."""
     return write_run(tmp_path / "synthetic")
+
+
+@pytest.fixture
+def latency_run(tmp_path: Path) -> Path:
+    """A typical synthetic run with batch-1 latency measured as a fourth objective."""
+    return write_run(tmp_path / "latency", latency="objective")
 
 
 @pytest.fixture(params=list(SCENARIOS))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from moo_compress.report import sortable_table
+from moo_compress.report import load_run, pareto_table, sortable_table
+from moo_compress.report.tables import format_ms
 
 
 def test_sortable_table_html_holds_table_script_and_caption() -> None:
@@ -20,3 +23,14 @@ def test_sortable_table_html_holds_table_script_and_caption() -> None:
 def test_every_table_gets_its_own_id() -> None:
     frame = pd.DataFrame({"a": [1]})
     assert sortable_table(frame).table_id != sortable_table(frame).table_id
+
+
+def test_latency_columns_keep_their_digits_and_blank_missing_cells(latency_run: Path) -> None:
+    run = load_run(latency_run)
+    table = pareto_table(run)
+    html = sortable_table(table).to_html()  # formats from the table's attrs
+    fastest = float(run.pareto["final/latency_ms"].min())
+    assert f"<td>{fastest:.3g}</td>" in html and f"<td>{fastest:.2f}</td>" not in html
+    frame = pd.DataFrame({"latency, batch 1 (ms)": [0.49634, float("nan")]})
+    html = sortable_table(frame, formats={"latency, batch 1 (ms)": format_ms}).to_html()
+    assert "<td>0.496</td>" in html and "<td></td>" in html and "<td>n/a</td>" not in html

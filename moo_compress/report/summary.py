@@ -11,7 +11,7 @@ import pandas as pd
 from moo_compress.report.figures import FigureSpec
 from moo_compress.report.methods import method_style
 from moo_compress.report.rundata import RunData
-from moo_compress.report.tables import recommendations_by_row
+from moo_compress.report.tables import format_ms, latency_titles, recommendations_by_row
 
 __all__ = ["summary_markdown"]
 
@@ -72,8 +72,9 @@ def _header(run: RunData) -> list[str]:
         f"{report}.",
         "",
         "Objectives: clean accuracy (higher is better), robustness "
-        f"(`{run.knees.get('robustness', 'mean_corruption_accuracy')}`) and compression ratio = fp32 size / "
-        "compressed size under the storage model (higher is better). Deltas, mCE (100 = as robust as the "
+        f"(`{run.knees.get('robustness', 'mean_corruption_accuracy')}`){',' if run.latency_objective else ' and'} "
+        "compression ratio = fp32 size / compressed size under the storage model (higher is better)"
+        f"{_latency_objective(run)}. Deltas, mCE (100 = as robust as the "
         "reference) and constraints compare every plan with the **reference**: the uncompressed model after the "
         "same recovery as every candidate. Intervals are paired 95% intervals over the report images (candidate "
         "and reference on the same images); they cover the sampling of test images only, not the calibration "
@@ -87,6 +88,83 @@ def _header(run: RunData) -> list[str]:
     for note in base.get("notes") or []:
         lines += ["", f"> **Note:** {note}."]
     return lines
+
+
+def _latency_objective(run: RunData) -> str:
+    """The fourth objective of the header's list, if the run optimised latency."""
+    if not run.latency_objective:
+        return ""
+    return " and batch-1 latency of the deployed model (milliseconds, lower is better; see Latency below)"
+
+
+def _runtime(settings: dict[str, Any]) -> str:
+    """What timed the plans, e.g. ``each plan exported to ONNX as it deploys, timed in onnxruntime 1.32.0 ...``."""
+    threads = settings.get("threads")
+    name = settings.get("runtime_name") or (f"{settings.get('runtime', 'an unrecorded runtime')}"
+                                            + (f", {threads} thread(s)" if threads else ""))
+    if settings.get("runtime") == "onnxruntime":
+        return f"each plan was exported to ONNX as it deploys and timed in {name}"
+    if settings.get("runtime") == "pytorch":
+        return f"each compressed model was timed in PyTorch eager mode ({name})"
+    return f"each plan was timed in {name}"
+
+
+def _latency(run: RunData) -> list[str]:
+    """How latency was measured, what the reference took, and how far the numbers carry."""
+    if not run.measures_latency:
+        return []
+    settings = run.latency_settings
+    limit = settings.get("max_latency_ms")
+    if run.latency_objective:
+        role = "Batch-1 latency was the fourth objective (minimised)"
+        role += f", with a constraint of at most {_fmt(limit, 'g')} ms" if limit is not None else ""
+    else:
+        role = ("Latency was measured for the constraint of at most " f"{_fmt(limit, 'g')} ms at batch 1, not "
+                "optimised" if limit is not None else "Latency was measured and reported, not optimised")
+    rounds = settings.get("rounds")
+    measured = settings.get("measured") or (
+        f"batch 1: median of {rounds if rounds else 'the'} timed runs after warm-up, alternating with the reference; "
+        "spread = interquartile range")
+    hardware = settings.get("hardware") or "hardware not recorded"
+    batch = settings.get("batch_size")
+    ref = run.reference_latency
+    reference = (f"The reference took {format_ms(ref.get('latency_ms'))} ms at batch 1 (interquartile range "
+                 f"{format_ms(ref.get('latency_low_ms'))}-{format_ms(ref.get('latency_high_ms'))} ms)"
+                 if "latency_ms" in ref else "The reference's latency was not recorded")
+    if batch and batch > 1 and ref.get("latency_batch_ms") is not None:
+        reference += f" and {format_ms(ref['latency_batch_ms'])} ms at batch {batch}"
+    larger = (f" The median time of a batch of {batch} images (one run per round) is reported beside it." if batch
+              and batch > 1 else "")
+    return ["", "## Latency", "",
+            f"{role}. Plans were timed on this machine ({hardware}): {_runtime(settings)}, plans that deploy to the "
+            f"same graph structure sharing one measurement; {measured}. Times are wall-clock milliseconds per "
+            "batch; speed-up = the median over rounds of the reference's time divided by the plan's in the same "
+            f"round (above 1: faster than the reference).{larger} {reference}.",
+            "",
+            "Latency is a measurement on this machine, not a property of the plan alone: unlike the accuracies, it "
+            "is not part of the evaluation cache's invariance across execution modes, and another machine, thread "
+            "count or background load gives other times. The spread shown is the interquartile range of the timed "
+            "runs, not a confidence interval: two plans whose latencies differ by less than the spread of repeated "
+            "runs are tied."]
+
+
+def _larger_batch(run: RunData) -> str:
+    batch = run.latency_settings.get("batch_size")
+    return f"batch of {batch}" if batch else "larger batch"
+
+
+def _latency_cells(r: Any, titles: dict[str, str]) -> list[str]:
+    """The Pareto table's latency cells of one plan: batch 1 with its interquartile range, speed-up, larger batch."""
+    if not titles:
+        return []
+    ms, low, high = (r.get(f"final/latency_{k}", r.get(f"latency_{k}")) for k in ("ms", "low_ms", "high_ms"))
+    batch1 = format_ms(ms) if low is None or pd.isna(low) else f"{format_ms(ms)} [{format_ms(low)}, {format_ms(high)}]"
+    cells = [batch1, _fmt(r.get("final/latency_speedup", r.get("latency_speedup")))]
+    if "latency_batch_ms" in titles:
+        speedup = r.get("final/latency_batch_speedup", r.get("latency_batch_speedup"))
+        batch = format_ms(r.get("final/latency_batch_ms", r.get("latency_batch_ms")))
+        cells.append(batch if speedup is None or pd.isna(speedup) else f"{batch} ({_fmt(speedup)}x)")
+    return cells
 
 
 def _screening(info: dict[str, Any]) -> str:
@@ -162,14 +240,25 @@ def _recommendations(run: RunData) -> list[str]:
 def _pareto(run: RunData) -> list[str]:
     picks = recommendations_by_row(run)
     front = run.pareto
+    titles = latency_titles(run)
+    every = "all four objectives (latency included)" if run.latency_objective else "all three objectives"
     intro = ("The front decided on the search split, measured on the report split: deltas against the reference "
              "with paired 95% intervals. **Flags**: `dominated` = another reported plan is at least as good in "
-             "all three objectives on the report split; `tied` = the paired intervals of the differences to that "
+             f"{every} on the report split; `tied` = the paired intervals of the differences to that "
              "ratio-order neighbour (clean and mean corruption accuracy) contain zero, so noise alone may order "
              "them. Worst class / corruption: the largest drop of one class's clean accuracy and of one "
              "corruption's accuracy (mean over severities).")
-    head = ("| # | plan | picked as | ratio (x) | clean (%) | clean Δ (points) | mean corr. acc. (%) | mCA Δ (points) "
-            "| mCE | worst class Δ | worst corruption Δ | flags |", "|---|---|---|---|---|---|---|---|---|---|---|---|")
+    if titles:
+        intro += (" Latency (see Latency above): median milliseconds at batch 1 [interquartile range of the timed "
+                  "runs], the speed-up against the reference in the same runs (x, above 1 = faster)"
+                  + (f" and the median time of a {_larger_batch(run)} (ms, with its speed-up)"
+                     if "latency_batch_ms" in titles else "") + ".")
+    latency_head = (["latency, batch 1 (ms) [IQR]", "speed-up vs. reference (x)"]
+                    + ([titles["latency_batch_ms"].replace("(ms)", "(ms, speed-up)")] if "latency_batch_ms" in titles
+                       else [])) if titles else []
+    names = ["#", "plan", "picked as", "ratio (x)", "clean (%)", "clean Δ (points)", "mean corr. acc. (%)",
+             "mCA Δ (points)", "mCE", "worst class Δ", "worst corruption Δ", *latency_head, "flags"]
+    head = ("| " + " | ".join(names) + " |", "|" + "---|" * len(names))
     lines = ["", "## Pareto set", "", intro, "", *head]
     for i, r in front.iterrows():
         tags = ", ".join(method_style(p["method"]).short for p in picks.get(int(i), []))
@@ -185,10 +274,11 @@ def _pareto(run: RunData) -> list[str]:
         cells = [str(i), f"`{r['label']}`", tags, _fmt(r.get("final/compression_ratio")),
                  _fmt(r.get("final/clean_accuracy")), _interval(r, "clean_delta"),
                  _fmt(r.get("final/mean_corruption_accuracy")), _interval(r, "mca_delta"),
-                 _interval(r, "mce", signed=False), worst_class, worst_corr, "; ".join(flags)]
+                 _interval(r, "mce", signed=False), worst_class, worst_corr, *_latency_cells(r, titles),
+                 "; ".join(flags)]
         lines.append("| " + " | ".join(cells) + " |")
     if front.empty:
-        lines.append("| | (empty: no feasible plan) | | | | | | | | | | |")
+        lines.append("| | (empty: no feasible plan) |" + " |" * (len(names) - 2))
     return lines
 
 
@@ -241,11 +331,12 @@ def _failures(run: RunData) -> list[str]:
 
 def summary_markdown(run: RunData, figures: Sequence[FigureSpec] = ()) -> str:
     """The Markdown summary of a run; ``figures`` are embedded from the run folder by file name."""
-    lines = _header(run) + _baseline(run) + _recommendations(run) + _pareto(run) + _held_out(run) + _failures(run)
+    lines = (_header(run) + _baseline(run) + _latency(run) + _recommendations(run) + _pareto(run) + _held_out(run)
+             + _failures(run))
     if figures:
         lines += ["", "## Figures", ""]
         for spec in figures:
-            lines += [f"### {spec.caption}", "", spec.description, "", f"![{spec.caption}]({spec.file})", ""]
+            lines += [f"### {spec.caption}", "", spec.describe(run), "", f"![{spec.caption}]({spec.file})", ""]
     run_dir = run.path
     lines += [
         "## Next steps",

@@ -67,3 +67,62 @@ def test_a_real_run_renders(tiny_run: Path) -> None:
     assert run.has_final and len(run.pareto) >= 1
     for path in render_run(tiny_run):
         assert path.stat().st_size > 0
+
+
+def _ms(value: float) -> str:
+    """Three significant digits, trailing zeros kept (an independent formatting of the summary's numbers)."""
+    return f"{value:#.3g}".rstrip(".")
+
+
+def test_summary_of_a_run_with_latency_says_how_it_was_measured(latency_run: Path) -> None:
+    run = load_run(latency_run)
+    text = summary_markdown(run, FIGURES)
+    latency = text[text.index("## Latency"):text.index("## Recommendations")]
+    for fact in ("fourth objective", "onnxruntime 1.32.0 CPUExecutionProvider, 1 thread(s)",
+                 "Synthetic CPU @ 3.0GHz, 2 cores", "median of 50 timed runs", "interquartile range",
+                 "batch of 64 images", "milliseconds"):
+        assert fact in latency, fact
+    assert "The reference took 2.00 ms at batch 1 (interquartile range 1.90-2.20 ms) and 110 ms at batch 64" in latency
+    assert "not part of the evaluation cache's invariance across execution modes" in latency
+    assert "spread of repeated runs are tied" in latency
+    assert "and batch-1 latency of the deployed model (milliseconds, lower is better" in text  # the objectives
+    assert "at least as good in all four objectives (latency included)" in text
+
+
+def test_summary_pareto_table_has_latency_columns(latency_run: Path) -> None:
+    run = load_run(latency_run)
+    lines = summary_markdown(run).splitlines()
+    head = next(line for line in lines if line.startswith("| # | plan |"))
+    cells = [c.strip() for c in head.strip("|").split("|")]
+    assert cells[-4:] == ["latency, batch 1 (ms) [IQR]", "speed-up vs. reference (x)",
+                          "latency, batch 64 (ms, speed-up)", "flags"]
+    rows = [line for line in lines if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert len(rows) == len(run.pareto)
+    for line, (_, r) in zip(rows, run.pareto.iterrows()):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert len(cells) == len(head.strip("|").split("|"))
+        assert cells[-4] == f"{_ms(r['final/latency_ms'])} [{_ms(r['final/latency_low_ms'])}, " \
+                            f"{_ms(r['final/latency_high_ms'])}]"
+        assert cells[-3] == f"{r['final/latency_speedup']:.2f}"
+        assert cells[-2] == f"{_ms(r['final/latency_batch_ms'])} ({r['final/latency_batch_speedup']:.2f}x)"
+
+
+def test_summary_of_a_latency_constraint_names_the_limit(tmp_path: Path) -> None:
+    text = summary_markdown(load_run(write_run(tmp_path / "r", latency="constraint")), FIGURES)
+    assert "Latency was measured for the constraint of at most 1.5 ms at batch 1, not optimised" in text
+    assert "fourth objective" not in text and "all three objectives" in text
+    assert "| latency, batch 1 (ms) [IQR] |" in text
+    assert "the dashed line is the space's limit of 1.5 ms" in text  # the accuracy-latency panel
+
+
+def test_summary_without_latency_never_mentions_it(synthetic_run: Path) -> None:
+    text = summary_markdown(load_run(synthetic_run), FIGURES).replace(str(synthetic_run), "<run>")  # the test's name
+    assert "## Pareto set" in text and "latency" not in text.lower() and "speed-up" not in text
+
+
+def test_summary_describes_the_latency_in_the_figures(latency_run: Path) -> None:
+    text = summary_markdown(load_run(latency_run), FIGURES)
+    assert "the second row plots clean accuracy, robustness and compression ratio against latency" in text
+    assert "coloured by batch-1 latency" in text and "all three objectives at once" not in text
+    assert "The last axis is batch-1 latency" in text
+    assert "Right: clean accuracy against batch-1 latency measured on this machine" in text

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.text import Annotation
+from matplotlib.text import Annotation, Text
 
 from moo_compress.report import (
     load_run,
@@ -22,7 +22,7 @@ from moo_compress.report import (
 )
 from moo_compress.report.plots.fronts import front_2d
 from moo_compress.report.plots.parallel import gene_levels
-from tests.report.conftest import CORRUPTIONS, write_run
+from tests.report.conftest import CORRUPTIONS, LATENCY_INFO, MAX_LATENCY_MS, write_run
 
 PLOTS = [plot_pairwise_fronts, plot_front_3d, plot_parallel_coordinates, plot_corruption_heatmap, plot_hypervolume,
          plot_accuracy_vs_robustness]
@@ -174,3 +174,72 @@ def test_gene_levels_go_from_weakest_to_strongest() -> None:
     assert gene_levels("sparsity", ["0.5", "0", "0.8"]) == ["0", "0.5", "0.8"]
     assert gene_levels("clusters", ["8", "off", "16"]) == ["off", "16", "8"]
     assert gene_levels("weight_bits", ["4", "off", "8"]) == ["off", "8", "4"]
+
+
+def _all_texts(fig: Figure) -> list[str]:
+    """Every text of a figure: titles, axis and tick labels, legends, colour bars, annotations."""
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+LATENCY_LABEL = "latency, batch 1 (ms) — lower is better"
+
+
+def test_pairwise_fronts_add_a_row_of_latency_panels(latency_run: Path) -> None:
+    run = load_run(latency_run)
+    fig = plot_pairwise_fronts(run)
+    axes = fig.axes
+    assert len(axes) == 6
+    assert [ax.get_xlabel() for ax in axes[3:]] == [f"{LATENCY_LABEL} (reversed)"] * 3  # faster to the right
+    assert [ax.get_ylabel().split(" — ")[0] for ax in axes[3:]] == [
+        "clean accuracy (%)", "mean corruption accuracy (%)", "compression ratio (×, log scale)"]
+    for ax in axes[3:]:
+        assert ax.xaxis_inverted()
+        (front,) = _gid(ax, "front")
+        np.testing.assert_allclose(front.get_offsets()[:, 0], run.pareto["final/latency_ms"])
+        (star,) = _gid(ax, "baseline")
+        assert star.get_offsets()[0, 0] == pytest.approx(LATENCY_INFO["reference_ms"])
+        assert _gid(ax, "intervals")  # the interquartile ranges as bars
+    assert "latency: interquartile range of the timed batch-1 runs (this machine)" in _legend_texts(fig)
+
+
+def test_front_3d_colours_plans_by_latency(latency_run: Path) -> None:
+    run = load_run(latency_run)
+    fig = plot_front_3d(run)
+    (front,) = _gid(fig.axes[0], "front")
+    np.testing.assert_allclose(front.get_array(), run.pareto["final/latency_ms"])
+    assert fig.axes[1].get_ylabel() == LATENCY_LABEL  # the colour bar
+    assert "four objectives" in fig.get_suptitle()
+
+
+def test_parallel_coordinates_gain_a_latency_axis(latency_run: Path) -> None:
+    run = load_run(latency_run)
+    ax = plot_parallel_coordinates(run).axes[0]
+    assert len(ax.get_xticks()) == len(run.gene_columns) + 4
+    assert ax.get_xticklabels()[-1].get_text().startswith("latency, batch 1 (ms)")
+    last = np.array([line.get_ydata()[-1] for line in _gid(ax, "front")])
+    latency = run.pareto["final/latency_ms"].to_numpy()
+    assert np.argmax(last) == np.argmin(latency) and np.argmin(last) == np.argmax(latency)  # faster is higher
+
+
+def test_accuracy_vs_robustness_adds_an_accuracy_latency_panel(tmp_path: Path) -> None:
+    run = load_run(write_run(tmp_path / "r", latency="constraint"))
+    fig = plot_accuracy_vs_robustness(run)
+    robustness, latency = fig.axes[:2]
+    assert robustness.get_xlabel().startswith("clean accuracy")
+    assert latency.get_xlabel() == f"{LATENCY_LABEL} (reversed)" and latency.get_ylabel().startswith("clean accuracy")
+    (front,) = _gid(latency, "front")
+    np.testing.assert_allclose(front.get_offsets()[:, 0], run.pareto["final/latency_ms"])
+    (limit,) = _gid(latency, "latency-limit")
+    assert limit.get_xdata()[0] == MAX_LATENCY_MS
+
+
+def test_a_latency_constraint_alone_adds_no_front_panel(tmp_path: Path) -> None:
+    run = load_run(write_run(tmp_path / "r", latency="constraint"))
+    assert len(plot_pairwise_fronts(run).axes) == 3
+    assert len(plot_parallel_coordinates(run).axes[0].get_xticks()) == len(run.gene_columns) + 3
+
+
+@pytest.mark.parametrize("plot", PLOTS, ids=lambda p: p.__name__)
+def test_figures_of_a_run_without_latency_never_mention_it(synthetic_run: Path, plot) -> None:  # noqa: ANN001
+    texts = _all_texts(plot(load_run(synthetic_run)))
+    assert texts and not [t for t in texts if "latency" in t.lower()]

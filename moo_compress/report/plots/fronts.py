@@ -1,13 +1,16 @@
-"""The front itself: every pair of objectives in 2-D, and all three in 3-D."""
+"""The front itself: every pair of objectives in 2-D, and three of them in 3-D (a fourth, latency, as colour)."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -62,15 +65,38 @@ def _staircase(x: np.ndarray, y: np.ndarray, x_higher: bool, y_higher: bool) -> 
 #: The interval column (paired, against the reference) behind each plotted metric.
 _INTERVALS = {"clean_accuracy": "clean_delta", "mean_corruption_accuracy": "mca_delta", "mce": "mce",
               "relative_mce": "relative_mce"}
+#: The spread of a measured metric: (estimate, low, high) columns. Latency's is the interquartile range of
+#: the timed runs, not a confidence interval (the legend says so).
+_SPREADS = {"latency_ms": ("latency_ms", "latency_low_ms", "latency_high_ms")}
 
 
 def _errors(front: pd.DataFrame, metric: str) -> np.ndarray | None:
-    """``(2, n)`` error-bar lengths of the front's 95% intervals for ``metric``, or None without intervals."""
-    name = _INTERVALS.get(metric)
-    if name is None or f"{name}_low" not in front:
+    """``(2, n)`` error-bar lengths of the front's 95% intervals (latency: interquartile range) for ``metric``,
+    or None without them."""
+    if metric in _SPREADS:
+        columns = _SPREADS[metric]
+    elif metric in _INTERVALS:
+        name = _INTERVALS[metric]
+        columns = (name, f"{name}_low", f"{name}_high")
+    else:
         return None
-    est, low, high = (front[c].to_numpy(float) for c in (name, f"{name}_low", f"{name}_high"))
+    if columns[1] not in front:
+        return None
+    est, low, high = (front[c].to_numpy(float) for c in columns)
     return np.nan_to_num(np.vstack([est - low, high - est]), nan=0.0).clip(min=0.0)
+
+
+#: Colour map of latency: dark blue = fast to pale = slow (no red, green, orange or purple: those mark the
+#: recommendations; no yellow: the reference's star).
+_LATENCY_CMAP = ListedColormap(colormaps["Blues_r"](np.linspace(0.0, 0.75, 256)), name="latency")
+
+
+def _pairs(objectives: list[str]) -> list[tuple[str, str]]:
+    """Every ``(x, y)`` pair of objectives: those without latency first (the three panels of a run without
+    it), then each other objective against latency on x, as accuracy-latency trade-offs are usually drawn."""
+    pairs = list(itertools.combinations(objectives, 2))
+    plain = [pair for pair in pairs if "latency_ms" not in pair]
+    return plain + [("latency_ms", x) for x, y in pairs if y == "latency_ms"]
 
 
 def _pair(ax: Axes, plans: Plans, x: str, y: str) -> None:
@@ -117,7 +143,8 @@ def _pair(ax: Axes, plans: Plans, x: str, y: str) -> None:
 
 
 def plot_pairwise_fronts(run: RunData, path: str | os.PathLike[str] | None = None) -> Figure:
-    """Three panels, one per pair of objectives, oriented so that better is up and to the right.
+    """One panel per pair of objectives (three; six in two rows with latency as a fourth objective, the
+    second row latency against each other objective), oriented so that better is up and to the right.
 
     The Pareto set is drawn at the best fidelity (final where the run re-evaluated it), the other
     evaluated plans faded at screening fidelity (the only one they have), a dashed
@@ -129,9 +156,10 @@ def plot_pairwise_fronts(run: RunData, path: str | os.PathLike[str] | None = Non
         path: Where to write the PNG (nothing is written when None).
     """
     plans = split_plans(run)
-    fig = new_figure(17, 6.2)
-    axes = fig.subplots(1, 3)
-    pairs = list(itertools.combinations(run.objectives, 2))
+    pairs = _pairs(run.objectives)
+    rows = math.ceil(len(pairs) / 3)
+    fig = new_figure(17, 6.2 if rows == 1 else 5.0 * rows + 1.2)
+    axes = np.ravel(fig.subplots(rows, 3))
     for ax, (x, y) in zip(axes, pairs):
         _pair(ax, plans, x, y)
         if plans.front.empty and plans.context.empty:
@@ -150,6 +178,9 @@ def plot_pairwise_fronts(run: RunData, path: str | os.PathLike[str] | None = Non
     if "clean_delta_low" in plans.front:
         handles.append((Line2D([], [], ls="-", color=FRONT_COLOUR, alpha=0.55),
                         "paired 95% interval against the reference (report images)"))
+    if any("latency_ms" in pair for pair in pairs) and "latency_low_ms" in plans.front:
+        handles.append((Line2D([], [], ls="-", color=FRONT_COLOUR, alpha=0.55),
+                        "latency: interquartile range of the timed batch-1 runs (this machine)"))
     if "dominated_on_report_by" in plans.front and plans.front["dominated_on_report_by"].notna().any():
         handles.append((Line2D([], [], ls="none", marker="x", color="crimson"), "dominated on the report split"))
     handles.append((baseline_handle(), "reference: the uncompressed model after the same recovery"))
@@ -166,7 +197,8 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
                   azim: float = -55) -> Figure:
     """The Pareto set in 3-D (compression ratio, clean accuracy, robustness) at the best fidelity:
     each plan on a stem down to the floor, numbered by its row of ``pareto.csv``, the baseline as a
-    star and the recommended plans marked by method.
+    star and the recommended plans marked by method. Where batch-1 latency is a fourth objective the
+    plans are coloured by it (colour bar in milliseconds).
 
     Args:
         run: The run.
@@ -191,8 +223,10 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
         floor = np.nanmax(all_z) + 0.05 * max(np.nanmax(all_z) - np.nanmin(all_z), 1.0)
     for x, y, z in zip(lx, acc, robust):
         ax.plot([x, x], [y, y], [floor, z], color=FRONT_COLOUR, lw=0.8, alpha=0.45)
-    ax.scatter(lx, acc, robust, s=45, c=FRONT_COLOUR, edgecolors="black", linewidths=0.5, depthshade=False, gid="front",
-               label=f"Pareto set ({plans.front_fidelity})")
+    latency = run.latency_objective
+    colour = {"c": column(front, "latency_ms"), "cmap": _LATENCY_CMAP} if latency else {"c": FRONT_COLOUR}
+    points = ax.scatter(lx, acc, robust, s=45, edgecolors="black", linewidths=0.5, depthshade=False, gid="front",
+                        label=f"Pareto set ({plans.front_fidelity})", **colour)
     ax.scatter(lx, acc, np.full(len(lx), floor), s=8, c="0.6", depthshade=False)
     for row, x, y, z in zip(front["row"], lx, acc, robust):
         ax.text(x, y, z, f"  #{row}", fontsize=7.5, color="0.15")
@@ -219,12 +253,16 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
     ax.set_zlabel(zlabel, fontsize=9, labelpad=8)
     if not HIGHER_IS_BETTER.get(rob, True):
         ax.invert_zaxis()
+    if latency:
+        cbar = fig.colorbar(points, ax=ax, pad=0.08, shrink=0.6)
+        cbar.set_label(axis_label("latency_ms"), fontsize=9)
     ax.view_init(elev=elev, azim=azim)
     handles, texts = ax.get_legend_handles_labels()
     for handle, text in pick_handles(plans):
         handles.append(handle)
         texts.append(text)
     fig.legend(handles, texts, loc="outside lower center", ncol=1, fontsize=8, frameon=False)
-    fig.suptitle(f"{run.name}: the Pareto front in three objectives\n(numbers are rows of pareto.csv; grey dots "
+    shown = "four objectives (colour: batch-1 latency)" if latency else "three objectives"
+    fig.suptitle(f"{run.name}: the Pareto front in {shown}\n(numbers are rows of pareto.csv; grey dots "
                  "are the plans' shadows on the floor)", fontsize=11)
     return save_figure(fig, path)

@@ -87,7 +87,7 @@ def _objective_axis(values: np.ndarray, focus: np.ndarray, metric: str) -> tuple
 
 def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None = None) -> Figure:
     """One vertical axis per gene (weakest compression at the bottom) and per objective (better at
-    the top); one line per evaluated plan. Pareto plans are coloured by robustness, the other plans
+    the top; batch-1 latency, fastest at the top, where it was an objective); one line per evaluated plan. Pareto plans are coloured by robustness, the other plans
     faded, the baseline dashed and the recommended plans drawn thick in their method's colour.
 
     Args:

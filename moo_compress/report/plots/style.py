@@ -43,6 +43,7 @@ LABELS = {
     "mce": "mCE vs. baseline (%, 100 = baseline) — lower is better",
     "relative_mce": "relative mCE vs. baseline (%, 100 = baseline) — lower is better",
     "compression_ratio": "compression ratio (×, log scale) — higher is better",
+    "latency_ms": "latency, batch 1 (ms) — lower is better",
 }
 #: Short names for crowded places (parallel-coordinate axes, colour bars).
 SHORT_LABELS = {
@@ -51,9 +52,14 @@ SHORT_LABELS = {
     "mce": "mCE (%)",
     "relative_mce": "rel. mCE (%)",
     "compression_ratio": "ratio (×)",
+    "latency_ms": "latency, batch 1 (ms)",
 }
 HIGHER_IS_BETTER = {"clean_accuracy": True, "mean_corruption_accuracy": True, "mce": False, "relative_mce": False,
-                    "compression_ratio": True}
+                    "compression_ratio": True, "latency_ms": False}
+#: The smallest span a zoomed view gives a metric, as a fraction of its largest value (other metrics: 4 units,
+#: percentage points; the ratio: a factor of two). Latencies of a fraction of a millisecond would
+#: otherwise be drawn on an axis several milliseconds wide.
+_RELATIVE_MIN_SPAN = {"latency_ms": 0.1}
 DPI = 120
 
 
@@ -113,7 +119,11 @@ def front_view(ax: Axes, x: str, y: str, *, focus: tuple[np.ndarray, np.ndarray]
     limits = []
     for name, values in ((x, focus_x), (y, focus_y)):
         log = name == "compression_ratio"
-        limits.append(_bounds(np.asarray(values, float), log=log, min_span=1.0 if log else 4.0, pad=0.25))
+        values = np.asarray(values, float)
+        min_span = 1.0 if log else 4.0
+        if name in _RELATIVE_MIN_SPAN and np.isfinite(values).any():
+            min_span = max(_RELATIVE_MIN_SPAN[name] * float(np.nanmax(np.abs(values))), 1e-6)
+        limits.append(_bounds(values, log=log, min_span=min_span, pad=0.25))
     if limits[0] is not None:
         ax.set_xlim(*limits[0])
     if limits[1] is not None:

@@ -4,6 +4,7 @@ Example:
     python -m moo_compress.search --arch vgg19                  # default space, about 25 minutes on 2 CPU cores
     python -m moo_compress.search --arch resnet20 --quick       # about a minute
     python -m moo_compress.search --arch vgg19 --space paper    # the original study's 8-plan grid
+    python -m moo_compress.search --arch resnet20 --space deploy  # measured latency as a fourth objective
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--release-dir", metavar="DIR", help="a CIFAR-10-C/100-C release folder (default: found "
                    "under $MOO_COMPRESS_DATA, else corrupted images are generated and cached)")
     t.add_argument("--space", help="search space: a name in search_spaces/ (default, vgg19, resnet50, "
-                   "mobilenetv2, cifar_resnet, per_group, paper) or a YAML path; default: the architecture "
+                   "mobilenetv2, cifar_resnet, per_group, paper), 'deploy' (the family's deployment space: structured "
+                   "pruning and W8A8 with measured latency as an objective) or a YAML path; default: the architecture "
                    "family's space")
     t.add_argument("--calibration-images", metavar="N", type=int, help="training images for batch-norm re-estimation "
                    "(when the space asks for it; default: the space's recovery.bn_images)")

@@ -32,6 +32,7 @@ from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, half_widths, plan_claims, \
     record_outcomes, tied
+from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.knee import (
     closest_to_ideal,
     high_tradeoff_points,
@@ -72,7 +73,11 @@ def _noise(record: dict[str, Any], reference: dict[str, Any], objectives: Object
     claims = plan_claims(record_outcomes(record, objectives.corruptions, objectives.severities),
                          record_outcomes(reference, objectives.corruptions, objectives.severities), labels)
     clean, rob = half_widths(claims, objectives.robustness)
-    return np.array([clean / 100, rob / 100, 0.0])
+    noise = [clean / 100, rob / 100, 0.0]
+    if objectives.latency:  # half the interquartile range of the per-round speed-ups, on the objective's log scale
+        low, high = float(record.get("latency_speedup_low", 0.0)), float(record.get("latency_speedup_high", 0.0))
+        noise.append(0.5 * math.log2(high / low) if low > 0 and high >= low else 0.0)
+    return np.array(noise)
 
 
 def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
@@ -95,7 +100,7 @@ def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
     if frame.empty:
         return []
     front = frame[frame["pareto"]]
-    F_front = np.vstack(front["_F"].to_numpy()) if len(front) else np.zeros((0, 3))
+    F_front = np.vstack(front["_F"].to_numpy()) if len(front) else np.zeros((0, len(objectives.names)))
     keys = list(front["plan_key"])
     others = frame[~frame["pareto"] & frame["feasible"] & frame["duplicate_of"].isna()]
     if "stopped" in others:
@@ -128,7 +133,7 @@ def select(frame: pd.DataFrame, keys: list[str],
     """
     rows = frame.set_index("plan_key").loc[keys].reset_index()
     if evaluate is None:
-        for c in METRICS:
+        for c in _columns(rows):
             rows[f"select/{c}"] = rows[c]
         chosen = rows[rows["pareto"]].copy()
         return chosen.sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True), {}
@@ -139,7 +144,7 @@ def select(frame: pd.DataFrame, keys: list[str],
         raise MooCompressError(f"the reference failed at the selection fidelity: {ref['error']}")
     metrics = [record_metrics(r, ref, objectives.corruptions, objectives.severities) if r["status"] == "ok" else None
                for r in records[1:]]
-    for c in METRICS:
+    for c in _columns(rows):
         rows[f"select/{c}"] = [m.get(c, math.nan) if m else math.nan for m in metrics]
     F = np.array([objectives.objective_vector(m) for m in metrics])
     feasible = np.array([m is not None and bool(np.all(objectives.constraint_vector(m) <= 0)) for m in metrics])
@@ -152,6 +157,11 @@ def select(frame: pd.DataFrame, keys: list[str],
     return chosen.sort_values(["select/compression_ratio", "select/clean_accuracy"]).reset_index(drop=True), ref
 
 
+def _columns(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The metric columns carried from stage to stage: :data:`METRICS`, and the measured latency when there is one."""
+    return (*METRICS, *(c for c in LATENCY_FIELDS if c in frame))
+
+
 def _robustness_score(front: pd.DataFrame, prefix: str, robustness: str) -> np.ndarray:
     """Robustness in the space's metric, higher-is-better."""
     values = front[f"{prefix}{robustness}"].to_numpy(float)
@@ -159,11 +169,13 @@ def _robustness_score(front: pd.DataFrame, prefix: str, robustness: str) -> np.n
 
 
 def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *, min_ratio: float,
-              max_drop: float, prefix: str = "select/") -> list[dict[str, Any]]:
+              max_drop: float, prefix: str = "select/", latency: bool = False) -> list[dict[str, Any]]:
     """Knee points and user picks, decided on the ``prefix`` (selection) metrics of the front.
 
-    Robustness is the space's metric (mean corruption accuracy, mCE or relative mCE). Returns one dict
-    per pick: ``method``, ``title``, ``row`` (in ``front``, None if no plan qualifies) and ``why``.
+    Robustness is the space's metric (mean corruption accuracy, mCE or relative mCE). With ``latency``
+    the knees are found in four dimensions (batch-1 latency relative to the reference, from
+    ``{prefix}latency_speedup``, the fourth). Returns
+    one dict per pick: ``method``, ``title``, ``row`` (in ``front``, None if no plan qualifies) and ``why``.
     """
     if front.empty:
         return []
@@ -171,11 +183,17 @@ def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *
     rob = _robustness_score(front, prefix, robustness)
     ratio = front[f"{prefix}compression_ratio"].to_numpy(float)
     ok = np.isfinite(acc) & np.isfinite(rob) & np.isfinite(ratio)
+    columns = [-acc, -rob, -np.log2(np.where(ok, ratio, 1.0))]
+    if latency:  # log latency relative to the reference: minus log2 of the paired speed-up
+        speedup = front[f"{prefix}latency_speedup"].to_numpy(float)
+        ok &= np.isfinite(speedup) & (speedup > 0)
+        columns.append(-np.log2(np.where(ok, speedup, 1.0)))
     idx = np.flatnonzero(ok)
     if not len(idx):
         return []
     name = {"mean_corruption_accuracy": "mean corruption accuracy", "mce": "mCE", "relative_mce": "relative mCE"}
-    F = np.column_stack([-acc[idx], -rob[idx], -np.log2(ratio[idx])])
+    F = np.column_stack([c[idx] for c in columns])
+    every = "all four objectives" if latency else "all three objectives"
     picks: list[dict[str, Any]] = []
     if len(idx) >= 2:
         picks.append({"method": "nbi_knee", "title": "Knee: farthest from the plane through each objective's best plan",
@@ -183,7 +201,7 @@ def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *
                       "the front buys little in one objective for a lot in another"})
         picks.append({"method": "closest_to_ideal", "title": "Closest to the ideal point",
                       "row": int(idx[closest_to_ideal(F)]),
-                      "why": "nearest to the (unreachable) plan that is best in all three objectives at once"})
+                      "why": f"nearest to the (unreachable) plan that is best in {every} at once"})
         for i in high_tradeoff_points(F):
             picks.append({"method": "high_tradeoff", "title": "High trade-off point", "row": int(idx[i]),
                           "why": "any neighbouring plan gives up much more than it gains"})
@@ -247,7 +265,10 @@ def report(front: pd.DataFrame, evaluator: PlanEvaluator, reference_plan: Compre
                     "final/n_corrupted": claims["n_corrupted"]})
         rows.append(row)
     front = pd.concat([front.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
-    front["dominated_on_report_by"] = _dominated(front, objectives.robustness)
+    for c in LATENCY_FIELDS:  # a property of the deployed structure, measured once: the same on every split
+        if c in front:
+            front[f"final/{c}"] = front[c]
+    front["dominated_on_report_by"] = _dominated(front, objectives.robustness, objectives.latency)
     front["tied_with"] = _ties(front, outcomes)
     recovery = plan_claims(ref_out, record_outcomes(original, corr, sev), labels)
     base = {
@@ -265,19 +286,21 @@ def report(front: pd.DataFrame, evaluator: PlanEvaluator, reference_plan: Compre
     return front, base
 
 
-def _dominated(front: pd.DataFrame, robustness: str) -> pd.Series:
+def _dominated(front: pd.DataFrame, robustness: str, latency: bool = False) -> pd.Series:
     """Label of a reported plan whose report-split point estimates dominate the row's, else None."""
     acc = front["final/clean_accuracy"].to_numpy(float)
     rob = _robustness_score(front, "final/", robustness)
     ratio = front["final/compression_ratio"].to_numpy(float)
+    # faster is better; without a latency objective every plan counts as equally fast
+    speed = front["final/latency_speedup"].to_numpy(float) if latency else np.zeros(len(front))
     out: list[str | None] = []
     for i in range(len(front)):
         better = None
         for j in range(len(front)):
             if i == j or not (np.isfinite(acc[j]) and np.isfinite(rob[j])):
                 continue
-            ge = acc[j] >= acc[i] and rob[j] >= rob[i] and ratio[j] >= ratio[i]
-            gt = acc[j] > acc[i] or rob[j] > rob[i] or ratio[j] > ratio[i]
+            ge = acc[j] >= acc[i] and rob[j] >= rob[i] and ratio[j] >= ratio[i] and speed[j] >= speed[i]
+            gt = acc[j] > acc[i] or rob[j] > rob[i] or ratio[j] > ratio[i] or speed[j] > speed[i]
             if ge and gt:
                 better = str(front["label"].iloc[j])
                 break

@@ -5,11 +5,15 @@ Objectives, all turned into minimisation as pymoo expects:
 1. clean accuracy: ``-accuracy`` (fraction);
 2. robustness: ``-mean corruption accuracy`` (fraction), or ``mCE / 100`` or ``relative mCE / 100``
    against the uncompressed baseline evaluated on the same images;
-3. compression ratio: ``-log2(ratio)`` (log-scaled inside the optimiser; reported raw).
+3. compression ratio: ``-log2(ratio)`` (log-scaled inside the optimiser; reported raw);
+4. optionally, measured batch-1 latency of the deployed model (:mod:`~moo_compress.search.latency`):
+   ``log2(latency / reference latency)``, the ratio estimated as the median of per-round ratios with
+   the reference timed in alternation (``1 / latency_speedup``), so that load on the machine between
+   one plan's measurement and another's cancels.
 
-Constraints: ``(baseline accuracy - accuracy) - max_accuracy_drop <= 0`` (points) and
-``(min_ratio - ratio) / min_ratio <= 0``. A failed candidate gets the worst objective values and
-violates every constraint.
+Constraints: ``(baseline accuracy - accuracy) - max_accuracy_drop <= 0`` (points),
+``(min_ratio - ratio) / min_ratio <= 0`` and ``(latency - max_latency_ms) / max_latency_ms <= 0``. A
+failed candidate gets the worst objective values and violates every constraint.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from moo_compress.evaluation import metrics as mt
 from moo_compress.errors import ConfigError
+from moo_compress.search.latency import LATENCY_FIELDS
 
 __all__ = ["OBJECTIVE_LABELS", "Objectives", "record_metrics"]
 
@@ -32,6 +37,7 @@ OBJECTIVE_LABELS = {
     "mce": "mCE vs. baseline (%) ↓",
     "relative_mce": "relative mCE vs. baseline (%) ↓",
     "compression_ratio": "compression ratio (×) ↑",
+    "latency_ms": "latency, batch 1 (ms) ↓",
 }
 
 
@@ -49,8 +55,8 @@ def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
 
     Returns ``clean_accuracy``, ``mean_corruption_accuracy``, ``mce``, ``relative_mce``, ``clean_delta``
     (points against ``baseline``),
-    ``compression_ratio``, per-family means (``family/<name>``) and per-corruption means
-    (``acc/<corruption>``, mean over severities).
+    ``compression_ratio``, per-family means (``family/<name>``), per-corruption means
+    (``acc/<corruption>``, mean over severities) and the record's latency fields when it has them.
     """
     acc = _table(record)
     errors = {k: 1 - v for k, v in acc.items()}
@@ -74,6 +80,7 @@ def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
             out["relative_mce"] = math.nan
     out.update({f"family/{f}": 100 * v for f, v in mt.accuracy_by_family(acc, **kw).items()})
     out.update({f"acc/{c}": 100 * v for c, v in mt.accuracy_by_corruption(acc, **kw).items()})
+    out.update({k: record[k] for k in LATENCY_FIELDS if k in record})
     return out
 
 
@@ -88,6 +95,9 @@ class Objectives:
         baseline_accuracy: Baseline clean accuracy (%) at the screening fidelity.
         max_accuracy_drop: Constraint (points), or None.
         min_compression_ratio: Constraint, or None.
+        latency: Batch-1 latency (``latency_ms``) is a fourth objective.
+        max_latency_ms: Constraint: latency at most this many milliseconds, or None.
+        baseline_latency_ms: The reference's latency (the latency objective is relative to it).
     """
 
     robustness: str
@@ -96,16 +106,32 @@ class Objectives:
     baseline_accuracy: float
     max_accuracy_drop: float | None = None
     min_compression_ratio: float | None = None
+    latency: bool = False
+    max_latency_ms: float | None = None
+    baseline_latency_ms: float = math.nan
 
     @property
-    def names(self) -> tuple[str, str, str]:
-        """Metric columns behind the three objectives."""
-        return ("clean_accuracy", self.robustness, "compression_ratio")
+    def names(self) -> tuple[str, ...]:
+        """Metric columns behind the objectives (three, or four with latency)."""
+        return ("clean_accuracy", self.robustness, "compression_ratio") + (("latency_ms",) if self.latency else ())
 
     @property
     def n_constraints(self) -> int:
         """Number of inequality constraints."""
-        return int(self.max_accuracy_drop is not None) + int(self.min_compression_ratio is not None)
+        return (int(self.max_accuracy_drop is not None) + int(self.min_compression_ratio is not None)
+                + int(self.max_latency_ms is not None))
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether plans' latency is measured (an objective or a constraint)."""
+        return self.latency or self.max_latency_ms is not None
+
+    def _latency_term(self, metrics: dict[str, Any]) -> float:
+        speedup = float(metrics.get("latency_speedup", math.nan))
+        if math.isfinite(speedup) and speedup > 0:  # paired with the reference in the same rounds
+            return -math.log2(speedup)
+        base = self.baseline_latency_ms if math.isfinite(self.baseline_latency_ms) else 1.0
+        return math.log2(max(float(metrics["latency_ms"]), 1e-9) / base)
 
     def objective_vector(self, metrics: dict[str, Any] | None) -> np.ndarray:
         """``F`` (minimised) of one candidate's metrics; None (a failure) gives the worst values."""
@@ -113,15 +139,21 @@ class Objectives:
             return self.worst()
         rob = metrics[self.robustness]
         rob_term = -rob / 100 if self.robustness == "mean_corruption_accuracy" else rob / 100
-        return np.array([-metrics["clean_accuracy"] / 100, rob_term, -math.log2(max(metrics["compression_ratio"], 1e-9))])
+        F = [-metrics["clean_accuracy"] / 100, rob_term, -math.log2(max(metrics["compression_ratio"], 1e-9))]
+        if self.latency:
+            F.append(self._latency_term(metrics))
+        return np.array(F)
 
     def worst(self) -> np.ndarray:
         """The objective vector of a failed candidate."""
-        return np.array([0.0, 0.0 if self.robustness == "mean_corruption_accuracy" else 10.0, 0.0])
+        F = [0.0, 0.0 if self.robustness == "mean_corruption_accuracy" else 10.0, 0.0]
+        return np.array(F + [10.0] if self.latency else F)
 
     def reference_point(self) -> np.ndarray:
-        """Hypervolume reference point: accuracy 0, robustness 0 (or 2x the baseline's corruption error), ratio 1."""
-        return np.array([0.0, 0.0 if self.robustness == "mean_corruption_accuracy" else 2.0, 0.0])
+        """Hypervolume reference point: accuracy 0, robustness 0 (or 2x the baseline's corruption error), ratio 1
+        and, with latency, twice the reference's latency."""
+        F = [0.0, 0.0 if self.robustness == "mean_corruption_accuracy" else 2.0, 0.0]
+        return np.array(F + [1.0] if self.latency else F)
 
     def constraint_vector(self, metrics: dict[str, Any] | None) -> np.ndarray:
         """``G`` (<= 0 is feasible) of one candidate's metrics; a failure violates every constraint."""
@@ -136,4 +168,7 @@ class Objectives:
         if self.min_compression_ratio is not None:
             out.append(1e3 if metrics is None else
                        (self.min_compression_ratio - metrics["compression_ratio"]) / self.min_compression_ratio)
+        if self.max_latency_ms is not None:
+            latency = math.nan if metrics is None else float(metrics.get("latency_ms", math.nan))
+            out.append(1e3 if not math.isfinite(latency) else (latency - self.max_latency_ms) / self.max_latency_ms)
         return np.array(out, dtype=float)

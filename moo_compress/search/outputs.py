@@ -46,8 +46,9 @@ def write_progress(out_dir: Path, frame: pd.DataFrame, history: pd.DataFrame) ->
 
 def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSpace, spec: EvaluationSpec,
               final_spec: EvaluationSpec | None, encoding: Encoding, objectives: Objectives,
-              select_spec: EvaluationSpec | None = None, fidelity: dict[str, Any] | None = None) -> None:
-    """Writes every table of a finished run and its ``config.yaml``."""
+              select_spec: EvaluationSpec | None = None, fidelity: dict[str, Any] | None = None,
+              latency: dict[str, Any] | None = None) -> None:
+    """Writes every table of a finished run and its ``config.yaml`` (``latency``: how latency was measured)."""
     out = result.out_dir
     config: dict[str, Any] = {
         "settings": settings.to_dict(),
@@ -72,6 +73,7 @@ def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSp
             "corruptions": list(spec.corruptions),
             "corruption_params": spec.corruption_params,
             "severities": list(spec.severities),
+            "latency": latency,
             "finished": dt.datetime.now().isoformat(timespec="seconds"),
             "seconds": round(result.seconds, 1),
             "versions": versions(),
@@ -80,4 +82,5 @@ def write_all(result: SearchResult, *, settings: SearchSettings, space: SearchSp
     runfolder.write_config(out, config)
     runfolder.write_tables(out, evaluations=result.evaluations, history=result.history, pareto=result.pareto,
                            knees={"baseline": result.baseline, "recommendations": result.recommendations,
-                                  "objectives": list(objectives.names), "robustness": objectives.robustness})
+                                  "objectives": list(objectives.names), "robustness": objectives.robustness,
+                                  "latency": latency})

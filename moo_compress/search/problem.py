@@ -94,7 +94,7 @@ class PlanEvaluator:
 
 
 class CompressionProblem(Problem):
-    """Three objectives (clean accuracy, robustness, log compression ratio), all minimised.
+    """Three objectives (clean accuracy, robustness, log compression ratio), or four with latency; all minimised.
 
     Each evaluated individual also receives its evaluation record (``pop.get("record")``).
 
@@ -113,7 +113,7 @@ class CompressionProblem(Problem):
         self.evaluate_plans = evaluate
         self.metrics = metrics
         upper = encoding.upper_bounds
-        super().__init__(n_var=len(upper), n_obj=3, n_ieq_constr=objectives.n_constraints,
+        super().__init__(n_var=len(upper), n_obj=len(objectives.names), n_ieq_constr=objectives.n_constraints,
                          xl=np.zeros(len(upper), dtype=int), xu=upper, vtype=int)
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:

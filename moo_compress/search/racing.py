@@ -20,6 +20,10 @@ objectives at once (an intersection-union test) needs no further correction. Com
 different front members are not corrected (a plan near several front members may be stopped a
 little more often); ``benchmarks/bench_fidelity.py`` measures what this costs in recall.
 
+With latency measured (:mod:`~moo_compress.search.latency`), every new plan's latency is measured
+first, in the main process while no worker evaluates; a plan that cannot be deployed is failed without
+evaluation, and a front member stops a candidate only if it is also at least as fast.
+
 A *fixed* fidelity is a ladder of one rung: every candidate is measured on the same images, as before
 racing. NSGA-II ranks every candidate by its numbers at its highest rung, against the reference
 measured on the same images.
@@ -36,6 +40,7 @@ import numpy as np
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import ConfigError
+from moo_compress.search.candidate import failed_record
 from moo_compress.search.claims import Outcomes, record_outcomes
 from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
@@ -117,6 +122,7 @@ class _Entry:
     images: int = 0
     record: dict[str, Any] | None = None
     stopped: str | None = None
+    latency: dict[str, Any] = field(default_factory=dict)
     _outcomes: Outcomes | None = None
     _metrics: dict[str, Any] | None = None
 
@@ -148,6 +154,8 @@ class Racer:
         clean_multiple: Clean images per corrupted image of a window (what a window costs).
         release: Called with the plans whose race ended (stopped, failed, or on the top rung and off the
             front), e.g. to discard the compressed models kept between windows.
+        latency: ``plans -> {plan key: latency fields}`` (a :class:`~moo_compress.search.latency.LatencyMeter`),
+            called for new plans before they are evaluated; the fields join their records.
     """
 
     def __init__(self, ladder: Sequence[int], evaluate_window: Callable[[list[CompressionPlan], int, int],
@@ -155,7 +163,8 @@ class Racer:
                  reference_plan: CompressionPlan, objectives: Objectives, *, racing: bool = True,
                  confidence: float = 0.95, budget_images: int | None = None, cells: int = 1,
                  deadline: float | None = None, clean_multiple: int = 1,
-                 release: Callable[[list[CompressionPlan]], None] | None = None) -> None:
+                 release: Callable[[list[CompressionPlan]], None] | None = None,
+                 latency: Callable[[list[CompressionPlan]], dict[str, dict[str, Any]]] | None = None) -> None:
         self.ladder = tuple(int(r) for r in ladder)
         self.evaluate_window = evaluate_window
         self.reference_plan = reference_plan
@@ -167,6 +176,7 @@ class Racer:
         self.deadline = deadline
         self.clean_multiple = int(clean_multiple)
         self.release = release
+        self.latency = latency
         self.spent = 0
         self.entries: dict[str, _Entry] = {}
         self.reference: dict[int, dict[str, Any]] = {}
@@ -206,15 +216,30 @@ class Racer:
         for entry, record in zip(entries, records):
             entry.chunks.append(record)
             entry.images = stop
-            entry.record = {**merge_records(entry.chunks), "rung": len(entry.chunks) - 1, "stopped": entry.stopped}
+            entry.record = {**merge_records(entry.chunks), "rung": len(entry.chunks) - 1, "stopped": entry.stopped,
+                            **entry.latency}
             entry._outcomes = None
             entry._metrics = None
         if charge:
             self.spent += len(entries) * (stop - start) * (self.cells + self.clean_multiple)
 
+    def _measure_latency(self, entries: list[_Entry]) -> list[_Entry]:
+        """Adds latency to entries that lack it; returns those that can be evaluated (the others are failed)."""
+        if self.latency is None:
+            return entries
+        todo = [e for e in entries if not e.latency]
+        if todo:
+            found = self.latency([e.plan for e in todo])
+            for e in todo:
+                e.latency = found[e.plan.key()]
+                if "latency_error" in e.latency:
+                    e.record = failed_record(e.plan, f"latency measurement failed: {e.latency['latency_error']}")
+        return [e for e in entries if "latency_error" not in e.latency]
+
     def reference_at(self, images: int) -> dict[str, Any]:
         """The reference's record on the first ``images`` images per cell (measured on demand)."""
         if images not in self.reference:
+            self._measure_latency([self._reference])
             self._climb([self._reference], images, charge=False)
             record = self._reference.record
             if record is None or record.get("status") != "ok":
@@ -245,7 +270,7 @@ class Racer:
             if plan.key() not in self.entries:
                 self.entries[plan.key()] = _Entry(plan)
                 new.append(self.entries[plan.key()])
-        live = new
+        live = self._measure_latency(new)
         for k, (start, stop) in enumerate(rung_windows(self.ladder)):
             if not live:
                 break
@@ -272,7 +297,7 @@ class Racer:
             entry = self.entries.setdefault(plan.key(), _Entry(plan))
             entries.append(entry)
         self.reference_at(images)
-        self._climb(entries, images)
+        self._climb(self._measure_latency(entries), images)
         return [_prefix(e.record, images, self.objectives) if e.ok else e.record for e in entries]  # type: ignore[arg-type]
 
     def _outcomes(self, entry: _Entry) -> Outcomes:
@@ -322,9 +347,12 @@ class Racer:
                 entry.stopped = f"infeasible after {n} images: clean drop confidently beyond {drop:g} points"
         if entry.stopped is None:
             ratio = float(entry.record["compression_ratio"])  # type: ignore[index]
+            speed = float(entry.latency.get("latency_speedup", 0.0)) if self.objectives.latency else 0.0
             for other in front:
                 if other is entry or float(other.record["compression_ratio"]) < ratio:  # type: ignore[index]
                     continue
+                if self.objectives.latency and float(other.latency.get("latency_speedup", 0.0)) < speed:
+                    continue  # a slower plan does not dominate
                 if self._dominates(other, entry, level):
                     entry.stopped = f"dominated by {other.record['label']} after {n} images"  # type: ignore[index]
                     break

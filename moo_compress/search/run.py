@@ -36,6 +36,7 @@ from moo_compress.search.executors import ExecutorConfig, close_executors, defau
 from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.fidelity import Fidelity
+from moo_compress.search.latency import LATENCY_FIELDS, LatencyMeter
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.racing import Racer
 from moo_compress.search.settings import HELD_OUT_IMAGES, SearchSettings
@@ -266,7 +267,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     settings = settings.resolved()
     target, execution = settings.target, settings.execution
     defaults = model_defaults(target.model)
-    space = load_space(target.space or default_space(defaults.family))
+    space = load_space(default_space(defaults.family, target.space))
     pop_size = settings.algorithm.pop_size or space.pop_size
     budgeted = settings.algorithm.budget_images is not None or settings.algorithm.time_budget is not None
     generations = settings.algorithm.generations or (UNTIL_BUDGET if budgeted else space.generations)
@@ -330,12 +331,15 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     reference_plan = CompressionPlan(recovery=space.recovery)
     objectives = Objectives(robustness=space.robustness, corruptions=spec.corruptions, severities=spec.severities,
                             baseline_accuracy=math.nan, max_accuracy_drop=space.max_accuracy_drop,
-                            min_compression_ratio=space.min_compression_ratio)
+                            min_compression_ratio=space.min_compression_ratio,
+                            latency=space.latency is not None and space.latency.objective,
+                            max_latency_ms=space.max_latency_ms)
+    meter = _latency_meter(space, spec, reference_plan, log)
     racer = Racer(ladder, evaluate_window, reference_plan, objectives, racing=fidelity.mode == "racing",
                   confidence=fidelity.confidence, budget_images=budget_images, cells=n_corr,
                   deadline=started + settings.algorithm.time_budget if settings.algorithm.time_budget else None,
                   clean_multiple=clean_multiple,
-                  release=lambda plans: discard_models(spec, [p.key() for p in plans]))
+                  release=lambda plans: discard_models(spec, [p.key() for p in plans]), latency=meter)
     progress.start("reference", len(ladder), [])
     try:
         baseline = racer.reference_at(ladder[0])
@@ -349,7 +353,8 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         log(f"warning: {notes[-1]}")
         robustness = "mce"
     objectives = dataclasses.replace(objectives, robustness=robustness,
-                                     baseline_accuracy=100 * baseline["clean_accuracy"])
+                                     baseline_accuracy=100 * baseline["clean_accuracy"],
+                                     baseline_latency_ms=float(baseline.get("latency_ms", math.nan)))
     racer.objectives = objectives
     if space.min_compression_ratio is not None:
         reachable = _max_ratio(spec, encoding)
@@ -365,6 +370,11 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         f"{base_metrics['clean_accuracy']:.2f}%, mean corruption accuracy {base_metrics['mean_corruption_accuracy']:.2f}% "
         f"on the first {ladder[0]} search images ({execution.precision}); space '{space.name}': "
         f"{len(encoding.variables)} genes, {encoding.grid_size():,} plans")
+    if meter is not None:
+        log(f"reference latency: {baseline['latency_ms']:.3f} ms at batch 1 (interquartile range "
+            f"{baseline['latency_low_ms']:.3f}-{baseline['latency_high_ms']:.3f} ms over {meter.settings.rounds} runs), "
+            f"{baseline['latency_batch_ms']} ms at batch {meter.settings.batch_size}; {meter.runtime} on "
+            f"{meter.hardware}")
 
     select_images = select_n * (n_corr + 1) if settings.fidelity.select_images != 0 else 0
     report_images = (split_size + _images(settings.fidelity.final_images, classes(spec), split_size) * n_corr
@@ -400,7 +410,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                 new += 1
                 hits += bool(record.get("cache_hit"))
         frame = _frame(run_log, problem)
-        F = np.vstack(frame["_F"].to_numpy()) if len(frame) else np.zeros((0, 3))
+        F = np.vstack(frame["_F"].to_numpy()) if len(frame) else np.zeros((0, len(objectives.names)))
         hv = hypervolume(F[pareto_mask(F, frame["feasible"].to_numpy())], reference) if len(frame) else 0.0
         elapsed = time.perf_counter() - started
         spent_before = history[-1]["images"] if history else 0
@@ -446,7 +456,8 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         ref_select = record_metrics(select_ref, select_ref, spec.corruptions, spec.severities) if select_ref \
             else base_metrics
         picks = final.recommend(front, ref_select["clean_accuracy"], objectives.robustness,
-                                min_ratio=settings.output.pick_min_ratio, max_drop=settings.output.pick_max_drop)
+                                min_ratio=settings.output.pick_min_ratio, max_drop=settings.output.pick_max_drop,
+                                latency=objectives.latency)
         report_spec = None
         report_base: dict[str, Any] = {}
         if settings.fidelity.final_images:
@@ -472,6 +483,9 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     if not settings.fidelity.final_images:
         for c in final.METRICS:
             front[f"final/{c}"] = front[f"select/{c}"]
+        for c in LATENCY_FIELDS:
+            if c in front:
+                front[f"final/{c}"] = front[c]
     recommendations = _recommendations(front, picks, objectives.robustness, report_base)
     baseline_info = {"screening": base_metrics, "selection": ref_select if select_ref else None,
                      "final": report_base.get("reference"), "original": report_base.get("original"),
@@ -487,12 +501,26 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                      "images_spent": racer.spent,
                      "stopped": int(frame["stopped"].notna().sum()) if "stopped" in frame else 0}
     outputs.write_all(result, settings=settings, space=space, spec=spec, final_spec=report_spec,
-                      select_spec=select_spec, encoding=encoding, objectives=objectives, fidelity=fidelity_info)
+                      select_spec=select_spec, encoding=encoding, objectives=objectives, fidelity=fidelity_info,
+                      latency=meter.describe() if meter is not None else None)
     if render is not None:
         render(out_dir)
     log(f"done in {_fmt_time(time.perf_counter() - started)}: {len(frame)} plans evaluated, {len(result.pareto)} on "
         f"the front; results in {out_dir}/{' (summary.md)' if render is not None else ''}")
     return result
+
+
+def _latency_meter(space: SearchSpace, spec: EvaluationSpec, reference_plan: CompressionPlan,
+                   log: Callable[[str], None]) -> LatencyMeter | None:
+    """The latency meter of a space that measures latency (None otherwise), in this (the main) process."""
+    if space.latency is None:
+        return None
+    res = load_resources(spec)
+    pre = res.pretrained
+    size = pre.input_size or (3, *res.clean.images.shape[1:3])
+    return LatencyMeter(space.latency, model=pre.model, mean=pre.mean, std=pre.std, input_size=size,
+                        weights_sha256=spec.weights_sha256, calibration=res.calibration, reference_plan=reference_plan,
+                        cache_dir=spec.cache_dir or str(paths.cache_dir(None)), log=log)
 
 
 def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustness: str,
@@ -510,6 +538,13 @@ def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustnes
                      decided_on="search split", reported_on=report_base.get("split") or "search split (selection)")
         for c in final.METRICS:
             entry[c] = float(r[f"final/{c}"])
+        if math.isfinite(float(r.get("latency_ms", math.nan))):
+            entry["latency"] = {"ms": float(r["latency_ms"]), "low_ms": float(r["latency_low_ms"]),
+                                "high_ms": float(r["latency_high_ms"]), "speedup": float(r["latency_speedup"]),
+                                "speedup_low": float(r["latency_speedup_low"]),
+                                "speedup_high": float(r["latency_speedup_high"]),
+                                "batch_ms": _float_or_none(r.get("latency_batch_ms")),
+                                "batch_speedup": _float_or_none(r.get("latency_batch_speedup"))}
         intervals = {}
         for name in ("clean_delta", "mca_delta", "mce", "relative_mce", "worst_class_delta", "worst_corruption_delta"):
             if f"final/{name}_low" in r:
@@ -532,6 +567,14 @@ def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustnes
         entry["rationale"] = _rationale(pick["why"], entry, robustness)
         out.append(entry)
     return out
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _met_by(threshold: dict[str, Any], intervals: dict[str, Any], entry: dict[str, Any]) -> str:
@@ -559,6 +602,14 @@ def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
     if robustness == "relative_mce":
         text += f", relative mCE {fmt('relative_mce', False)}"
     text += " against the reference (95% intervals over report images)"
+    if "latency" in entry:
+        lat = entry["latency"]
+        faster = ("faster than the reference beyond the spread of repeated runs" if lat["speedup_low"] > 1 else
+                  "slower than the reference beyond the spread of repeated runs" if lat["speedup_high"] < 1 else
+                  "as fast as the reference within the spread of repeated runs")
+        text += (f"; batch-1 latency {lat['ms']:.3g} ms (interquartile range {lat['low_ms']:.3g}-{lat['high_ms']:.3g} ms), "
+                 f"speed-up {lat['speedup']:.2f}x [{lat['speedup_low']:.2f}, {lat['speedup_high']:.2f}] over the "
+                 f"reference timed in the same rounds: {faster}")
     if "worst_class" in entry:
         text += (f"; worst-hit class {entry['worst_class']} {fmt('worst_class_delta')}, worst-hit corruption "
                  f"{entry['worst_corruption']} {fmt('worst_corruption_delta')}")

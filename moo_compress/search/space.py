@@ -34,6 +34,7 @@ from moo_compress.compress import (
 from moo_compress.compress.config import WEIGHT_BITS
 from moo_compress.errors import ConfigError
 from moo_compress.search.fidelity import Fidelity
+from moo_compress.search.latency import LatencySettings
 from moo_compress.search.surrogate import Surrogate
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SearchSpace",
     "Encoding",
     "FAMILY_SPACES",
+    "FAMILY_DEPLOY_SPACES",
     "default_space",
     "list_spaces",
     "load_space",
@@ -198,6 +200,10 @@ class SearchSpace:
             (:func:`~moo_compress.data.corruptions.param_set_for_size`).
         max_accuracy_drop: Constraint: clean accuracy at most this many points below the baseline.
         min_compression_ratio: Constraint: compression ratio at least this.
+        latency: How plans' deployed latency is measured (``objectives.latency``;
+            :class:`~moo_compress.search.latency.LatencySettings`), or None when it is not.
+        max_latency_ms: Constraint: batch-1 latency at most this many milliseconds (measured even when
+            latency is not an objective).
         algorithm: ``nsga2`` or ``grid`` (evaluate every combination).
         pop_size: NSGA-II population size.
         generations: NSGA-II generations.
@@ -228,6 +234,8 @@ class SearchSpace:
     corruption_params: str | None = None
     max_accuracy_drop: float | None = None
     min_compression_ratio: float | None = None
+    latency: LatencySettings | None = None
+    max_latency_ms: float | None = None
     algorithm: str = "nsga2"
     pop_size: int = 16
     generations: int = 6
@@ -272,7 +280,7 @@ class SearchSpace:
         if not genes_spec:
             raise ConfigError(f"genes is empty; search at least one of {', '.join(GENE_KINDS)}")
         genes = tuple(_parse_gene(kind, spec) for kind, spec in genes_spec.items())
-        prune = _mapping(data.get("prune"), "prune", ("scope", "structured"))
+        prune = _mapping(data.get("prune"), "prune", ("scope", "structured", "removable_only"))
         cluster = _mapping(data.get("cluster"), "cluster", ("init", "preserve_sparsity"))
         quantize = _mapping(data.get("quantize"), "quantize",
                             ("per_channel", "symmetric", "activation_bits", "weight_range"))
@@ -293,7 +301,7 @@ class SearchSpace:
                                  [f.name for f in dataclasses.fields(RecoveryConfig)])
         recovery = RecoveryConfig(**recovery_spec)
         objectives = _mapping(data.get("objectives"), "objectives",
-                              ("robustness", "corruptions", "severities", "corruption_params"))
+                              ("robustness", "corruptions", "severities", "corruption_params", "latency"))
         corruption_params = objectives.get("corruption_params")
         if corruption_params is not None:
             from moo_compress.data.corruptions import get_param_set
@@ -314,7 +322,15 @@ class SearchSpace:
         if not isinstance(severities, list) or not severities or not all(
                 isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in severities):
             raise ConfigError(f"objectives.severities must be a non-empty list of integers 1-5, got {severities!r}")
-        constraints = _mapping(data.get("constraints"), "constraints", ("max_accuracy_drop", "min_compression_ratio"))
+        latency = LatencySettings.parse(objectives.get("latency"))
+        constraints = _mapping(data.get("constraints"), "constraints",
+                               ("max_accuracy_drop", "min_compression_ratio", "max_latency_ms"))
+        max_latency = constraints.get("max_latency_ms")
+        if max_latency is not None:
+            if isinstance(max_latency, bool) or not isinstance(max_latency, (int, float)) or max_latency <= 0:
+                raise ConfigError(f"constraints.max_latency_ms must be a positive number of milliseconds, "
+                                  f"got {max_latency!r}")
+            latency = latency or LatencySettings(objective=False)
         drop = constraints.get("max_accuracy_drop")
         if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or drop < 0):
             raise ConfigError(f"constraints.max_accuracy_drop must be a number of points >= 0, got {drop!r}")
@@ -357,6 +373,8 @@ class SearchSpace:
             corruption_params=corruption_params,
             max_accuracy_drop=None if drop is None else float(drop),
             min_compression_ratio=None if min_ratio is None else float(min_ratio),
+            latency=latency,
+            max_latency_ms=None if max_latency is None else float(max_latency),
             algorithm=algo,
             pop_size=algorithm.get("pop_size", 16),
             generations=algorithm.get("generations", 6),
@@ -410,9 +428,11 @@ class SearchSpace:
             "recovery": self.recovery.to_dict(),
             "objectives": {"robustness": self.robustness,
                            "corruptions": self.corruptions if isinstance(self.corruptions, str) else list(self.corruptions),
-                           "severities": list(self.severities), "corruption_params": self.corruption_params},
+                           "severities": list(self.severities), "corruption_params": self.corruption_params,
+                           "latency": self.latency.to_dict() if self.latency is not None else False},
             "constraints": {"max_accuracy_drop": self.max_accuracy_drop,
-                            "min_compression_ratio": self.min_compression_ratio},
+                            "min_compression_ratio": self.min_compression_ratio,
+                            "max_latency_ms": self.max_latency_ms},
             "algorithm": {"name": self.algorithm, "pop_size": self.pop_size, "generations": self.generations,
                           "budget_images": self.budget_images, "surrogate": self.surrogate.to_dict()},
             "fidelity": self.fidelity.to_dict(),
@@ -499,11 +519,19 @@ class Encoding:
 
 #: The space used for each architecture family when ``--space`` is not given.
 FAMILY_SPACES = {"vgg": "vgg19", "cifar_resnet": "cifar_resnet", "resnet": "resnet50", "mobilenetv2": "mobilenetv2"}
+#: The deployment space of each family (``--space deploy``): what changes latency, with latency as an objective.
+#: Other models get ``deploy``, whose structured pruning targets the layers their own graph lets a
+#: deployment shrink (``prune.removable_only``).
+FAMILY_DEPLOY_SPACES = {"vgg": "deploy_vgg19", "cifar_resnet": "deploy_cifar_resnet", "resnet": "deploy_resnet50",
+                        "mobilenetv2": "deploy_mobilenetv2"}
 
 
-def default_space(family: str) -> str:
-    """The shipped space for an architecture family (``default`` for families without one)."""
-    return FAMILY_SPACES.get(family, "default")
+def default_space(family: str, name: str | None = None) -> str:
+    """The space a search over a model of ``family`` uses: ``name`` as given, the family's shipped space
+    when ``name`` is None (``default`` for families without one), its deployment space for ``deploy``."""
+    if name == "deploy":
+        return FAMILY_DEPLOY_SPACES.get(family, "deploy")
+    return name or FAMILY_SPACES.get(family, "default")
 
 
 def list_spaces() -> list[str]:

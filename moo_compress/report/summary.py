@@ -139,7 +139,7 @@ def _latency(run: RunData) -> list[str]:
             f"{role}. Plans were timed on this machine ({hardware}): {_runtime(settings)}, plans that deploy to the "
             f"same graph structure sharing one measurement; {measured}. Times are wall-clock milliseconds per "
             "batch; speed-up = the median over rounds of the reference's time divided by the plan's in the same "
-            f"round (above 1: faster than the reference).{larger} {reference}.",
+            f"round (above 1: faster than the reference){_speedup_spread(run)}.{larger} {reference}.",
             "",
             "Latency is a measurement on this machine, not a property of the plan alone: unlike the accuracies, it "
             "is not part of the evaluation cache's invariance across execution modes, and another machine, thread "
@@ -153,13 +153,22 @@ def _larger_batch(run: RunData) -> str:
     return f"batch of {batch}" if batch else "larger batch"
 
 
+def _speedup_spread(run: RunData) -> str:
+    """How to read the interquartile range of the speed-ups, where the run recorded one."""
+    if "latency_speedup_low" not in latency_titles(run):
+        return ""
+    return ("; its spread is the interquartile range of those per-round ratios: a range wholly above 1 is faster "
+            "than the reference beyond the spread of repeated runs, wholly below 1 slower, one that holds 1 a tie")
+
+
 def _latency_cells(r: Any, titles: dict[str, str]) -> list[str]:
     """The Pareto table's latency cells of one plan: batch 1 with its interquartile range, speed-up, larger batch."""
     if not titles:
         return []
     ms, low, high = (r.get(f"final/latency_{k}", r.get(f"latency_{k}")) for k in ("ms", "low_ms", "high_ms"))
     batch1 = format_ms(ms) if low is None or pd.isna(low) else f"{format_ms(ms)} [{format_ms(low)}, {format_ms(high)}]"
-    cells = [batch1, _fmt(r.get("final/latency_speedup", r.get("latency_speedup")))]
+    speedup, low, high = (r.get(f"final/latency_speedup{k}", r.get(f"latency_speedup{k}")) for k in ("", "_low", "_high"))
+    cells = [batch1, _fmt(speedup) if low is None or pd.isna(low) else f"{_fmt(speedup)} [{_fmt(low)}, {_fmt(high)}]"]
     if "latency_batch_ms" in titles:
         speedup = r.get("final/latency_batch_speedup", r.get("latency_batch_speedup"))
         batch = format_ms(r.get("final/latency_batch_ms", r.get("latency_batch_ms")))
@@ -251,9 +260,11 @@ def _pareto(run: RunData) -> list[str]:
     if titles:
         intro += (" Latency (see Latency above): median milliseconds at batch 1 [interquartile range of the timed "
                   "runs], the speed-up against the reference in the same runs (x, above 1 = faster)"
+                  + (" [interquartile range of the per-round ratios]" if "latency_speedup_low" in titles else "")
                   + (f" and the median time of a {_larger_batch(run)} (ms, with its speed-up)"
                      if "latency_batch_ms" in titles else "") + ".")
-    latency_head = (["latency, batch 1 (ms) [IQR]", "speed-up vs. reference (x)"]
+    latency_head = (["latency, batch 1 (ms) [IQR]",
+                     "speed-up vs. reference (x)" + (" [IQR]" if "latency_speedup_low" in titles else "")]
                     + ([titles["latency_batch_ms"].replace("(ms)", "(ms, speed-up)")] if "latency_batch_ms" in titles
                        else [])) if titles else []
     names = ["#", "plan", "picked as", "ratio (x)", "clean (%)", "clean Δ (points)", "mean corr. acc. (%)",

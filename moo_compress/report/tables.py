@@ -40,10 +40,10 @@ METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
 FAMILIES = ("noise", "blur", "weather", "digital")
 #: The latency columns of a run that measured latency (as the search writes them; ``latency_ms`` is the
 #: objective, batch 1, median of the timed runs; ``_low``/``_high`` their interquartile range; speed-ups
-#: are medians of per-round ratios against the reference timed in alternation; ``latency_structure`` is
-#: the hash of the deployed graph).
-LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_speedup", "latency_batch_ms",
-                   "latency_batch_speedup", "latency_structure")
+#: are medians of per-round ratios against the reference timed in alternation, ``latency_speedup_low`` /
+#: ``_high`` the interquartile range of those ratios; ``latency_structure`` is the hash of the deployed graph).
+LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_speedup", "latency_speedup_low",
+                   "latency_speedup_high", "latency_batch_ms", "latency_batch_speedup", "latency_structure")
 
 
 def format_ms(value: Any, digits: int = 3) -> str:
@@ -70,6 +70,7 @@ def latency_titles(run: RunData) -> dict[str, str]:
     larger = f"batch {batch}" if batch else "larger batch"
     titles = {"latency_ms": "latency, batch 1 (ms)", "latency_low_ms": "latency IQR low (ms)",
               "latency_high_ms": "latency IQR high (ms)", "latency_speedup": "speed-up vs. reference (x)",
+              "latency_speedup_low": "speed-up IQR low (x)", "latency_speedup_high": "speed-up IQR high (x)",
               "latency_batch_ms": f"latency, {larger} (ms)",
               "latency_batch_speedup": f"speed-up vs. reference, {larger} (x)"}
     frame = run.pareto if len(run.pareto.columns) else run.evaluations

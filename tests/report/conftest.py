@@ -93,7 +93,8 @@ def _latency(rng: np.random.Generator, log_ratio: float, index: int) -> dict[str
     ms = LATENCY_INFO["reference_ms"] * 2 ** (-0.35 * log_ratio) * float(np.exp(rng.normal(0, 0.05)))
     batch = LATENCY_INFO["reference_batch_ms"] * 2 ** (-0.45 * log_ratio) * float(np.exp(rng.normal(0, 0.05)))
     return {"latency_ms": ms, "latency_low_ms": ms * 0.93, "latency_high_ms": ms * 1.08,
-            "latency_speedup": LATENCY_INFO["reference_ms"] / ms * float(np.exp(rng.normal(0, 0.01))),
+            "latency_speedup": (speedup := LATENCY_INFO["reference_ms"] / ms * float(np.exp(rng.normal(0, 0.01)))),
+            "latency_speedup_low": speedup * 0.95, "latency_speedup_high": speedup * 1.05,
             "latency_batch_ms": batch, "latency_batch_speedup": LATENCY_INFO["reference_batch_ms"] / batch,
             "latency_structure": f"{index:016x}"}
 
@@ -222,6 +223,7 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         knees["latency"] = latency_info
         base_screen.update({"latency_ms": LATENCY_INFO["reference_ms"], "latency_low_ms": LATENCY_INFO["reference_low_ms"],
                             "latency_high_ms": LATENCY_INFO["reference_high_ms"], "latency_speedup": 1.0,
+                            "latency_speedup_low": 0.97, "latency_speedup_high": 1.03,
                             "latency_batch_ms": LATENCY_INFO["reference_batch_ms"], "latency_batch_speedup": 1.0})
     generations = sorted(set(ev["generation"])) if len(ev) else [1]
     history = pd.DataFrame({"generation": generations, "evaluations": [int((ev["generation"] <= g).sum()) for g in

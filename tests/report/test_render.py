@@ -85,6 +85,7 @@ def test_summary_of_a_run_with_latency_says_how_it_was_measured(latency_run: Pat
     assert "The reference took 2.00 ms at batch 1 (interquartile range 1.90-2.20 ms) and 110 ms at batch 64" in latency
     assert "not part of the evaluation cache's invariance across execution modes" in latency
     assert "spread of repeated runs are tied" in latency
+    assert "interquartile range of those per-round ratios: a range wholly above 1 is faster" in latency
     assert "and batch-1 latency of the deployed model (milliseconds, lower is better" in text  # the objectives
     assert "at least as good in all four objectives (latency included)" in text
 
@@ -94,7 +95,7 @@ def test_summary_pareto_table_has_latency_columns(latency_run: Path) -> None:
     lines = summary_markdown(run).splitlines()
     head = next(line for line in lines if line.startswith("| # | plan |"))
     cells = [c.strip() for c in head.strip("|").split("|")]
-    assert cells[-4:] == ["latency, batch 1 (ms) [IQR]", "speed-up vs. reference (x)",
+    assert cells[-4:] == ["latency, batch 1 (ms) [IQR]", "speed-up vs. reference (x) [IQR]",
                           "latency, batch 64 (ms, speed-up)", "flags"]
     rows = [line for line in lines if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert len(rows) == len(run.pareto)
@@ -103,7 +104,8 @@ def test_summary_pareto_table_has_latency_columns(latency_run: Path) -> None:
         assert len(cells) == len(head.strip("|").split("|"))
         assert cells[-4] == f"{_ms(r['final/latency_ms'])} [{_ms(r['final/latency_low_ms'])}, " \
                             f"{_ms(r['final/latency_high_ms'])}]"
-        assert cells[-3] == f"{r['final/latency_speedup']:.2f}"
+        assert cells[-3] == (f"{r['final/latency_speedup']:.2f} [{r['final/latency_speedup_low']:.2f}, "
+                             f"{r['final/latency_speedup_high']:.2f}]")
         assert cells[-2] == f"{_ms(r['final/latency_batch_ms'])} ({r['final/latency_batch_speedup']:.2f}x)"
 
 

@@ -86,6 +86,7 @@ def test_pareto_table_has_latency_columns_when_measured(latency_run: Path) -> No
     expected = {"latency, batch 1 (ms)": "final/latency_ms", "latency IQR low (ms)": "final/latency_low_ms",
                 "latency IQR high (ms)": "final/latency_high_ms",
                 "speed-up vs. reference (x)": "final/latency_speedup",
+                "speed-up IQR low (x)": "final/latency_speedup_low", "speed-up IQR high (x)": "final/latency_speedup_high",
                 "latency, batch 64 (ms)": "final/latency_batch_ms",
                 "speed-up vs. reference, batch 64 (x)": "final/latency_batch_speedup"}
     for title, column in expected.items():
@@ -106,6 +107,7 @@ def test_recommendations_table_has_the_picks_latency(latency_run: Path) -> None:
             assert ms == pytest.approx(rec["latency"]["ms"])
             assert ms == pytest.approx(run.pareto.loc[rec["row"], "latency_ms"], rel=1e-5)
             assert table.loc[i, "latency, batch 64 (ms)"] == pytest.approx(rec["latency"]["batch_ms"])
+            assert table.loc[i, "speed-up IQR low (x)"] == pytest.approx(rec["latency"]["speedup_low"])
     assert table.columns[-1] == "rationale"
 
 

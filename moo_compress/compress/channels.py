@@ -20,10 +20,11 @@ then shrink, and both are answered here from the model's ``torch.fx`` graph
     ``x.view(x.size(0), -1)``) read only by Linear layers.
 
   Everything else is not removable (conservative): an addition (a residual block), a concatenation, a
-  multiplication, a grouped or depthwise convolution, the graph output, a layer called more than once
-  (shared weights), and any operation not listed, including activations such as GELU or SiLU that the
-  export cannot remove a channel across. Linear layers are assumed to see ``(batch, features)``
-  inputs, as a CNN's classifier does.
+  multiplication, a grouped or depthwise convolution, a convolution padding otherwise than with zeros,
+  the graph output, a layer called more than once (shared weights), a batch norm without affine
+  parameters (its output for a zero channel is not zero), and any operation not listed, including
+  activations such as GELU or SiLU that the export cannot remove a channel across. Linear layers are
+  assumed to see ``(batch, features)`` inputs, as a CNN's classifier does.
 
 A model that torch.fx cannot trace (data-dependent control flow) gives an empty analysis whose
 :attr:`ChannelGraph.untraceable` says why; callers decide what that means for them.
@@ -168,10 +169,10 @@ class _Walker:
         return False
 
     def layer(self, node: fx.Node, *, flat: bool) -> bool:
-        """A Conv2d of one group (on a 4-D input) or a Linear (on a flattened one) called once."""
+        """A Conv2d of one group with zero padding (on a 4-D input) or a Linear (on a flattened one) called once."""
         m = self.module(node)
-        if isinstance(m, nn.Conv2d):
-            return not flat and m.groups == 1
+        if isinstance(m, nn.Conv2d):  # other padding modes export as a Pad the channel cannot cross
+            return not flat and m.groups == 1 and m.padding_mode == "zeros"
         return isinstance(m, nn.Linear) and flat
 
     def removable(self, node: fx.Node, module: nn.Module) -> bool:
@@ -181,8 +182,9 @@ class _Walker:
         flat = isinstance(module, nn.Linear)
         tensor = node
         readers = self.readers(tensor)
-        if readers and len(readers) == 1 and isinstance(self.module(readers[0]), nn.modules.batchnorm._BatchNorm):
-            tensor = readers[0]  # folded into the layer on export
+        norm = self.module(readers[0]) if readers and len(readers) == 1 else None
+        if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.affine:
+            tensor = readers[0]  # folded into the layer on export; compress() zeroes its pruned channels
             readers = self.readers(tensor)
         while readers is not None and len(readers) == 1:
             (reader,) = readers
@@ -237,7 +239,7 @@ def channel_graph(model: nn.Module) -> ChannelGraph:
             continue
         name = str(node.target)
         readers = walker.readers(node)
-        if readers is not None and len(readers) == 1 and not walker._transparent(readers[0]):
+        if readers is not None and len(readers) == 1:
             norm = walker.module(readers[0])
             if (
                 readers[0] in node.users  # directly, not through dropout

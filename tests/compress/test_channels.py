@@ -106,6 +106,22 @@ class Branches(nn.Module):
         return self.fc(torch.flatten(F.avg_pool2d(x, 16), 1))
 
 
+class Heads(nn.Module):
+    """A batch norm without affine parameters, a reflect-padded conv, a Linear -> BatchNorm1d -> Linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.norm = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8, affine=False)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.c = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        self.fc1, self.bn1d, self.fc2 = nn.Linear(8 * 16 * 16, 16), nn.BatchNorm1d(16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.b(F.relu(self.norm(self.a(x))))
+        x = F.relu(self.c(F.relu(x)))
+        return self.fc2(F.relu(self.bn1d(self.fc1(x.flatten(1)))))
+
+
 class Untraceable(nn.Module):
     """Data-dependent control flow: torch.fx cannot trace it."""
 
@@ -128,6 +144,8 @@ EXPECTED = {
     Residual: ({"conv1"}, {"stem": "bn0", "conv1": "bn1", "conv2": "bn2"}),
     Depthwise: ({"pointwise"}, {"expand": "bn"}),
     Branches: ({"merge"}, {}),
+    # a: its norm maps a zero channel to a constant; b: feeds a reflect-padded conv
+    Heads: ({"c", "fc1"}, {"fc1": "bn1d"}),
 }
 
 

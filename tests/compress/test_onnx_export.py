@@ -255,6 +255,29 @@ def _residual_with_constants() -> TinyResidual:
     return model
 
 
+class PaddedHead(nn.Module):
+    """conv -> relu -> reflect-padded conv -> relu -> flatten -> linear -> batch norm -> relu -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect")
+        self.fc1, self.bn, self.fc2 = nn.Linear(8 * 16 * 16, 16), nn.BatchNorm1d(16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc2(torch.relu(self.bn(self.fc1(x.flatten(1)))))
+
+
+def _padded_head() -> PaddedHead:
+    torch.manual_seed(0)
+    model = PaddedHead().eval()
+    with torch.no_grad():
+        model.bn.bias.uniform_(0.2, 1.0)
+        model.bn.running_mean.uniform_(-1.0, 1.0)
+    return model
+
+
 REMOVABLE = {  # name -> (model, plan, layers the plan may prune)
     "TinyNet layer": (lambda: make_tiny(seed=3),
                       CompressionPlan(prune=PruneConfig(0.5, scope="layer", structured=True, removable_only=True)),
@@ -263,6 +286,10 @@ REMOVABLE = {  # name -> (model, plan, layers the plan may prune)
                             CompressionPlan(prune=PruneConfig(0.5, structured=True, removable_only=True),
                                             cluster=ClusterConfig(8)),
                             {"conv1"}),
+    # conv1 feeds a reflect pad (not removable); fc1's batch norm folds into the Gemm
+    "PaddedHead layer": (_padded_head,
+                         CompressionPlan(prune=PruneConfig(0.5, scope="layer", structured=True, removable_only=True)),
+                         {"conv2", "fc1"}),
 }
 
 

@@ -9,6 +9,9 @@
    same recovery as every candidate) and the original (the untouched model) are measured on the
    *report split*, which selected nothing, with paired intervals against the reference. Plans dominated
    on the report split, and neighbours statistically tied, are flagged, never silently kept or dropped.
+5. **Deployed** (:func:`deployed`, runs that measure latency): the recommended plans are exported as
+   ONNX files into the run folder and their clean top-1 in ONNX Runtime is checked against PyTorch's
+   on the same report images.
 4. **Held out** (:func:`held_out`): the recommended plans (or the whole front) and the reference are
    also measured on corruptions the search never saw (:func:`held_out_corruptions`), on the same
    report images, and a plan whose robustness rank among them reverses there beyond its intervals is
@@ -20,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,11 +48,15 @@ from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.problem import PlanEvaluator
 
 __all__ = ["contenders", "select", "recommend", "report", "held_out", "held_out_corruptions", "rank_reversals",
-           "HELD_OUT",
+           "deployed", "export_and_check", "ONNX_TOLERANCE", "HELD_OUT",
            "METRICS", "pareto_mask"]
 
 #: Which reported plans are measured on the held-out corruptions (``--held-out``).
 HELD_OUT = ("recommended", "front", "off")
+
+#: Most points an ONNX file's clean top-1 may differ from the PyTorch model's: weight-only (float) graphs
+#: compute what PyTorch computes; int8 QDQ graphs round in ONNX Runtime's kernels.
+ONNX_TOLERANCE = {"float": 0.5, "qdq": 1.0}
 
 #: Metric columns carried from one stage to the next.
 METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
@@ -426,3 +434,69 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
         f"{spec.split}-split images per (corruption, severity); reference {info['reference_mca']:.2f}%; {reversals} plan(s) "
         "whose robustness rank reverses there beyond its intervals (flagged)")
     return front, info
+
+
+def export_and_check(spec: EvaluationSpec, plans: list[CompressionPlan], files: dict[str, Path],
+                     log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Writes each plan's compressed model as an ONNX file (``files``: plan key -> path) and measures its
+    clean top-1 in ONNX Runtime and in PyTorch on the clean images of ``spec``.
+
+    Returns plan key -> ``{"path", "kind" (float | qdq), "bytes", "removed_filters", "images",
+    "onnx_accuracy", "torch_accuracy" (percent), "gap" (points, ONNX minus PyTorch), "within"
+    (|gap| <= :data:`ONNX_TOLERANCE` of its kind)}``.
+    """
+    from moo_compress.compress import compress, export_onnx
+    from moo_compress.evaluation import Evaluator
+    from moo_compress.evaluation.onnx_model import OnnxModel
+
+    res = load_resources(spec)
+    pre = res.pretrained
+    size = pre.input_size or (3, *res.clean.images.shape[1:3])
+    images, labels = res.clean.images, res.clean.labels
+    out = {}
+    for plan in plans:
+        model = compress(pre.model, plan, calibration=res.calibration)
+        result = export_onnx(model, None, files[plan.key()], mean=pre.mean, std=pre.std, input_size=size,
+                             calibration=res.calibration, arch=spec.arch)
+        onnx_accuracy = 100.0 * OnnxModel(result.path).accuracy(images, labels)
+        torch_accuracy = 100.0 * Evaluator(model, mean=pre.mean, std=pre.std, device="cpu").accuracy(images, labels)
+        gap = onnx_accuracy - torch_accuracy
+        out[plan.key()] = {"path": str(result.path), "kind": result.kind, "bytes": result.bytes,
+                           "removed_filters": result.removed_filters, "images": int(len(images)),
+                           "onnx_accuracy": onnx_accuracy, "torch_accuracy": torch_accuracy, "gap": gap,
+                           "within": abs(gap) <= ONNX_TOLERANCE[result.kind]}
+        log(f"  ONNX {result.path} ({'int8 QDQ' if result.kind == 'qdq' else 'float weights'}, {result.bytes:,} "
+            f"bytes): clean top-1 {onnx_accuracy:.2f}% in ONNX Runtime, {torch_accuracy:.2f}% in PyTorch on the same "
+            f"{len(images):,} images ({gap:+.2f} points; allowed {ONNX_TOLERANCE[result.kind]:g})")
+    return out
+
+
+def deployed(front: pd.DataFrame, rows: list[int], spec: EvaluationSpec, folder: Path,
+             log: Callable[[str], None]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Exports the ``front`` rows ``rows`` as ONNX files into ``folder`` and checks them (:func:`export_and_check`)
+    on the clean images of ``spec`` (the report split). Adds ``onnx/path``, ``onnx/kind``, ``onnx/accuracy``,
+    ``onnx/gap`` and ``onnx/within`` (NaN / None for rows not exported)."""
+    front = front.copy()
+    for column in ("onnx/path", "onnx/kind", "onnx/within"):
+        front[column] = pd.Series([None] * len(front), index=front.index, dtype=object)
+    for column in ("onnx/accuracy", "onnx/torch_accuracy", "onnx/gap"):
+        front[column] = math.nan
+    if not rows:
+        return front, {"rows": [], "images": 0}
+    plans = [CompressionPlan.from_dict(front["plan"].iloc[i]) for i in rows]
+    files = {p.key(): folder / f"{spec.arch}-{p.label().replace(' ', '_')}-{p.key()[:8]}.onnx" for p in plans}
+    checked = export_and_check(spec, plans, files, log)
+    for i, plan in zip(rows, plans):
+        c = checked[plan.key()]
+        index = front.index[i]
+        front.at[index, "onnx/path"] = str(Path(c["path"]).name)
+        front.at[index, "onnx/kind"] = c["kind"]
+        front.at[index, "onnx/within"] = bool(c["within"])
+        front.loc[index, ["onnx/accuracy", "onnx/torch_accuracy", "onnx/gap"]] = \
+            [c["onnx_accuracy"], c["torch_accuracy"], c["gap"]]
+    images = next(iter(checked.values()))["images"]
+    outside = [front["label"].iloc[i] for i in rows if not checked[plans[rows.index(i)].key()]["within"]]
+    log(f"deployed: {len(rows)} recommended plan(s) exported to {folder}/ and run in ONNX Runtime on {images:,} "
+        f"{spec.split}-split images; " + (f"outside the tolerance: {', '.join(outside)}" if outside else
+                                          "every one within the tolerance of its PyTorch top-1"))
+    return front, {"rows": list(rows), "images": images, "folder": folder.name, "tolerance": dict(ONNX_TOLERANCE)}

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from moo_compress import __version__
-from moo_compress.compress import CompressionPlan, compress, export_onnx
+from moo_compress.compress import CompressionPlan, RecoveryConfig, compress, export_onnx
 from moo_compress.errors import ConfigError
 from moo_compress.fileio import atomic_write_json, stable_hash
 from moo_compress.provenance import source_fingerprint
@@ -182,7 +182,8 @@ class LatencyMeter:
         known = self._read(self._plan_file(plan.key()))
         if known is not None and self._artifact(known["structure"]).is_file():
             return str(known["structure"])
-        small = compress(self.model, plan, self.calibration)
+        # recovery (batch-norm re-estimation, fine-tuning) changes weight values, never the deployed structure
+        small = compress(self.model, dataclasses.replace(plan, recovery=RecoveryConfig()), self.calibration)
         signature = self._signature_file(_signature(small))
         same = self._read(signature)  # a plan with the same layer shapes and integer formats was exported
         if same is not None and self._artifact(same["structure"]).is_file():

@@ -51,7 +51,6 @@ from moo_compress.compress import (
 )
 from moo_compress.compress.calibration import calibration_size
 from moo_compress.compress.export import ExportResult, export_compressed
-from moo_compress.compress.onnx_export import OnnxExport, export_onnx
 from moo_compress.compress.size import state_dict_bytes
 from moo_compress.data import dataset_labels, split_indices
 from moo_compress.runfolder import METRIC_COLUMNS
@@ -62,6 +61,7 @@ from moo_compress.search.cache import EvaluationCache
 from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, plan_claims, record_outcomes
 from moo_compress.search.executors import ExecutorConfig, default_workers
+from moo_compress.search.final import export_and_check
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import build_spec
@@ -463,11 +463,11 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
             frame[column] = [value(exported[k]) if p and k in exported else None
                              for k, p in zip(frame["plan_key"], is_plan)]
     if onnx_files is not None:
-        onnx = _export_onnx(spec, plans, onnx_files, log)
+        onnx = export_and_check(spec, [plan for _, plan in plans], onnx_files, log)
         is_plan = frame["role"] == "plan"
-        for column, value in (("onnx", lambda e: str(e[0].path)), ("onnx_kind", lambda e: e[0].kind),
-                              ("onnx_bytes", lambda e: e[0].bytes), ("onnx_clean_accuracy", lambda e: e[1])):
-            frame[column] = [value(onnx[k]) if p and k in onnx else None for k, p in zip(frame["plan_key"], is_plan)]
+        for column, field in (("onnx", "path"), ("onnx_kind", "kind"), ("onnx_bytes", "bytes"),
+                              ("onnx_clean_accuracy", "onnx_accuracy")):
+            frame[column] = [onnx[k][field] if p and k in onnx else None for k, p in zip(frame["plan_key"], is_plan)]
     n_clean, n_corrupted, pairs = len(res.clean), len(res.corrupted), len(spec.corruptions) * len(spec.severities)
     where = "the whole test set" if split == "all" else f"the {split} split (split seed {spec.split_seed})"
     if split == "report" and warning is None:
@@ -626,25 +626,6 @@ def _onnx_paths(arch: str, plans: list[tuple[str, CompressionPlan]], target: Pat
                               "folder (each plan gets <arch>-<label>-<key>.onnx there)")
         return {plans[0][1].key(): target}
     return {plan.key(): target / f"{arch}-{plan.label().replace(' ', '_')}-{plan.key()[:8]}.onnx" for _, plan in plans}
-
-
-def _export_onnx(spec: Any, plans: list[tuple[str, CompressionPlan]], files: dict[str, Path],
-                 log: Callable[[str], None]) -> dict[str, tuple[OnnxExport, float]]:
-    """Writes each plan's ONNX file and measures its clean accuracy (percent) in ONNX Runtime on the split."""
-    from moo_compress.evaluation.onnx_model import OnnxModel
-
-    res = load_resources(spec)
-    pre = res.pretrained
-    size = pre.input_size or (3, *res.clean.images.shape[1:3])
-    out = {}
-    for _, plan in plans:
-        model = compress(pre.model, plan, calibration=res.calibration)
-        result = export_onnx(model, None, files[plan.key()], mean=pre.mean, std=pre.std, input_size=size,
-                             calibration=res.calibration, arch=spec.arch)
-        accuracy = 100.0 * OnnxModel(result.path).accuracy(res.clean.images, res.clean.labels)
-        log(f"  ONNX {result.path} ({result.kind}): clean top-1 {accuracy:.2f}% in ONNX Runtime")
-        out[plan.key()] = (result, accuracy)
-    return out
 
 
 def _export(spec: Any, plans: list[tuple[str, CompressionPlan]], folder: Path) -> tuple[int, dict[str, ExportResult]]:

@@ -477,6 +477,9 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                 held_spec = space_spec(settings, space, held_n, split=split)
                 front, report_base["heldout"] = final.held_out(front, rows, report_eval, held_spec, reference_plan,
                                                                objectives, log)
+            if meter is not None:  # a deployment search: the recommendations as files ONNX Runtime runs
+                rows = sorted({p["row"] for p in picks if p["row"] is not None})
+                front, report_base["deployed"] = final.deployed(front, rows, report_spec, out_dir / "onnx", log)
     finally:
         close_executors()
         discard_models(spec)
@@ -491,7 +494,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
                      "final": report_base.get("reference"), "original": report_base.get("original"),
                      "recovery": report_base.get("recovery"), "reference_plan": reference_plan.to_dict(),
                      "report": {k: report_base.get(k) for k in ("n_clean", "n_corrupted", "split")},
-                     "heldout": report_base.get("heldout"),
+                     "heldout": report_base.get("heldout"), "deployed": report_base.get("deployed"),
                      "report_on_search": settings.fidelity.report_on_search, "notes": notes}
     result = SearchResult(out_dir, frame.drop(columns=["_F"]), front.drop(columns=["_F"], errors="ignore"),
                           recommendations, pd.DataFrame(history), baseline_info, time.perf_counter() - started)
@@ -538,6 +541,10 @@ def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustnes
                      decided_on="search split", reported_on=report_base.get("split") or "search split (selection)")
         for c in final.METRICS:
             entry[c] = float(r[f"final/{c}"])
+        if isinstance(r.get("onnx/path"), str):
+            entry["onnx"] = {"file": f"onnx/{r['onnx/path']}", "kind": r["onnx/kind"],
+                             "accuracy": float(r["onnx/accuracy"]), "torch_accuracy": float(r["onnx/torch_accuracy"]),
+                             "gap": float(r["onnx/gap"]), "within_tolerance": bool(r["onnx/within"])}
         if math.isfinite(float(r.get("latency_ms", math.nan))):
             entry["latency"] = {"ms": float(r["latency_ms"]), "low_ms": float(r["latency_low_ms"]),
                                 "high_ms": float(r["latency_high_ms"]), "speedup": float(r["latency_speedup"]),
@@ -613,6 +620,11 @@ def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
     if "worst_class" in entry:
         text += (f"; worst-hit class {entry['worst_class']} {fmt('worst_class_delta')}, worst-hit corruption "
                  f"{entry['worst_corruption']} {fmt('worst_corruption_delta')}")
+    if "onnx" in entry:
+        onnx = entry["onnx"]
+        text += (f"; its ONNX file ({onnx['file']}, {'int8 QDQ' if onnx['kind'] == 'qdq' else 'float weights'}) "
+                 f"gives {onnx['accuracy']:.2f}% clean top-1 in ONNX Runtime against {onnx['torch_accuracy']:.2f}% in "
+                 f"PyTorch on the same report images" + ("" if onnx["within_tolerance"] else " (OUTSIDE the tolerance)"))
     threshold = entry.get("threshold")
     if threshold and threshold["metric"] == "clean_delta":
         text += {"interval": "; the whole interval is within the allowed drop",

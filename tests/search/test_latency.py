@@ -212,7 +212,12 @@ def test_deploy_search_on_a_tiny_model_writes_latency_everywhere(tiny_search: Se
     knees = json.loads((out / "knees.json").read_text())
     assert knees["objectives"][-1] == "latency_ms"
     assert knees["latency"]["runtime_name"].startswith("onnxruntime") and knees["latency"]["reference_ms"] > 0
-    assert all(r["latency"]["ms"] > 0 for r in knees["recommendations"] if r.get("row") is not None)
+    recommended = [r for r in knees["recommendations"] if r.get("row") is not None]
+    assert recommended and all(r["latency"]["ms"] > 0 for r in recommended)
+    for r in recommended:  # each recommendation deployed as a file ONNX Runtime runs, checked against PyTorch
+        assert (out / r["onnx"]["file"]).is_file() and r["onnx"]["within_tolerance"], r["onnx"]
+        assert r["onnx"]["gap"] == pytest.approx(r["onnx"]["accuracy"] - r["onnx"]["torch_accuracy"])
+    assert knees["baseline"]["deployed"]["images"] > 0
     assert {"final/latency_ms", "select/latency_ms"} <= set(result.pareto.columns)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["run"]["latency"]["hardware"] and config["run"]["objectives"][-1] == "latency_ms"

@@ -304,7 +304,7 @@ def compress(
     setattr(compressed, STATE_ATTRIBUTE, state)
     if calibration is not None:
         recovery = plan.recovery
-        if recovery.finetune_steps and layers:
+        if recovery.finetune_steps:  # also with no compressed layer: the reference gets the recovery its plans get
             with dead.frozen():
                 state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
             dead.zero()  # exact zeros whatever the optimiser did

@@ -144,6 +144,22 @@ def test_finetuning_lowers_the_training_loss(tiny, calibration):
     assert loss(compress(tiny, tuned, calibration)) < loss(compress(tiny, plan))
 
 
+def test_the_reference_is_fine_tuned_like_its_plans(tiny, calibration):
+    # a plan that compresses nothing but recovers (the search's reference) gets the same fine-tuning as its
+    # compressed plans, else every plan's effect would include the fine-tuning the reference never had
+    recovery = RecoveryConfig(finetune_steps=15, finetune_batch_size=32, finetune_lr=3e-3)
+
+    def loss(model):
+        with torch.no_grad():
+            return torch.nn.functional.cross_entropy(
+                model.eval()(calibration.tensor(slice(0, 64))), torch.from_numpy(calibration.labels)
+            ).item()
+
+    reference = compress(tiny, CompressionPlan(recovery=recovery), calibration)
+    assert loss(reference) < loss(tiny)
+    assert any(not torch.equal(a, b) for a, b in zip(reference.state_dict().values(), tiny.state_dict().values()))
+
+
 def test_calibration_data_validation_and_subsets():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)

@@ -48,7 +48,7 @@ from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.problem import PlanEvaluator
 
 __all__ = ["contenders", "select", "recommend", "report", "held_out", "held_out_corruptions", "rank_reversals",
-           "deployed", "export_and_check", "ONNX_TOLERANCE", "HELD_OUT",
+           "deployed", "export_and_check", "plan_file_name", "ONNX_TOLERANCE", "HELD_OUT",
            "METRICS", "pareto_mask"]
 
 #: Which reported plans are measured on the held-out corruptions (``--held-out``).
@@ -436,6 +436,15 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
     return front, info
 
 
+def plan_file_name(arch: str, plan: CompressionPlan, suffix: str) -> str:
+    """``<arch>-<label>-<key>`` + ``suffix``: a file name for a plan's exported model (a model of one's own
+    is named by its file-name-safe slug, never its path)."""
+    from moo_compress.models.sources import is_source, source_slug
+
+    name = source_slug(arch) if is_source(arch) else arch
+    return f"{name}-{plan.label().replace(' ', '_')}-{plan.key()[:8]}{suffix}"
+
+
 def export_and_check(spec: EvaluationSpec, plans: list[CompressionPlan], files: dict[str, Path],
                      log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Writes each plan's compressed model as an ONNX file (``files``: plan key -> path) and measures its
@@ -484,7 +493,7 @@ def deployed(front: pd.DataFrame, rows: list[int], spec: EvaluationSpec, folder:
     if not rows:
         return front, {"rows": [], "images": 0}
     plans = [CompressionPlan.from_dict(front["plan"].iloc[i]) for i in rows]
-    files = {p.key(): folder / f"{spec.arch}-{p.label().replace(' ', '_')}-{p.key()[:8]}.onnx" for p in plans}
+    files = {p.key(): folder / plan_file_name(spec.arch, p, ".onnx") for p in plans}
     checked = export_and_check(spec, plans, files, log)
     for i, plan in zip(rows, plans):
         c = checked[plan.key()]

@@ -61,7 +61,7 @@ from moo_compress.search.cache import EvaluationCache
 from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, plan_claims, record_outcomes
 from moo_compress.search.executors import ExecutorConfig, default_workers
-from moo_compress.search.final import export_and_check
+from moo_compress.search.final import export_and_check, plan_file_name
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import build_spec
@@ -625,7 +625,7 @@ def _onnx_paths(arch: str, plans: list[tuple[str, CompressionPlan]], target: Pat
             raise ConfigError(f"--export-onnx {target} names one file but {len(plans)} plans are selected; give a "
                               "folder (each plan gets <arch>-<label>-<key>.onnx there)")
         return {plans[0][1].key(): target}
-    return {plan.key(): target / f"{arch}-{plan.label().replace(' ', '_')}-{plan.key()[:8]}.onnx" for _, plan in plans}
+    return {plan.key(): target / plan_file_name(arch, plan, ".onnx") for _, plan in plans}
 
 
 def _export(spec: Any, plans: list[tuple[str, CompressionPlan]], folder: Path) -> tuple[int, dict[str, ExportResult]]:
@@ -637,6 +637,6 @@ def _export(spec: Any, plans: list[tuple[str, CompressionPlan]], folder: Path) -
     out = {}
     for _, plan in plans:
         model = compress(res.pretrained.model, plan, calibration=res.calibration)
-        path = folder / f"{spec.arch}-{plan.label().replace(' ', '_')}-{plan.key()[:8]}.mcpk"
+        path = folder / plan_file_name(spec.arch, plan, ".mcpk")
         out[plan.key()] = export_compressed(model, path, arch=spec.arch)
     return dense, out

@@ -298,6 +298,7 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
         f"{executor.workers} worker(s) x {execution.threads} thread(s), {execution.precision}; loading images (a first "
         "run decodes the dataset and generates the corrupted images it needs into the cache, about a minute) ...")
     base_spec = space_spec(settings, space, None, split="search")
+    _check_calibration(settings, space, base_spec)
     split_size = int(len(split_pool(base_spec)))
     select_n = (settings.fidelity.select_images if settings.fidelity.select_images is not None
                 else min(split_size, 2 * ladder[-1]))
@@ -511,6 +512,24 @@ def run_search(settings: SearchSettings, *, log: Callable[[str], None] = _print,
     log(f"done in {_fmt_time(time.perf_counter() - started)}: {len(frame)} plans evaluated, {len(result.pareto)} on "
         f"the front; results in {out_dir}/{' (summary.md)' if render is not None else ''}")
     return result
+
+
+def _check_calibration(settings: SearchSettings, space: SearchSpace, spec: EvaluationSpec) -> None:
+    """A clear error, naming what to change, when the training split holds fewer images than calibration asks for."""
+    if not spec.calibration_images:
+        return
+    available = len(dataset_labels(spec.dataset, "train", data_root=spec.data_root, cache_dir=spec.cache_dir))
+    if available >= spec.calibration_images:
+        return
+    if settings.target.calibration_images:
+        fix = f"pass --calibration-images {available} or fewer"
+        if space.recovery.bn_images > available:
+            fix += f", and a copy of {space.source} with recovery.bn_images at most {available}"
+    else:
+        fix = (f"copy {space.source}, lower recovery.bn_images to at most {available} and pass the copy with "
+               "--space")
+    raise ConfigError(f"the space's recovery needs {spec.calibration_images} training images for calibration, but "
+                      f"the training split of {spec.dataset} holds {available}: {fix}")
 
 
 def _latency_meter(space: SearchSpace, spec: EvaluationSpec, reference_plan: CompressionPlan,

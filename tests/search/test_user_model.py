@@ -12,6 +12,7 @@ import torch
 import yaml
 from torch import nn
 
+from moo_compress.compress import CompressionPlan, PruneConfig, compress, compression_state
 from moo_compress.data import load_dataset
 from moo_compress.errors import ConfigError
 from moo_compress.models import model_defaults
@@ -19,6 +20,7 @@ from moo_compress.cli.models import main as models_main
 from moo_compress.models.sources import build_from_source, derive_layer_groups, source_slug
 from moo_compress.cli.search import main as search_main
 from moo_compress.search import ExecutionSettings, FidelitySettings
+from moo_compress.search.space import SPACES_DIR
 from tests.conftest import make_image_folder
 from tests.search.conftest import TINY_SPACE
 
@@ -267,3 +269,35 @@ def test_published_torchvision_weights_are_named_by_their_enum(monkeypatch: pyte
         from moo_compress.models.sources import torchvision_published
 
         torchvision_published("timm:resnet18", "DEFAULT", 1000)
+
+
+def test_a_user_model_gets_the_deploy_space_with_its_own_removable_layers(user_setup: dict[str, Path],
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    args = _args(user_setup, "--out", str(user_setup["root"] / "run"))
+    args[args.index("--space") + 1] = "deploy"
+    # the deploy space re-estimates batch norm on 2048 training images; the 64 here are too few, and the
+    # error says what to change
+    assert search_main(args) == 2
+    error = capsys.readouterr().err
+    assert "holds 64" in error and "lower recovery.bn_images to at most 64" in error
+    space = yaml.safe_load((SPACES_DIR / "deploy.yaml").read_text())
+    space.update(recovery={"bn_images": 32, "finetune_steps": 5, "finetune_lr": 1e-3}, algorithm={"name": "grid",
+                                                                                                 "pop_size": 8})
+    space["genes"]["sparsity"] = {"choices": [0.0, 0.5]}
+    (user_setup["root"] / "deploy.yaml").write_text(yaml.safe_dump(space))
+    args[args.index("--space") + 1] = str(user_setup["root"] / "deploy.yaml")
+    assert search_main(args) == 0
+    out = user_setup["root"] / "run"
+    evaluations = pd.read_csv(out / "evaluations.csv")
+    assert (evaluations["status"] == "ok").all() and (evaluations["latency_ms"] > 0).all()
+    pruned = evaluations[evaluations["label"].str.startswith("P50rl")]
+    assert len(pruned) and pruned["latency_structure"].nunique() <= 2  # float and W8A8, shared by plans
+    model = build_from_source(f"{user_setup['model']}:build", 4)
+    plan = CompressionPlan(prune=PruneConfig(0.5, scope="layer", structured=True, removable_only=True))
+    state = compression_state(compress(model, plan))
+    assert {n for n, layer in state.layers.items() if layer.mask is not None} == {"body.0", "body.3", "body.6"}
+    knees = json.loads((out / "knees.json").read_text())
+    for r in (r for r in knees["recommendations"] if r.get("row") is not None):
+        assert (out / r["onnx"]["file"]).is_file() and r["onnx"]["within_tolerance"]

@@ -192,7 +192,8 @@ class LatencyMeter:
         if self.settings.runtime == "onnxruntime":
             from moo_compress.evaluation.latency import graph_structure
 
-            with tempfile.TemporaryDirectory() as folder:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.root) as folder:  # beside the store: a rename moves it
                 path = Path(folder) / "plan.onnx"
                 export_onnx(small, None, path, mean=self.mean, std=self.std, input_size=self.input_size,
                             calibration=self.calibration)
@@ -200,7 +201,7 @@ class LatencyMeter:
                 target = self._artifact(structure)
                 if not target.is_file():
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target) if _same_device(path, target) else target.write_bytes(path.read_bytes())
+                    os.replace(path, target)
         else:
             import torch
 
@@ -338,10 +339,3 @@ def _signature(model: Any) -> str:
             int8[name][0].pop("scale", None)
             int8[name][0].pop("zero_point", None)
     return stable_hash({"zero_filters": zero_filters, "int8": int8, "type": type(model).__name__})
-
-
-def _same_device(a: Path, b: Path) -> bool:
-    try:
-        return os.stat(a.parent).st_dev == os.stat(b.parent).st_dev
-    except OSError:
-        return False

@@ -28,7 +28,7 @@ from moo_compress.errors import DataFormatError, DataNotFoundError
 from moo_compress.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["FORMAT_VERSION", "CONFIG", "EVALUATIONS", "PARETO", "KNEES", "HISTORY", "SUMMARY", "REQUIRED",
-           "METRIC_COLUMNS", "SETTINGS_GROUPS", "SETTINGS_FLAT_NAMES", "write_tables", "write_config", "read_table",
+           "METRIC_COLUMNS", "LATENCY_COLUMNS", "SETTINGS_GROUPS", "SETTINGS_FLAT_NAMES", "write_tables", "write_config", "read_table",
            "read_run", "format_version", "flat_settings"]
 
 #: Version of the run-folder format written now (1: folders written before it was recorded; 3: settings
@@ -45,6 +45,13 @@ REQUIRED = (CONFIG, EVALUATIONS, PARETO, KNEES, HISTORY)
 #: The metric columns of the tables (``pareto.csv`` also with ``select/`` and ``final/`` prefixes), in
 #: display order; the search writes them and the report reads them by these names.
 METRIC_COLUMNS = ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio")
+#: The latency columns of a run that measured latency (also with ``select/`` and ``final/`` prefixes in
+#: ``pareto.csv``): ``latency_ms`` (the objective: batch 1, median of the timed runs), ``_low``/``_high``
+#: (their interquartile range), speed-ups (medians of per-round ratios against the reference timed in
+#: alternation, with the interquartile range of those ratios), the larger batch, and ``latency_structure``
+#: (the hash of the deployed graph).
+LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_speedup", "latency_speedup_low",
+                   "latency_speedup_high", "latency_batch_ms", "latency_batch_speedup", "latency_structure")
 #: The groups of ``settings`` in ``config.yaml`` since format 3, in the order they are written.
 SETTINGS_GROUPS = ("target", "algorithm", "fidelity", "execution", "output")
 #: The settings whose flat name (formats 1 and 2, and the command-line option) differs from their field:

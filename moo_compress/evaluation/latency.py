@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["measure_latency", "compare_latency", "time_calls", "DeployedLatency", "measure_deployed", "hardware",
+__all__ = ["measure_latency", "compare_latency", "time_calls", "DeployedLatency", "measure_paired", "measure_deployed",
+           "hardware",
            "onnx_runtime_name", "graph_structure"]
 
 
@@ -128,28 +129,20 @@ def _ms(seconds: np.ndarray) -> float:
     return round(1000 * float(np.median(seconds)), 4)
 
 
-def measure_deployed(path: str | os.PathLike[str], reference: str | os.PathLike[str], *, threads: int = 1,
-                     rounds: int = 100, batch_size: int = 64, warmup: int = 5,
-                     images: np.ndarray | None = None) -> DeployedLatency:
-    """Median batch-1 (and ``batch_size``) latency of an exported ONNX file, in alternation with ``reference``.
+def measure_paired(model: Callable[[Any], object], reference: Callable[[Any], object], images: Any, *,
+                   rounds: int = 100, batch_size: int = 64, warmup: int = 5, runtime: str = "") -> DeployedLatency:
+    """Median batch-1 (and ``batch_size``) latency of ``model(batch)`` in alternation with ``reference(batch)``.
 
-    Both run in ONNX Runtime sessions on the CPU with ``threads`` intra-op threads, on uint8 images of
-    the files' input size (``images``, else a fixed random batch: latency does not depend on the pixel values).
-    ``batch_size`` 0 or 1 skips the larger batch.
+    ``images`` holds at least ``batch_size`` inputs in whatever form the two calls take (uint8 arrays for
+    ONNX sessions, tensors for PyTorch modules); ``batch_size`` 0 or 1 skips the larger batch.
     """
-    from moo_compress.evaluation.onnx_model import OnnxModel
-
-    model, ref = OnnxModel(path, threads=threads), OnnxModel(reference, threads=threads)
-    if images is None:
-        _, height, width = model.input_size or (3, 32, 32)
-        n = max(1, batch_size)
-        images = np.random.default_rng(0).integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
-    one = np.ascontiguousarray(images[:1])
-    single = time_calls({"reference": lambda: ref(one), "model": lambda: model(one)}, rounds=rounds, warmup=warmup)
+    one = images[:1]
+    single = time_calls({"reference": lambda: reference(one), "model": lambda: model(one)}, rounds=rounds,
+                        warmup=warmup)
     batch_ms = batch_speedup = None
     if batch_size > 1:
-        many = np.ascontiguousarray(images[:batch_size])
-        batch = time_calls({"reference": lambda: ref(many), "model": lambda: model(many)},
+        many = images[:batch_size]
+        batch = time_calls({"reference": lambda: reference(many), "model": lambda: model(many)},
                            rounds=max(3, rounds // 10), warmup=1)
         batch_ms = _ms(batch["model"])
         batch_speedup = round(float(np.median(batch["reference"] / batch["model"])), 4)
@@ -160,8 +153,28 @@ def measure_deployed(path: str | os.PathLike[str], reference: str | os.PathLike[
                            high_ms=round(1000 * float(high), 4), speedup=round(float(np.median(ratios)), 4),
                            speedup_low=round(float(ratio_low), 4), speedup_high=round(float(ratio_high), 4),
                            reference_ms=_ms(single["reference"]), batch_ms=batch_ms, batch_speedup=batch_speedup,
-                           batch_size=int(batch_size), rounds=int(rounds), runtime=onnx_runtime_name(threads),
-                           hardware=hardware())
+                           batch_size=int(batch_size), rounds=int(rounds), runtime=runtime, hardware=hardware())
+
+
+def measure_deployed(path: str | os.PathLike[str], reference: str | os.PathLike[str], *, threads: int = 1,
+                     rounds: int = 100, batch_size: int = 64, warmup: int = 5,
+                     images: np.ndarray | None = None) -> DeployedLatency:
+    """Median batch-1 (and ``batch_size``) latency of an exported ONNX file, in alternation with ``reference``
+    (:func:`measure_paired`).
+
+    Both run in ONNX Runtime sessions on the CPU with ``threads`` intra-op threads, on uint8 images of
+    the files' input size (``images``, else a fixed random batch: latency does not depend on the pixel values).
+    """
+    from moo_compress.evaluation.onnx_model import OnnxModel
+
+    model, ref = OnnxModel(path, threads=threads), OnnxModel(reference, threads=threads)
+    if images is None:
+        _, height, width = model.input_size or (3, 32, 32)
+        n = max(1, batch_size)
+        images = np.random.default_rng(0).integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
+    images = np.ascontiguousarray(images)  # its leading slices then are too: nothing is copied inside the timing
+    return measure_paired(model, ref, images, rounds=rounds, batch_size=batch_size, warmup=warmup,
+                          runtime=onnx_runtime_name(threads))
 
 
 def graph_structure(model: Any) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from moo_compress.errors import ConfigError
-from moo_compress.runfolder import METRIC_COLUMNS
+from moo_compress.runfolder import LATENCY_COLUMNS, METRIC_COLUMNS
 from moo_compress.report.methods import method_style
 from moo_compress.report.rundata import RunData
 
@@ -38,12 +38,6 @@ __all__ = [
 METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
 #: Corruption families in the order of the CIFAR-10-C benchmark.
 FAMILIES = ("noise", "blur", "weather", "digital")
-#: The latency columns of a run that measured latency (as the search writes them; ``latency_ms`` is the
-#: objective, batch 1, median of the timed runs; ``_low``/``_high`` their interquartile range; speed-ups
-#: are medians of per-round ratios against the reference timed in alternation, ``latency_speedup_low`` /
-#: ``_high`` the interquartile range of those ratios; ``latency_structure`` is the hash of the deployed graph).
-LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_speedup", "latency_speedup_low",
-                   "latency_speedup_high", "latency_batch_ms", "latency_batch_speedup", "latency_structure")
 
 
 def format_ms(value: Any, digits: int = 3) -> str:

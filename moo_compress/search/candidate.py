@@ -41,8 +41,8 @@ from moo_compress.provenance import numeric_versions, source_fingerprint
 from moo_compress.search.cache import EvaluationCache
 from moo_compress.evaluation.stats import pack_bits
 
-__all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "split_pool", "evaluate_plan",
-           "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models",
+__all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "compressed_model", "split_pool",
+           "evaluate_plan", "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models",
            "model_sizing"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
@@ -323,7 +323,7 @@ def discard_models(spec: EvaluationSpec, plan_keys: list[str] | None = None) -> 
             path.unlink(missing_ok=True)
 
 
-def _compressed(spec: EvaluationSpec, res: Resources, plan: CompressionPlan) -> torch.nn.Module:
+def compressed_model(spec: EvaluationSpec, res: Resources, plan: CompressionPlan) -> torch.nn.Module:
     """The compressed model of ``plan``: loaded when kept by an earlier window, else compressed (and kept)."""
     path = model_path(spec, plan.key())
     if path is not None and path.is_file():
@@ -410,7 +410,7 @@ def _evaluate_into(record: dict[str, Any], spec: EvaluationSpec, res: Resources,
                    known: Callable[[str], dict[str, Any] | None] | None) -> None:
     try:
         t0 = time.perf_counter()
-        model = _compressed(spec, res, plan)
+        model = compressed_model(spec, res, plan)
         compress_seconds = time.perf_counter() - t0
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise FloatingPointError("the compressed model has non-finite weights")

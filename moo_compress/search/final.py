@@ -454,8 +454,9 @@ def export_and_check(spec: EvaluationSpec, plans: list[CompressionPlan], files: 
     "onnx_accuracy", "torch_accuracy" (percent), "gap" (points, ONNX minus PyTorch), "within"
     (|gap| <= :data:`ONNX_TOLERANCE` of its kind)}``.
     """
-    from moo_compress.compress import compress, export_onnx
+    from moo_compress.compress import export_onnx
     from moo_compress.evaluation import Evaluator
+    from moo_compress.search.candidate import compressed_model
     from moo_compress.evaluation.onnx_model import OnnxModel
 
     res = load_resources(spec)
@@ -464,7 +465,7 @@ def export_and_check(spec: EvaluationSpec, plans: list[CompressionPlan], files: 
     images, labels = res.clean.images, res.clean.labels
     out = {}
     for plan in plans:
-        model = compress(pre.model, plan, calibration=res.calibration)
+        model = compressed_model(spec, res, plan)  # the one kept by the report stage, when it kept it
         result = export_onnx(model, None, files[plan.key()], mean=pre.mean, std=pre.std, input_size=size,
                              calibration=res.calibration, arch=spec.arch)
         onnx_accuracy = 100.0 * OnnxModel(result.path).accuracy(images, labels)
@@ -504,7 +505,7 @@ def deployed(front: pd.DataFrame, rows: list[int], spec: EvaluationSpec, folder:
         front.loc[index, ["onnx/accuracy", "onnx/torch_accuracy", "onnx/gap"]] = \
             [c["onnx_accuracy"], c["torch_accuracy"], c["gap"]]
     images = next(iter(checked.values()))["images"]
-    outside = [front["label"].iloc[i] for i in rows if not checked[plans[rows.index(i)].key()]["within"]]
+    outside = [front["label"].iloc[i] for i, plan in zip(rows, plans) if not checked[plan.key()]["within"]]
     log(f"deployed: {len(rows)} recommended plan(s) exported to {folder}/ and run in ONNX Runtime on {images:,} "
         f"{spec.split}-split images; " + (f"outside the tolerance: {', '.join(outside)}" if outside else
                                           "every one within the tolerance of its PyTorch top-1"))

@@ -36,6 +36,7 @@ from moo_compress.compress import CompressionPlan, RecoveryConfig, compress, exp
 from moo_compress.errors import ConfigError
 from moo_compress.fileio import atomic_write_json, stable_hash
 from moo_compress.provenance import source_fingerprint
+from moo_compress.runfolder import LATENCY_COLUMNS
 
 __all__ = ["LATENCY_RUNTIMES", "LATENCY_FIELDS", "LatencySettings", "LatencyMeter"]
 
@@ -43,9 +44,9 @@ _log = logging.getLogger(__name__)
 
 #: Runtimes a search can time plans in (``objectives.latency.runtime``).
 LATENCY_RUNTIMES = ("onnxruntime", "pytorch")
-#: Record fields a latency measurement adds (``latency_ms`` is the objective; the rest describe it).
-LATENCY_FIELDS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_speedup", "latency_speedup_low",
-                  "latency_speedup_high", "latency_batch_ms", "latency_batch_speedup", "latency_structure")
+#: Record fields a latency measurement adds (``latency_ms`` is the objective; the rest describe it): the
+#: run folder's latency columns (one home: moo_compress.runfolder).
+LATENCY_FIELDS = LATENCY_COLUMNS
 #: Source files whose code decides which structure a plan deploys to.
 _EXPORT_SOURCES = ("compress",)
 
@@ -233,40 +234,22 @@ class LatencyMeter:
         return result
 
     def _measure_eager(self, structure: str, reference: str) -> dict[str, Any]:
-        import numpy as np
         import torch
 
         from moo_compress.evaluation.evaluator import fold_batchnorm
-        from moo_compress.evaluation.latency import time_calls
+        from moo_compress.evaluation.latency import measure_paired
 
         models = [fold_batchnorm(torch.load(self._artifact(s), map_location="cpu", weights_only=False).eval())
                   for s in (reference, structure)]
         threads = torch.get_num_threads()
         torch.set_num_threads(self.settings.threads)
         try:
-            size = max(1, self.settings.batch_size)
-            x = torch.randn(size, *self.input_size, generator=torch.Generator().manual_seed(0))
-            one = x[:1]
-            single = time_calls({"reference": lambda: models[0](one), "model": lambda: models[1](one)},
-                                rounds=self.settings.rounds, warmup=5)
-            batch = None
-            if self.settings.batch_size > 1:
-                batch = time_calls({"reference": lambda: models[0](x), "model": lambda: models[1](x)},
-                                   rounds=max(3, self.settings.rounds // 10), warmup=1)
+            x = torch.randn(max(1, self.settings.batch_size), *self.input_size,
+                            generator=torch.Generator().manual_seed(0))
+            return measure_paired(models[1], models[0], x, rounds=self.settings.rounds,
+                                  batch_size=self.settings.batch_size, runtime=self.runtime).to_dict()
         finally:
             torch.set_num_threads(threads)
-        low, high = np.percentile(single["model"], [25, 75])
-        ratios = single["reference"] / single["model"]
-        return {"ms": round(1000 * float(np.median(single["model"])), 4), "low_ms": round(1000 * float(low), 4),
-                "high_ms": round(1000 * float(high), 4), "speedup": round(float(np.median(ratios)), 4),
-                "speedup_low": round(float(np.percentile(ratios, 25)), 4),
-                "speedup_high": round(float(np.percentile(ratios, 75)), 4),
-                "reference_ms": round(1000 * float(np.median(single["reference"])), 4),
-                "batch_ms": None if batch is None else round(1000 * float(np.median(batch["model"])), 4),
-                "batch_speedup": None if batch is None else
-                round(float(np.median(batch["reference"] / batch["model"])), 4),
-                "batch_size": self.settings.batch_size, "rounds": self.settings.rounds, "runtime": self.runtime,
-                "hardware": self.hardware}
 
     def _reference_structure(self) -> str:
         if self._reference is None:
@@ -334,8 +317,6 @@ def _signature(model: Any) -> str:
     for name, grid in sorted(state.activations.items()):
         if grid.bits <= 8:
             quant = state.layers[name].quant if name in state.layers else None
-            int8[name] = [grid.to_dict(), None if quant is None else
+            int8[name] = [int(grid.bits), None if quant is None else
                           [int(quant.bits), bool(np.all(np.asarray(quant.zero_point) == 0))]]
-            int8[name][0].pop("scale", None)
-            int8[name][0].pop("zero_point", None)
     return stable_hash({"zero_filters": zero_filters, "int8": int8, "type": type(model).__name__})

@@ -593,9 +593,10 @@ def _generated(clean: ArrayDataset, names: tuple[str, ...], sevs: tuple[int, ...
             sync_file(tmp)
             make_readable(tmp)
             final = temps.pop(tmp)
-            digest = sha256_file(tmp)
+            # the digest first: a run sharing the cache that finds the file finds its digest too
+            # (finding a file without one, it would take the file for a stale one and delete it)
+            atomic_write_text(_digest_path(final), sha256_file(tmp))
             os.replace(tmp, final)
-            atomic_write_text(_digest_path(final), digest)
 
         try:
             with _progress_bar(len(jobs) * len(indices), f"corrupting {clean.name}", progress) as bar:

@@ -326,3 +326,22 @@ def test_generate_release_rerun_regenerates_an_altered_file(tmp_path: Path, monk
     generate_release(clean, out, corruptions=["contrast", "fog"], severities=[1], workers=1, progress=False)
     assert done == ["fog"]  # the untouched file was kept, the altered one written again
     assert np.array_equal(np.load(out / "fog.npy"), good)
+
+
+def test_a_generated_file_appears_with_its_digest_already_written(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two runs sharing a cache: one that found a generated file before its digest took it for a stale
+    # file and deleted it under the other run (seen in CI). The digest must exist whenever the file does.
+    real = cifar_c.os.replace
+    seen: list[bool] = []
+
+    def replace(src: object, dst: object) -> None:
+        dst = Path(dst)
+        if dst.suffix == ".npy":
+            seen.append(cifar_c._digest_path(dst).read_text() == sha256_file(Path(src)))
+        real(src, dst)
+
+    monkeypatch.setattr(cifar_c.os, "replace", replace)
+    load_corrupted(tiny_clean(30), corruptions=["contrast", "fog"], severities=[1], n_per_class=2,
+                   cache_dir=tmp_path)
+    assert seen == [True, True]

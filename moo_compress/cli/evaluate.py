@@ -6,7 +6,8 @@ ratio, and each plan's deltas against the reference (the uncompressed model afte
 on the same images) with paired 95% intervals, through the evaluation cache, a line per plan as it is
 evaluated; ``--export DIR`` also writes each compressed model as a packed file, ``--export-onnx PATH`` as
 an ONNX file for ONNX Runtime (PATH is the file for one plan, else a folder), with its clean accuracy in
-ONNX Runtime beside PyTorch's.
+ONNX Runtime beside PyTorch's; ``--latency`` times each plan's deployed form against its reference's on this
+machine (as the run measured latency, else ONNX Runtime on 1 thread).
 
 A run's plans are re-evaluated on its *report* split by default (``--split report``: the images the
 search never used to choose them); ``--split search`` or ``all`` warns that the numbers are optimistic.
@@ -19,6 +20,7 @@ Examples:
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select knee
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select 0 3 --export exported/
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select 0 --export-onnx vgg19-row0.onnx
+    python -m moo_compress.evaluate --run outputs/resnet20-deploy_cifar_resnet-seed0 --select pareto --latency
     python -m moo_compress.evaluate --run outputs/vgg19-vgg19-seed0 --select nbi_knee --images all
     python -m moo_compress.evaluate --arch vgg19 --plan '{"sparsity": 0.5, "clusters": 16, "bits": 8}'
 """
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "Runtime (uint8 NHWC images in, logits out; int8 QDQ for plans with 8-bit activations): PATH "
                        "is the file when it ends in .onnx (one plan), else a folder; reports its clean top-1 in ONNX "
                        "Runtime beside PyTorch's (needs the deploy extra)")
+    plans.add_argument("--latency", action="store_true", help="also time each plan's deployed form against its "
+                       "reference's on this machine (batch 1 and a larger batch, with the spread of repeated runs): "
+                       "with --run as the run measured latency, else ONNX Runtime, 1 thread, 100 runs")
     plans.add_argument("--cache-dir", metavar="DIR", help="cache root (default $MOO_COMPRESS_CACHE)")
     return parser
 
@@ -114,9 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run is None and args.plan is None:
         if args.arch is None:
             parser.error("--arch is required (or --run / --plan to re-evaluate compression plans)")
-        if args.select or args.export or args.export_onnx or any(hasattr(args, k) for k in ("split", "images",
+        if args.select or args.export or args.export_onnx or args.latency or any(hasattr(args, k) for k in ("split", "images",
                                                                                              "workers")):
-            parser.error("--select, --split, --images, --workers, --export and --export-onnx need --run or --plan")
+            parser.error("--select, --split, --images, --workers, --export, --export-onnx and --latency need --run or "
+                         "--plan")
         return common.guard(parser.prog, lambda: _run(args))
 
     def reevaluate() -> int:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moo_compress import paths
 from moo_compress.compress import (
     ClusterConfig,
     CompressionPlan,
@@ -62,6 +63,7 @@ from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, plan_claims, record_outcomes
 from moo_compress.search.executors import ExecutorConfig, default_workers
 from moo_compress.search.final import export_and_check, plan_file_name
+from moo_compress.search.latency import LATENCY_FIELDS, LatencyMeter, LatencySettings
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import build_spec
@@ -229,7 +231,7 @@ def _run_settings(run: RunData, overrides: dict[str, Any]) -> SearchSettings:
 def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str | int] = ("knee",), *,
                    images: int | str = DEFAULT_IMAGES, split: str = "report",
                    plans: Sequence[CompressionPlan | str] = (), export_dir: str | os.PathLike[str] | None = None,
-                   onnx_export: str | os.PathLike[str] | None = None,
+                   onnx_export: str | os.PathLike[str] | None = None, latency: bool = False,
                    device: str | None = None, precision: str | None = None, batch_size: int | None = None,
                    cache_dir: str | os.PathLike[str] | None = None, workers: int | None = None,
                    progress: bool | Callable[[str], None] = True) -> pd.DataFrame:
@@ -257,6 +259,9 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
             for ONNX Runtime (:func:`~moo_compress.compress.export_onnx`): this file when it ends in
             ``.onnx`` (one plan only), else into this folder (``<arch>-<label>-<key>.onnx``); its clean
             accuracy in ONNX Runtime on the split is measured beside PyTorch's.
+        latency: Also time each plan's deployed form against its reference's on this machine
+            (:func:`run_latency`): the run's latency settings when it measured latency, else the defaults
+            of :class:`~moo_compress.search.latency.LatencySettings` (ONNX Runtime, 1 thread, 100 rounds).
         export_dir: When given, each selected plan's compressed model is written there as a packed
             file (``<arch>-<label>-<key>.mcpk``).
         device: Overrides the run's device (``cpu``, ``cuda``, ``auto``).
@@ -279,7 +284,9 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
         ``mce``, ``relative_mce``, each with ``_low`` and ``_high``: 95% intervals over images;
         ``worst_class``, ``worst_corruption``, ``changed_predictions``, ``n_clean``, ``n_corrupted``)
         and, when exporting, ``export`` (the file), ``export_bytes`` and ``export_gzip_bytes``;
-        ``onnx``, ``onnx_kind`` (``float`` or ``qdq``), ``onnx_bytes`` and ``onnx_clean_accuracy``.
+        ``onnx``, ``onnx_kind`` (``float`` or ``qdq``), ``onnx_bytes`` and ``onnx_clean_accuracy``;
+        with ``latency``, the ``latency_*`` columns (:data:`~moo_compress.search.latency.LATENCY_FIELDS`,
+        the reference rows their own batch-1 and batch latency) and ``latency_error``.
         ``attrs`` hold ``fidelity`` (the images used, in words), ``split``, ``split_seed``,
         ``n_clean``, ``n_corrupted`` (per pair), ``pairs``, ``level``, ``warning`` and ``notes``.
 
@@ -297,8 +304,9 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
         warnings.warn(warning, SelectionBiasWarning, stacklevel=2)
     info = run.config["run"]
     return _reevaluate(settings, chosen, corruptions=tuple(info["corruptions"]), severities=tuple(info["severities"]),
-                       corruption_params=info.get("corruption_params"), images=images_option(images), split=split, export_dir=export_dir, onnx_export=onnx_export,
-                       workers=workers, log=_logger(progress), warning=warning)
+                       corruption_params=info.get("corruption_params"), images=images_option(images), split=split,
+                       export_dir=export_dir, onnx_export=onnx_export, workers=workers, log=_logger(progress),
+                       warning=warning, latency=run_latency(run) if latency else None)
 
 
 def _logger(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
@@ -365,7 +373,8 @@ class _Progress:
 def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan]], *, corruptions: tuple[str, ...],
                 severities: tuple[int, ...], images: int | str, split: str, corruption_params: str | None = None,
                 export_dir: str | os.PathLike[str] | None, workers: int | None, log: Callable[[str], None],
-                warning: str | None = None, onnx_export: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+                warning: str | None = None, onnx_export: str | os.PathLike[str] | None = None,
+                latency: LatencySettings | None = None) -> pd.DataFrame:
     """Evaluates ``plans``, their reference(s) and the original model on the same images of ``split``."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
@@ -468,6 +477,8 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
         for column, field in (("onnx", "path"), ("onnx_kind", "kind"), ("onnx_bytes", "bytes"),
                               ("onnx_clean_accuracy", "onnx_accuracy")):
             frame[column] = [onnx[k][field] if p and k in onnx else None for k, p in zip(frame["plan_key"], is_plan)]
+    if latency is not None:
+        _add_latency(frame, spec, res, references, rows, latency, log)
     n_clean, n_corrupted, pairs = len(res.clean), len(res.corrupted), len(spec.corruptions) * len(spec.severities)
     where = "the whole test set" if split == "all" else f"the {split} split (split seed {spec.split_seed})"
     if split == "report" and warning is None:
@@ -569,6 +580,8 @@ def format_results(frame: pd.DataFrame) -> str:
             kind = "int8 QDQ" if r["onnx_kind"] == "qdq" else "float weights"
             lines.append(f"  {r['onnx']} ({kind}, {int(r['onnx_bytes']):,} bytes): {r['onnx_clean_accuracy']:.2f}% "
                          f"(PyTorch {r['clean_accuracy']:.2f}%)")
+    if frame.attrs.get("latency"):
+        lines += _latency_lines(frame)
     return "\n".join(lines)
 
 
@@ -603,10 +616,67 @@ def reevaluate_from_args(args: argparse.Namespace) -> int:
                         images=images_option(images), split=split, export_dir=args.export,
                         onnx_export=getattr(args, "export_onnx", None),
                         workers=getattr(args, "workers", None), log=lambda line: print(line, flush=True),
-                        warning=warning)
+                        warning=warning, latency=(run_latency(run if args.run else None)
+                                                  if getattr(args, "latency", False) else None))
     print()
     print(format_results(frame))
     return 0
+
+
+def run_latency(run: RunData | None) -> LatencySettings:
+    """How a re-evaluation times plans: as the run did when it measured latency, else the defaults."""
+    measured = run.latency_settings if run is not None else {}
+    fields = {f.name for f in dataclasses.fields(LatencySettings)}
+    return LatencySettings(**{k: v for k, v in measured.items() if k in fields})
+
+
+def _add_latency(frame: pd.DataFrame, spec: EvaluationSpec, res: Any, references: dict[str, CompressionPlan],
+                 rows: list[tuple[str, str, CompressionPlan, str | None]], settings: LatencySettings,
+                 log: Callable[[str], None]) -> None:
+    """Adds each plan's deployed latency against its reference's (a :class:`LatencyMeter` per reference:
+    measured on this machine, or read from the latency cache of an earlier measurement here)."""
+    pre = res.pretrained
+    size = pre.input_size or (3, *res.clean.images.shape[1:3])
+    values: dict[str, dict[str, Any]] = {}
+    described: dict[str, Any] = {}
+    for ref_key, reference in references.items():
+        meter = LatencyMeter(settings, model=pre.model, mean=pre.mean, std=pre.std, input_size=size,
+                             weights_sha256=spec.weights_sha256, calibration=res.calibration, reference_plan=reference,
+                             cache_dir=spec.cache_dir or str(paths.cache_dir(None)), log=log)
+        values.update(meter([plan for _, role, plan, key in rows if role == "plan" and key == ref_key]))
+        described = meter.describe()
+        values[ref_key] = {"latency_ms": described["reference_ms"], "latency_low_ms": described["reference_low_ms"],
+                           "latency_high_ms": described["reference_high_ms"],
+                           "latency_batch_ms": described["reference_batch_ms"]}
+    for column in (*LATENCY_FIELDS, "latency_error"):
+        frame[column] = [values.get(key, {}).get(column) for key in frame["plan_key"]]
+    frame.attrs["latency"] = {k: described[k] for k in ("runtime_name", "hardware", "rounds", "batch_size", "threads")}
+
+
+def _latency_lines(frame: pd.DataFrame) -> list[str]:
+    info = frame.attrs["latency"]
+    lines = [f"\nLatency of the deployed form on this machine ({info['runtime_name']}; {info['hardware']}): batch 1, "
+             f"median of {info['rounds']} runs [interquartile range], each run alternating with the reference's; the "
+             "speed-up is the median of the per-run ratios:"]
+    for _, r in frame[frame["role"] != "original"].iterrows():
+        name = f"  {r['name']} ({r['label']})"
+        if isinstance(r.get("latency_error"), str):
+            lines.append(f"{name}: not measured: {r['latency_error']}")
+            continue
+        if pd.isna(r.get("latency_ms")):
+            continue
+        text = f"{name}: {r['latency_ms']:.3g} ms [{r['latency_low_ms']:.3g}, {r['latency_high_ms']:.3g}]"
+        if r["role"] == "plan":
+            low, high = float(r["latency_speedup_low"]), float(r["latency_speedup_high"])
+            verdict = "a tie with the reference (the spread holds 1x)" if low <= 1 <= high else \
+                ("faster than the reference" if low > 1 else "slower than the reference")
+            text += f", {r['latency_speedup']:.2f}x [{low:.2f}, {high:.2f}]: {verdict}"
+        if info["batch_size"] > 1 and pd.notna(r.get("latency_batch_ms")):
+            text += f"; batch {info['batch_size']}: {r['latency_batch_ms']:.3g} ms"
+            if r["role"] == "plan" and pd.notna(r.get("latency_batch_speedup")):
+                text += f" ({r['latency_batch_speedup']:.2f}x)"
+        lines.append(text)
+    return lines
 
 
 def _activation_bits(plan: CompressionPlan) -> bool:

@@ -229,10 +229,36 @@ def test_evaluate_cli_exports_onnx_and_reports_its_accuracy(tiny_run: Path, tmp_
     method = next(r["method"] for r in load_run(tiny_run).recommendations if r.get("plan"))
     target = tmp_path / "deployed.onnx"
     assert evaluate.main(["--run", str(tiny_run), "--select", method, "--images", "30", "--device", "cpu",
-                          "--export-onnx", str(target)]) == 0
+                          "--export-onnx", str(target), "--latency"]) == 0
     out = capsys.readouterr().out
     assert target.is_file() and f"{target} (" in out and "in ONNX Runtime against PyTorch's" in out
     line = next(x for x in out.splitlines() if x.strip().startswith(str(target)))
     onnx_accuracy = float(line.split("): ")[1].split("%")[0])
     pytorch_accuracy = float(line.split("PyTorch ")[1].split("%")[0])
     assert abs(onnx_accuracy - pytorch_accuracy) <= 1.0
+    # --latency: the run did not measure latency, so the defaults (ONNX Runtime, 1 thread, 100 runs) time the
+    # plan against its reference on this machine
+    section = out.split("Latency of the deployed form on this machine (")[1]
+    assert section.startswith("onnxruntime") and "median of 100 runs" in section
+    reference, plan = [x for x in section.splitlines()[1:] if x.startswith("  ")][:2]
+    assert reference.startswith("  reference (") and float(reference.split("): ")[1].split(" ms")[0]) > 0
+    speedup = float(plan.split(" ms [")[1].split("], ")[1].split("x [")[0])
+    low, high = (float(v) for v in plan.split("x [")[1].split("]")[0].split(", "))
+    assert 0 < low <= speedup <= high
+    assert ("a tie" in plan) == (low <= 1 <= high) and "batch 64:" in plan
+
+
+def test_latency_settings_of_a_reevaluation_follow_the_run(synthetic_run: Path) -> None:
+    run = load_run(synthetic_run)
+    assert reevaluate.run_latency(None) == reevaluate.LatencySettings()
+    run.knees["latency"] = {"runtime": "pytorch", "threads": 2, "rounds": 20, "batch_size": 8, "objective": True,
+                            "runtime_name": "pytorch 2 eager", "hardware": "x", "reference_ms": 1.0,
+                            "max_latency_ms": 3.0}
+    assert reevaluate.run_latency(run) == reevaluate.LatencySettings(runtime="pytorch", threads=2, rounds=20,
+                                                                     batch_size=8)
+
+
+def test_latency_needs_plans_to_time(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        evaluate.main(["--arch", "resnet20", "--latency"])
+    assert "--latency need --run or --plan" in capsys.readouterr().err

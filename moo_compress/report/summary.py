@@ -229,6 +229,8 @@ def _baseline(run: RunData) -> list[str]:
                       f"{m['estimate']:+.2f} points [{m['low']:+.2f}, {m['high']:+.2f}]; {rec.get('changed')} of "
                       f"{rec.get('n_clean')} clean predictions changed. Deltas of the plans below are against the "
                       "reference, so they show what the compression does, not the recovery."]
+        if rec.get("warning"):
+            lines += ["", f"**Warning:** {rec['warning']}."]
     return lines
 
 

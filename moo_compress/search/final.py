@@ -57,6 +57,10 @@ HELD_OUT = ("recommended", "front", "off")
 #: Most points an ONNX file's clean top-1 may differ from the PyTorch model's: weight-only (float) graphs
 #: compute what PyTorch computes; int8 QDQ graphs round in ONNX Runtime's kernels.
 ONNX_TOLERANCE = {"float": 0.5, "qdq": 1.0}
+#: Clean-accuracy points the space's recovery may cost the uncompressed model (beyond the noise) before the
+#: search warns that its reference is wrecked (fine-tuning too strong for the model: Adam at 1e-3 cost VGG-19
+#: 26 points, at 1e-4 3 points; benchmarks/RESULTS.md, section "finetune-lr"). summary.md always shows the cost.
+RECOVERY_LOSS = 5.0
 
 #: Metric columns carried from one stage to the next.
 METRICS = METRIC_COLUMNS  # one home: moo_compress.runfolder
@@ -291,7 +295,23 @@ def report(front: pd.DataFrame, evaluator: PlanEvaluator, reference_plan: Compre
     log(f"report: {len(front)} plans, the reference and the original measured on {base['n_clean']} clean and "
         f"{base['n_corrupted']} corrupted {spec.split}-split images per (corruption, severity); "
         f"{flagged} plan(s) dominated on the report split (flagged)")
+    warning = recovery_warning(recovery.get("clean_delta"), base)
+    if warning:
+        base["recovery"]["warning"] = warning
+        log(f"warning: {warning}")
     return front, base
+
+
+def recovery_warning(clean_delta: Any, base: dict[str, Any]) -> str | None:
+    """A warning when the space's recovery costs the uncompressed model more than :data:`RECOVERY_LOSS`
+    points of clean accuracy with the whole interval below zero (None otherwise)."""
+    if clean_delta is None or not (clean_delta.high < 0 and -clean_delta.estimate >= RECOVERY_LOSS):
+        return None
+    return (f"the space's recovery costs the uncompressed model {-clean_delta.estimate:.1f} points of clean accuracy "
+            f"[{-clean_delta.high:.1f}, {-clean_delta.low:.1f}] on {base['n_clean']:,} {base['split']}-split images "
+            f"(original {base['original']['clean_accuracy']:.2f}%, reference {base['reference']['clean_accuracy']:.2f}%); "
+            "the plans are compared with this weakened reference: lower recovery.finetune_lr (or finetune_steps) in "
+            "the space")
 
 
 def _dominated(front: pd.DataFrame, robustness: str, latency: bool = False) -> pd.Series:

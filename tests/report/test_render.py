@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,14 @@ def test_summary_describes_the_latency_in_the_figures(latency_run: Path) -> None
     assert "coloured by batch-1 latency" in text and "all three objectives at once" not in text
     assert "The last axis is batch-1 latency" in text
     assert "Right: clean accuracy against batch-1 latency measured on this machine" in text
+
+
+def test_the_summary_shows_the_recovery_warning(synthetic_run: Path) -> None:
+    knees_file = synthetic_run / "knees.json"
+    knees = json.loads(knees_file.read_text())
+    knees["baseline"]["recovery"] = {"clean_delta": {"estimate": -3.0, "low": -4.0, "high": -2.0},
+                                     "mca_delta": {"estimate": -1.0, "low": -2.0, "high": 0.0},
+                                     "changed": 300, "n_clean": 5000, "warning": "the space's recovery costs X"}
+    knees_file.write_text(json.dumps(knees))
+    summary = summary_markdown(load_run(synthetic_run))
+    assert "**Warning:** the space's recovery costs X." in summary

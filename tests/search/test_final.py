@@ -15,7 +15,8 @@ from moo_compress.data import split_indices
 from moo_compress.errors import ConfigError
 from moo_compress.search import SearchSettings, run_search
 from moo_compress.search.claims import Outcomes, plan_claims, tied
-from moo_compress.search.final import _dominated, recommend
+from moo_compress.evaluation.stats import Interval
+from moo_compress.search.final import RECOVERY_LOSS, _dominated, recommend, recovery_warning
 from moo_compress.search.run import _met_by
 
 
@@ -156,3 +157,18 @@ def test_contenders_are_the_front_and_the_plans_within_its_noise() -> None:
     keys = contenders(frame, records, lambda _: records["ref"], objectives, lambda n: labels[:n])
     assert keys == ["front", "near"]
     assert contenders(frame, records, lambda _: records["ref"], objectives, lambda n: labels[:n], limit=0) == ["front"]
+
+
+def test_a_recovery_that_costs_the_uncompressed_model_accuracy_is_warned_about() -> None:
+    # Seen on VGG-19: Adam at 1e-3 for 50 steps took the reference from 86.9% to 55.6%; every delta was then
+    # against a wrecked model
+    base = {"n_clean": 5000, "split": "report", "original": {"clean_accuracy": 86.9},
+            "reference": {"clean_accuracy": 55.6}}
+    wrecked = Interval(-31.3, -32.6, -30.0, 0.95, 5000)
+    text = recovery_warning(wrecked, base)
+    assert text is not None and "31.3 points" in text and "86.90%" in text and "recovery.finetune_lr" in text
+    noise = Interval(-(RECOVERY_LOSS + 1), -(RECOVERY_LOSS + 2), +0.1, 0.95, 5000)  # the interval holds 0: noise
+    small = Interval(-RECOVERY_LOSS / 2, -RECOVERY_LOSS, -0.1, 0.95, 5000)  # beyond the noise, but small
+    helped = Interval(+2.0, +1.0, +3.0, 0.95, 5000)
+    assert all(recovery_warning(i, base) is None for i in (noise, small, helped, None))
+

@@ -1,4 +1,4 @@
-"""Writes the front of a `--space deploy` search into RESULTS.md (section "deploy-search").
+"""Writes the front of a `--space deploy` search into RESULTS.md (section "deploy-search-<arch>").
 
     python -m moo_compress.search --arch resnet20 --space deploy
     python benchmarks/deploy_front.py outputs/resnet20-deploy_cifar_resnet-seed0
@@ -57,7 +57,7 @@ def main() -> None:
             f"{faster} | {check} |")
     lines += ["", "Intervals: paired 95% over the report images; latency spread: interquartile range of the timed "
               "runs (speed-up: of the per-round ratios against the reference). A speed-up range that holds 1 is a tie."]
-    write_section("deploy-search", f"Deploy search on {run.config['run']['arch']}: latency as a fourth objective (issue 16)",
+    write_section(f"deploy-search-{run.config['run']['arch']}", f"Deploy search on {run.config['run']['arch']}: latency as a fourth objective (issue 16)",
                   "\n".join(lines))
 
 

@@ -49,7 +49,7 @@ from moo_compress.search.problem import PlanEvaluator
 
 __all__ = ["contenders", "select", "recommend", "report", "held_out", "held_out_corruptions", "rank_reversals",
            "deployed", "export_and_check", "plan_file_name", "ONNX_TOLERANCE", "HELD_OUT",
-           "METRICS", "pareto_mask"]
+           "METRICS", "pareto_mask", "recovery_warning", "RECOVERY_LOSS"]
 
 #: Which reported plans are measured on the held-out corruptions (``--held-out``).
 HELD_OUT = ("recommended", "front", "off")

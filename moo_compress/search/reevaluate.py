@@ -71,7 +71,8 @@ from moo_compress.search.settings import DEFAULTS, FLAT_NAMES, ExecutionSettings
 from moo_compress.evaluation.stats import Interval
 
 __all__ = ["DEFAULT_IMAGES", "SPLIT_CHOICES", "SelectionBiasWarning", "parse_plan", "select_plans", "images_option",
-           "split_option", "selection_warning", "reevaluate_run", "format_results", "reevaluate_from_args"]
+           "split_option", "selection_warning", "reevaluate_run", "format_results", "reevaluate_from_args",
+           "run_latency"]
 
 #: Default images per (corruption, severity) of a re-evaluation: minutes on a 2-core CPU for ResNet-20 and
 #: VGG-19 (clean accuracy uses every image of the split). ``"all"`` (full fidelity) is an explicit choice.

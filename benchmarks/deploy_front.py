@@ -57,7 +57,8 @@ def main() -> None:
             f"{faster} | {check} |")
     lines += ["", "Intervals: paired 95% over the report images; latency spread: interquartile range of the timed "
               "runs (speed-up: of the per-round ratios against the reference). A speed-up range that holds 1 is a tie."]
-    write_section(f"deploy-search-{run.config['run']['arch']}", f"Deploy search on {run.config['run']['arch']}: latency as a fourth objective (issue 16)",
+    arch = run.config["run"]["arch"]
+    write_section(f"deploy-search-{arch}", f"Deploy search on {arch}: latency as a fourth objective (issue 16)",
                   "\n".join(lines))
 
 

@@ -38,7 +38,7 @@ from moo_compress.fileio import atomic_write_json, stable_hash
 from moo_compress.provenance import source_fingerprint
 from moo_compress.runfolder import LATENCY_COLUMNS
 
-__all__ = ["LATENCY_RUNTIMES", "LATENCY_FIELDS", "LatencySettings", "LatencyMeter"]
+__all__ = ["LATENCY_RUNTIMES", "LATENCY_FIELDS", "LatencySettings", "LatencyMeter", "speedup_verdict"]
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +108,15 @@ class LatencySettings:
         return dataclasses.asdict(self)
 
 
+def speedup_verdict(low: float, high: float) -> str:
+    """What a speed-up's spread ``[low, high]`` (interquartile range of per-round ratios) says, in words."""
+    if low > 1:
+        return "faster than the reference beyond the spread of repeated runs"
+    if high < 1:
+        return "slower than the reference beyond the spread of repeated runs"
+    return "a tie with the reference within the spread of repeated runs"
+
+
 def _error_info(message: str) -> dict[str, Any]:
     return {"latency_error": message}
 
@@ -155,6 +164,21 @@ class LatencyMeter:
                                          "rounds": settings.rounds, "batch_size": settings.batch_size})
         self._memory: dict[str, dict[str, Any]] = {}
         self._reference: tuple[str, Path] | None = None
+
+    @classmethod
+    def for_spec(cls, settings: LatencySettings, spec: Any, reference_plan: CompressionPlan,
+                 log: Callable[[str], None] | None = None) -> LatencyMeter:
+        """The meter of ``spec``'s model (an :class:`~moo_compress.search.candidate.EvaluationSpec`), its
+        calibration images and cache, timing plans against ``reference_plan``."""
+        from moo_compress import paths
+        from moo_compress.search.candidate import load_resources
+
+        res = load_resources(spec)
+        pre = res.pretrained
+        size = pre.input_size or (3, *res.clean.images.shape[1:3])
+        return cls(settings, model=pre.model, mean=pre.mean, std=pre.std, input_size=size,
+                   weights_sha256=spec.weights_sha256, calibration=res.calibration, reference_plan=reference_plan,
+                   cache_dir=spec.cache_dir or str(paths.cache_dir(None)), log=log)
 
     # -- cache -------------------------------------------------------------------------------------------------------
     def _plan_file(self, plan_key: str) -> Path:

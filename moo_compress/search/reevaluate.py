@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moo_compress import paths
 from moo_compress.compress import (
     ClusterConfig,
     CompressionPlan,
@@ -63,7 +62,7 @@ from moo_compress.search.candidate import EvaluationSpec, load_resources
 from moo_compress.search.claims import LEVEL, plan_claims, record_outcomes
 from moo_compress.search.executors import ExecutorConfig, default_workers
 from moo_compress.search.final import export_and_check, plan_file_name
-from moo_compress.search.latency import LATENCY_FIELDS, LatencyMeter, LatencySettings
+from moo_compress.search.latency import LATENCY_FIELDS, LatencyMeter, LatencySettings, speedup_verdict
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
 from moo_compress.search.run import build_spec
@@ -479,7 +478,7 @@ def _reevaluate(settings: SearchSettings, plans: list[tuple[str, CompressionPlan
                               ("onnx_clean_accuracy", "onnx_accuracy")):
             frame[column] = [onnx[k][field] if p and k in onnx else None for k, p in zip(frame["plan_key"], is_plan)]
     if latency is not None:
-        _add_latency(frame, spec, res, references, rows, latency, log)
+        _add_latency(frame, spec, references, rows, latency, log)
     n_clean, n_corrupted, pairs = len(res.clean), len(res.corrupted), len(spec.corruptions) * len(spec.severities)
     where = "the whole test set" if split == "all" else f"the {split} split (split seed {spec.split_seed})"
     if split == "report" and warning is None:
@@ -631,19 +630,15 @@ def run_latency(run: RunData | None) -> LatencySettings:
     return LatencySettings(**{k: v for k, v in measured.items() if k in fields})
 
 
-def _add_latency(frame: pd.DataFrame, spec: EvaluationSpec, res: Any, references: dict[str, CompressionPlan],
+def _add_latency(frame: pd.DataFrame, spec: EvaluationSpec, references: dict[str, CompressionPlan],
                  rows: list[tuple[str, str, CompressionPlan, str | None]], settings: LatencySettings,
                  log: Callable[[str], None]) -> None:
     """Adds each plan's deployed latency against its reference's (a :class:`LatencyMeter` per reference:
     measured on this machine, or read from the latency cache of an earlier measurement here)."""
-    pre = res.pretrained
-    size = pre.input_size or (3, *res.clean.images.shape[1:3])
     values: dict[str, dict[str, Any]] = {}
     described: dict[str, Any] = {}
     for ref_key, reference in references.items():
-        meter = LatencyMeter(settings, model=pre.model, mean=pre.mean, std=pre.std, input_size=size,
-                             weights_sha256=spec.weights_sha256, calibration=res.calibration, reference_plan=reference,
-                             cache_dir=spec.cache_dir or str(paths.cache_dir(None)), log=log)
+        meter = LatencyMeter.for_spec(settings, spec, reference, log)
         values.update(meter([plan for _, role, plan, key in rows if role == "plan" and key == ref_key]))
         described = meter.describe()
         values[ref_key] = {"latency_ms": described["reference_ms"], "latency_low_ms": described["reference_low_ms"],
@@ -669,9 +664,7 @@ def _latency_lines(frame: pd.DataFrame) -> list[str]:
         text = f"{name}: {r['latency_ms']:.3g} ms [{r['latency_low_ms']:.3g}, {r['latency_high_ms']:.3g}]"
         if r["role"] == "plan":
             low, high = float(r["latency_speedup_low"]), float(r["latency_speedup_high"])
-            verdict = "a tie with the reference (the spread holds 1x)" if low <= 1 <= high else \
-                ("faster than the reference" if low > 1 else "slower than the reference")
-            text += f", {r['latency_speedup']:.2f}x [{low:.2f}, {high:.2f}]: {verdict}"
+            text += f", {r['latency_speedup']:.2f}x [{low:.2f}, {high:.2f}]: {speedup_verdict(low, high)}"
         if info["batch_size"] > 1 and pd.notna(r.get("latency_batch_ms")):
             text += f"; batch {info['batch_size']}: {r['latency_batch_ms']:.3g} ms"
             if r["role"] == "plan" and pd.notna(r.get("latency_batch_speedup")):

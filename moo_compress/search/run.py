@@ -36,7 +36,7 @@ from moo_compress.search.executors import ExecutorConfig, close_executors, defau
 from moo_compress.search.final import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.fidelity import Fidelity
-from moo_compress.search.latency import LATENCY_FIELDS, LatencyMeter
+from moo_compress.search.latency import LATENCY_FIELDS, LatencyMeter, speedup_verdict
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.racing import Racer
 from moo_compress.search.settings import HELD_OUT_IMAGES, SearchSettings
@@ -535,14 +535,7 @@ def _check_calibration(settings: SearchSettings, space: SearchSpace, spec: Evalu
 def _latency_meter(space: SearchSpace, spec: EvaluationSpec, reference_plan: CompressionPlan,
                    log: Callable[[str], None]) -> LatencyMeter | None:
     """The latency meter of a space that measures latency (None otherwise), in this (the main) process."""
-    if space.latency is None:
-        return None
-    res = load_resources(spec)
-    pre = res.pretrained
-    size = pre.input_size or (3, *res.clean.images.shape[1:3])
-    return LatencyMeter(space.latency, model=pre.model, mean=pre.mean, std=pre.std, input_size=size,
-                        weights_sha256=spec.weights_sha256, calibration=res.calibration, reference_plan=reference_plan,
-                        cache_dir=spec.cache_dir or str(paths.cache_dir(None)), log=log)
+    return None if space.latency is None else LatencyMeter.for_spec(space.latency, spec, reference_plan, log)
 
 
 def _recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustness: str,
@@ -630,9 +623,7 @@ def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
     text += " against the reference (95% intervals over report images)"
     if "latency" in entry:
         lat = entry["latency"]
-        faster = ("faster than the reference beyond the spread of repeated runs" if lat["speedup_low"] > 1 else
-                  "slower than the reference beyond the spread of repeated runs" if lat["speedup_high"] < 1 else
-                  "as fast as the reference within the spread of repeated runs")
+        faster = speedup_verdict(lat["speedup_low"], lat["speedup_high"])
         text += (f"; batch-1 latency {lat['ms']:.3g} ms (interquartile range {lat['low_ms']:.3g}-{lat['high_ms']:.3g} ms), "
                  f"speed-up {lat['speedup']:.2f}x [{lat['speedup_low']:.2f}, {lat['speedup_high']:.2f}] over the "
                  f"reference timed in the same rounds: {faster}")

@@ -4,16 +4,19 @@
 >>> plan = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8))
 >>> small = compress(model, plan)                      # a new model; ``model`` is untouched
 >>> size_report(small).compression_ratio               # dense fp32 bits / compressed bits
->>> export_compressed(small, "vgg19.mcpk", arch="vgg19").bytes
->>> export_onnx(small, None, "vgg19.onnx", mean=pre.mean, std=pre.std, calibration=calib)
 
 Modules: ``config`` (the frozen configs and the plan), ``targets`` (which layers), ``channels`` (where
 a layer's output channels go: the batch norm after it, whether its filters can be removed from a
-deployed graph), ``prune``, ``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed model
-carries), ``encoding`` and ``size`` (the storage model), ``export`` (packed files), ``onnx_export`` (ONNX
-files for ONNX Runtime: float weights, or int8 QDQ for plans that quantize activations; with
-``onnx_graph`` and ``onnx_qdq``), ``api``.
+deployed graph), ``channel_ops`` (the one table of operations a removed channel may pass, in torch.fx
+and ONNX spellings), ``prune``, ``cluster``, ``quantize``, ``recovery``, ``state`` (what a compressed
+model carries), ``encoding`` and ``size`` (the storage model), ``api``.
+
+Writing compressed models to files lives in :mod:`moo_compress.deploy` (packed files, ONNX). Its
+``export_compressed``, ``load_compressed``, ``export_onnx`` and the other names of ``_DEPLOYED`` below
+are still importable from here: they are loaded on first use, so ``compress`` never imports ``deploy``.
 """
+
+import importlib
 
 from moo_compress.compress.api import ACTIVATION_CALIBRATION_IMAGES, compress
 from moo_compress.compress.calibration import CalibrationData
@@ -28,14 +31,6 @@ from moo_compress.compress.config import (
     QuantizeConfig,
     RecoveryConfig,
 )
-from moo_compress.compress.export import (
-    ExportResult,
-    export_compressed,
-    load_compressed,
-    pack_compressed,
-    unpack_compressed,
-)
-from moo_compress.compress.onnx_export import OnnxExport, export_onnx
 from moo_compress.compress.recovery import recalibrate_batchnorm
 from moo_compress.compress.size import (
     SizeReport,
@@ -92,3 +87,26 @@ __all__ = [
     "state_dict_bytes",
     "unpack_compressed",
 ]
+
+# Names that moved to moo_compress.deploy, loaded on first use (deploy imports compress, not the reverse).
+_DEPLOYED = {
+    "ExportResult": "moo_compress.deploy.export",
+    "export_compressed": "moo_compress.deploy.export",
+    "load_compressed": "moo_compress.deploy.export",
+    "pack_compressed": "moo_compress.deploy.export",
+    "unpack_compressed": "moo_compress.deploy.export",
+    "OnnxExport": "moo_compress.deploy.onnx_export",
+    "export_onnx": "moo_compress.deploy.onnx_export",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A name that moved to :mod:`moo_compress.deploy`, imported from there on first use."""
+    module = _DEPLOYED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_DEPLOYED))

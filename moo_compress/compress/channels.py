@@ -10,7 +10,7 @@ then shrink, and both are answered here from the model's ``torch.fx`` graph
 * **Which layers' filters can be physically removed** (:attr:`ChannelGraph.removable`): the output
   reaches only other layers (Conv2d of one group, Linear), through per-channel operations that map an
   all-zero channel to an all-zero channel and that the ONNX export
-  (:func:`~moo_compress.compress.onnx_graph.remove_zero_filters`) can remove a channel across:
+  (:func:`~moo_compress.deploy.graph.remove_zero_filters`) can remove a channel across:
 
   * a batch norm reading the layer's output directly (folded into the layer on export);
   * ReLU, ReLU6, Hardtanh with ``min <= 0 <= max`` and LeakyReLU (modules, functions or methods);

@@ -1,16 +1,13 @@
-"""Evaluation: fast batched accuracy of a model over uint8 image arrays, on CPU or CUDA; exported ONNX files
-in ONNX Runtime (``OnnxModel``); latency of inference calls and of deployed ONNX files."""
+"""Evaluation: fast batched accuracy of a model over uint8 image arrays, on CPU or CUDA.
+
+Running exported ONNX files (``OnnxModel``) and timing inference (``measure_latency``,
+``measure_deployed``...) live in :mod:`moo_compress.deploy`; those names are still importable from here,
+loaded on first use, so that ``evaluation`` itself never imports ``deploy``.
+"""
+
+import importlib
 
 from moo_compress.evaluation.evaluator import Evaluator, check_images, evaluate_accuracy
-from moo_compress.evaluation.latency import (
-    DeployedLatency,
-    compare_latency,
-    graph_structure,
-    hardware,
-    measure_deployed,
-    measure_latency,
-)
-from moo_compress.evaluation.onnx_model import OnnxModel, runtime_kernels
 from moo_compress.evaluation.runtime import PRECISIONS, autocast, check_precision, resolve_device, resolve_precision
 
 __all__ = [
@@ -31,3 +28,27 @@ __all__ = [
     "resolve_device",
     "runtime_kernels",
 ]
+
+# Names that moved to moo_compress.deploy, loaded on first use (deploy imports evaluation, not the reverse).
+_DEPLOYED = {
+    "DeployedLatency": "moo_compress.deploy.latency",
+    "compare_latency": "moo_compress.deploy.latency",
+    "graph_structure": "moo_compress.deploy.latency",
+    "hardware": "moo_compress.deploy.latency",
+    "measure_deployed": "moo_compress.deploy.latency",
+    "measure_latency": "moo_compress.deploy.latency",
+    "OnnxModel": "moo_compress.deploy.onnx_model",
+    "runtime_kernels": "moo_compress.deploy.onnx_model",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A name that moved to :mod:`moo_compress.deploy`, imported from there on first use."""
+    module = _DEPLOYED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_DEPLOYED))

@@ -11,13 +11,9 @@ from moo_compress.compress import (
     QuantizeConfig,
     compress,
     compression_state,
-    export_compressed,
-    load_compressed,
-    pack_compressed,
     size_report,
-    unpack_compressed,
 )
-from moo_compress.compress.export import MAGIC
+from moo_compress.deploy.export import MAGIC, export_compressed, load_compressed, pack_compressed, unpack_compressed
 from moo_compress.errors import CheckpointError, ConfigError
 from moo_compress.models import create_model
 

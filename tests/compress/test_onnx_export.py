@@ -22,10 +22,9 @@ from moo_compress.compress import (  # noqa: E402
     QuantizeConfig,
     compress,
     compression_state,
-    export_onnx,
 )
+from moo_compress.deploy import OnnxModel, compare_latency, export_onnx, measure_latency, runtime_kernels  # noqa: E402
 from moo_compress.errors import ConfigError, DataFormatError  # noqa: E402
-from moo_compress.evaluation import OnnxModel, compare_latency, measure_latency, runtime_kernels  # noqa: E402
 
 from .conftest import make_tiny  # noqa: E402
 

@@ -20,10 +20,10 @@ from moo_compress.compress import (  # noqa: E402
     QuantizeConfig,
     RecoveryConfig,
     compress,
-    export_onnx,
 )
 from moo_compress.data import load_dataset, stratified_indices  # noqa: E402
-from moo_compress.evaluation import Evaluator, OnnxModel, runtime_kernels  # noqa: E402
+from moo_compress.deploy import OnnxModel, export_onnx, runtime_kernels  # noqa: E402
+from moo_compress.evaluation import Evaluator  # noqa: E402
 from moo_compress.models import load_pretrained  # noqa: E402
 
 PLANS = {  # name -> (plan, allowed gap in points, graph kind)

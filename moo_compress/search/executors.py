@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,11 @@ from typing import Any
 from moo_compress.errors import ConfigError
 from moo_compress.search.candidate import EvaluationSpec, evaluate_and_store
 
-__all__ = ["ExecutorConfig", "run_tasks", "close_executors", "default_threads", "default_workers", "gpu_count"]
+__all__ = ["ExecutorConfig", "run_tasks", "close_executors", "default_threads", "default_workers", "gpu_count",
+           "WORKER_RESTART_MESSAGE", "ignore_worker_restarts"]
+
+#: The start of the ``UserWarning`` loky raises when one of its workers exits while tasks are queued.
+WORKER_RESTART_MESSAGE = "A worker stopped while some jobs were given to the executor"
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,29 @@ def _dask_client(config: ExecutorConfig) -> Any:
     return _CLIENTS[key]
 
 
+def ignore_worker_restarts() -> None:
+    """Keeps loky's "A worker stopped while some jobs were given to the executor" warning from the user.
+
+    Why workers stop: loky's memory-leak guard (``_MAX_MEMORY_LEAK_SIZE`` in
+    ``joblib/externals/loky/process_executor.py``) ends a worker whose resident memory grew by 300 MB
+    since its first task, and starts a fresh one. Our workers grow by design:
+    :func:`~moo_compress.search.candidate.load_resources` keeps the model, images and corruptions of
+    every spec a worker has seen, and each racing window is a new spec (a VGG-19 entry holds its own
+    79 MiB copy of the weights), so a worker passes the limit after a few windows. The restart is what
+    bounds that memory and it loses nothing (the worker leaves after sending its result; queued tasks
+    go to its replacement, which reloads what it needs), so the warning, printed with its source line
+    once per restarted worker, tells the user nothing they can act on. Loky's idle timeout (300 s)
+    also stops workers, but only when nothing is queued, which never warns.
+
+    The filter is process-wide, not a ``catch_warnings`` block around the call, because loky raises
+    the warning from its executor-manager thread, possibly after :func:`run_tasks` returned (and
+    ``catch_warnings`` is not thread-safe). It matches only that message, category and module: every
+    other warning, the project's included, still shows. Calling it again adds nothing.
+    """
+    warnings.filterwarnings("ignore", message=WORKER_RESTART_MESSAGE, category=UserWarning,
+                            module=r"(joblib\.externals\.)?loky\.process_executor\Z")
+
+
 def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Evaluates ``plans`` and yields their records in order, each as soon as it (and those before it) finish."""
     if not plans:
@@ -141,6 +169,7 @@ def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict
         # always the configured size: resizing loky's reusable pool (a window of a single plan) restarts
         # its workers, which then reload the model and images
         backend = {"backend": "loky", "n_jobs": config.workers}
+        ignore_worker_restarts()
     else:
         _dask_client(config)
         threads = config.threads_per_worker or 1

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,12 @@ from moo_compress.errors import ConfigError
 from moo_compress.models import create_model
 from moo_compress.search import ExecutionSettings, FidelitySettings, SearchSettings, TargetSettings
 from moo_compress.search.cache import CONTEXT_FILE
-from moo_compress.search.executors import ExecutorConfig, default_threads
+from moo_compress.search.executors import (
+    WORKER_RESTART_MESSAGE,
+    ExecutorConfig,
+    default_threads,
+    ignore_worker_restarts,
+)
 from moo_compress.search.run import run_search
 from tests.conftest import make_image_folder
 from tests.search.conftest import TINY_SPACE
@@ -163,3 +169,57 @@ def test_killed_worker_loses_and_corrupts_nothing(setting: SearchSettings, seria
     evaluations = pd.read_csv(tmp_path / "run" / "evaluations.csv")
     assert (evaluations["status"] == "ok").all()
     _all_records_valid(cache)
+
+
+def _loky_restarts(*, quiet: bool) -> tuple[set[int], list[warnings.WarningMessage]]:
+    """Runs tasks whose workers outgrow loky's 300 MB leak guard; the worker pids and the warnings shown."""
+    from joblib import Parallel, delayed, parallel_config
+
+    def grow_once(mib: int) -> int:
+        """From its second call in a worker on, keeps ``mib`` MiB more for the worker's life (as
+        ``load_resources`` keeps each racing window's data); the worker's pid. (A local function: pickled
+        by value, so the workers need not import this test module.)"""
+        import numpy as np
+
+        held = sys.__dict__.setdefault("_test_executors_held", [])  # on ``sys``: survives between tasks
+        held.append(np.ones(mib * 2**20 // 8) if held else np.zeros(1))
+        time.sleep(0.2)  # loky checks a worker's memory at most once a second
+        return os.getpid()
+
+    with warnings.catch_warnings(record=True) as shown:
+        if quiet:
+            ignore_worker_restarts()
+        with parallel_config(backend="loky", n_jobs=2):
+            pids = set(Parallel()(delayed(grow_once)(320) for _ in range(8)))
+        warnings.warn("a warning of the project's own", UserWarning)
+        time.sleep(0.5)  # loky's manager thread warns on its own time
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)  # free the grown workers
+    return pids, list(shown)
+
+
+@pytest.mark.slow
+def test_worker_restarts_of_the_leak_guard_do_not_reach_the_user() -> None:
+    """loky restarts a worker whose memory grew 300 MB since its first task (our workers keep every racing
+    window's data) and warns while tasks are queued; that one warning is hidden, every other one shows."""
+    pids, shown = _loky_restarts(quiet=False)  # the cause, reproduced: workers restart, loky warns
+    assert len(pids) > 2 and any(str(w.message).startswith(WORKER_RESTART_MESSAGE) for w in shown)
+    pids, shown = _loky_restarts(quiet=True)
+    assert len(pids) > 2  # the workers still restart (that bounds their memory) ...
+    assert [str(w.message) for w in shown] == ["a warning of the project's own"]  # ... but only ours shows
+
+
+def test_only_lokys_worker_restart_warning_is_hidden() -> None:
+    def shown_after(message: str, module: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("default")
+            ignore_worker_restarts()
+            warnings.warn_explicit(message, UserWarning, "process_executor.py", 1, module=module)
+        return [str(w.message) for w in shown]
+
+    restart = WORKER_RESTART_MESSAGE + ". This can be caused by a too short worker timeout or by a memory leak."
+    assert shown_after(restart, "joblib.externals.loky.process_executor") == []
+    assert shown_after(restart, "loky.process_executor") == []  # loky installed on its own
+    assert shown_after(restart, "moo_compress.search.run") == [restart]  # the same words from elsewhere show
+    assert shown_after("another loky warning", "joblib.externals.loky.process_executor") == ["another loky warning"]

@@ -8,21 +8,20 @@ then shrink, and both are answered here from the model's ``torch.fx`` graph
   output is only exactly zero after that batch norm when the norm's weight and bias of the channel are
   zero too, so :func:`~moo_compress.compress.compress` zeroes them.
 * **Which layers' filters can be physically removed** (:attr:`ChannelGraph.removable`): the output
-  reaches only other layers (Conv2d of one group, Linear), through per-channel operations that map an
-  all-zero channel to an all-zero channel and that the ONNX export
-  (:func:`~moo_compress.deploy.graph.remove_zero_filters`) can remove a channel across:
+  reaches only other layers (Conv2d of one group, Linear), through the operations of the one table
+  that the ONNX export (:func:`~moo_compress.deploy.graph.remove_zero_filters`) reads too
+  (:data:`~moo_compress.compress.channel_ops.CHANNEL_OPS`), under these conditions:
 
-  * a batch norm reading the layer's output directly (folded into the layer on export);
-  * ReLU, ReLU6, Hardtanh with ``min <= 0 <= max`` and LeakyReLU (modules, functions or methods);
-  * max, average and adaptive pooling (2-D);
-  * dropout and identity (gone in an inference graph);
-  * a flatten to ``(batch, features)`` (``torch.flatten(x, 1)``, ``nn.Flatten()``,
-    ``x.view(x.size(0), -1)``) read only by Linear layers.
+  * a batch norm reads the layer's output directly (it is folded into the layer on export);
+  * a Hardtanh (module or function) has ``min <= 0 <= max``; a max pooling returns no indices;
+  * pooling comes before any flatten (2-D only);
+  * a flatten goes to ``(batch, features)`` (``torch.flatten(x, 1)``, ``nn.Flatten()``,
+    ``x.view(x.size(0), -1)``) and only Linear layers read it.
 
   Everything else is not removable (conservative): an addition (a residual block), a concatenation, a
   multiplication, a grouped or depthwise convolution, a convolution padding otherwise than with zeros,
   the graph output, a layer called more than once (shared weights), a batch norm without affine
-  parameters (its output for a zero channel is not zero), and any operation not listed, including
+  parameters (its output for a zero channel is not zero), and any operation not in the table, including
   activations such as GELU or SiLU that the export cannot remove a channel across. Linear layers are
   assumed to see ``(batch, features)`` inputs, as a CNN's classifier does.
 
@@ -37,9 +36,15 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import torch
 import torch.nn.functional as F
 from torch import fx, nn
+
+from moo_compress.compress.channel_ops import (
+    OpKind,
+    fx_functions,
+    fx_methods,
+    fx_modules,
+)
 
 __all__ = ["ChannelGraph", "channel_graph"]
 
@@ -61,19 +66,21 @@ class ChannelGraph:
     untraceable: str | None = None
 
 
-# Operations that vanish from an inference graph: follow their readers as if they read the tensor itself.
-_TRANSPARENT_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_TRANSPARENT_FUNCTIONS = {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, torch.dropout}
-_TRANSPARENT_METHODS = {"contiguous"}
-# Readers that look at a tensor's shape only, never at its values.
-_SHAPE_METHODS = {"size", "dim"}
-
-# Per-channel operations that map an all-zero channel to an all-zero channel.
-_ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
-_ACTIVATION_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.leaky_relu, F.leaky_relu_}
-_ACTIVATION_METHODS = {"relu", "relu_"}
-_POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_POOL_FUNCTIONS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, torch.max_pool2d}
+# The rule (compress.channel_ops), in torch.fx spellings.
+_TRANSPARENT_MODULES = fx_modules(OpKind.VANISHES)
+_TRANSPARENT_FUNCTIONS = fx_functions(OpKind.VANISHES)
+_TRANSPARENT_METHODS = fx_methods(OpKind.VANISHES)
+_SHAPE_METHODS = fx_methods(OpKind.SHAPE_ONLY)
+_ACTIVATION_MODULES = fx_modules(OpKind.ACTIVATION)
+_ACTIVATION_FUNCTIONS = fx_functions(OpKind.ACTIVATION)
+_ACTIVATION_METHODS = fx_methods(OpKind.ACTIVATION)
+_POOL_MODULES = fx_modules(OpKind.POOLING)
+_POOL_FUNCTIONS = fx_functions(OpKind.POOLING)
+_FLATTEN_MODULES = fx_modules(OpKind.FLATTEN)
+_FLATTEN_FUNCTIONS = fx_functions(OpKind.FLATTEN)
+_FLATTEN_METHODS = fx_methods(OpKind.FLATTEN)
+_NORM_MODULES = fx_modules(OpKind.BATCH_NORM)
+_LAYER_MODULES = fx_modules(OpKind.LAYER)
 
 
 def _trace(model: nn.Module) -> tuple[fx.GraphModule | None, str | None]:
@@ -132,13 +139,13 @@ class _Walker:
             return False  # a computed argument (a bound, a kernel size): not a plain per-channel operation
         if node.op == "call_module":
             m = self.modules.get(str(node.target))
-            if isinstance(m, nn.Hardtanh):  # also ReLU6
+            if isinstance(m, nn.Hardtanh):  # also ReLU6; before the table's membership, which holds Hardtanh
                 return m.min_val <= 0 <= m.max_val
             if isinstance(m, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)) and m.return_indices:
                 return False
             return isinstance(m, _ACTIVATION_MODULES + (_POOL_MODULES if pooling else ()))
         if node.op == "call_function":
-            if node.target is F.hardtanh:
+            if node.target is F.hardtanh:  # before the table's membership, which holds F.hardtanh
                 low = node.kwargs.get("min_val", node.args[1] if len(node.args) > 1 else -1.0)
                 high = node.kwargs.get("max_val", node.args[2] if len(node.args) > 2 else 1.0)
                 return low <= 0 <= high  # type: ignore[operator]
@@ -151,22 +158,23 @@ class _Walker:
         """A flatten of a ``(N, C, H, W)`` tensor to ``(N, C*H*W)``."""
         if node.op == "call_module":
             m = self.modules.get(str(node.target))
-            return isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1
+            return isinstance(m, _FLATTEN_MODULES) and m.start_dim == 1 and m.end_dim == -1
+        if not ((node.op == "call_function" and node.target in _FLATTEN_FUNCTIONS)
+                or (node.op == "call_method" and node.target in _FLATTEN_METHODS)):
+            return False
         rest = _flat_args(node.args[1:], node.kwargs)
         if any(isinstance(a, fx.Node) and not _is_batch_size(a, node.args[0]) for a in rest):
             return False
-        if (node.op == "call_function" and node.target is torch.flatten) or (
-            node.op == "call_method" and node.target == "flatten"
-        ):
-            start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
-            end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
-            return start == 1 and end == -1
-        if node.op == "call_method" and node.target in ("view", "reshape") and not node.kwargs:
+        if node.target in ("view", "reshape"):  # view(N, -1): the target shape, not the dimensions
+            if node.kwargs:
+                return False
             shape = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
             return len(shape) == 2 and shape[1] == -1 and (
                 isinstance(shape[0], fx.Node) and _is_batch_size(shape[0], node.args[0])
             )
-        return False
+        start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
+        end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
+        return start == 1 and end == -1
 
     def layer(self, node: fx.Node, *, flat: bool) -> bool:
         """A Conv2d of one group with zero padding (on a 4-D input) or a Linear (on a flattened one) called once."""
@@ -183,7 +191,7 @@ class _Walker:
         tensor = node
         readers = self.readers(tensor)
         norm = self.module(readers[0]) if readers and len(readers) == 1 else None
-        if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.affine:
+        if isinstance(norm, _NORM_MODULES) and norm.affine:
             tensor = readers[0]  # folded into the layer on export; compress() zeroes its pruned channels
             readers = self.readers(tensor)
         while readers is not None and len(readers) == 1:
@@ -235,7 +243,7 @@ def channel_graph(model: nn.Module) -> ChannelGraph:
     removable: set[str] = set()
     for node in traced.graph.nodes:
         module = walker.module(node)
-        if not isinstance(module, (nn.Conv2d, nn.Linear)):
+        if not isinstance(module, _LAYER_MODULES):
             continue
         name = str(node.target)
         readers = walker.readers(node)
@@ -243,7 +251,7 @@ def channel_graph(model: nn.Module) -> ChannelGraph:
             norm = walker.module(readers[0])
             if (
                 readers[0] in node.users  # directly, not through dropout
-                and isinstance(norm, nn.modules.batchnorm._BatchNorm)
+                and isinstance(norm, _NORM_MODULES)
                 and norm.affine
                 and norm.num_features == module.weight.shape[0]
             ):

@@ -6,7 +6,10 @@ matching input channel of every layer that reads it, folding the constant into t
 wherever this is exact:
 
 * between the two layers only per-channel operations (Relu, Clip, LeakyRelu, MaxPool, global or
-  unpadded average pooling, spatial means) and a final Flatten/Reshape before a Gemm;
+  unpadded average pooling, spatial means) and a final Flatten/Reshape before a Gemm: the ONNX
+  spellings of the one table of such operations,
+  :data:`~moo_compress.compress.channel_ops.CHANNEL_OPS`, which the torch.fx analysis that decides
+  ``removable_only`` pruning (:mod:`moo_compress.compress.channels`) reads too;
 * every reader is a Conv (one group) or a Gemm; none is an Add, a Concat or a graph output, so no
   filter is removed across a residual addition;
 * the constant reaching a padded Conv is zero (a non-zero constant would meet the zero padding at
@@ -23,11 +26,14 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from moo_compress.compress.channel_ops import OpKind, onnx_ops
+
 __all__ = ["GraphIndex", "KeptChannels", "remove_zero_filters", "drop_unused_initializers", "attribute"]
 
-#: Operations that act on each channel alone and map a constant channel to a constant.
-_ELEMENTWISE = {"Relu", "Clip", "LeakyRelu"}
-_POOLING = {"MaxPool", "GlobalAveragePool", "GlobalMaxPool", "AveragePool", "ReduceMean", "ReduceMax"}
+# The rule (compress.channel_ops), in ONNX spellings: operations that act on each channel alone and map a
+# constant channel to a constant (_channel_map computes it), and the flatten before a Gemm.
+_PER_CHANNEL = onnx_ops(OpKind.ACTIVATION, OpKind.POOLING)
+_FLATTEN = onnx_ops(OpKind.FLATTEN)
 
 
 class GraphIndex:
@@ -158,7 +164,7 @@ def _follow(index: GraphIndex, tensor: str, values: np.ndarray) -> tuple[str, np
     passed = []
     while len(index.readers.get(tensor, [])) == 1 and tensor not in index.outputs:
         node = index.readers[tensor][0]
-        if node.op_type not in _ELEMENTWISE | _POOLING or node.input[0] != tensor or _reduces_channels(node, index):
+        if node.op_type not in _PER_CHANNEL or node.input[0] != tensor or _reduces_channels(node, index):
             break
         if node.op_type == "Clip":
             low = index.array(node.input[1]) if len(node.input) > 1 and node.input[1] else None
@@ -223,7 +229,7 @@ def _readers(index: GraphIndex, tensor: str, shapes: dict[str, tuple[int, ...]])
                 return None
             out.append(_Reader(node, node.input[1], lambda c: np.asarray(c)[:, None], False))
             continue
-        if node.op_type in ("Flatten", "Reshape") and node.input[0] == tensor:
+        if node.op_type in _FLATTEN and node.input[0] == tensor:
             shape = shapes.get(tensor)
             flat = node.output[0]
             flat_shape = shapes.get(flat)

@@ -40,36 +40,76 @@ def test_uncompressed_model_has_ratio_one(tiny):
     assert not any("num_batches_tracked" in t.name for t in report.tensors)
 
 
+def _linear_with(weight: torch.Tensor) -> nn.Sequential:
+    """A one-layer model whose weight is ``weight`` (rows = output features) and whose bias is zero."""
+    rows, cols = weight.shape
+    model = nn.Sequential(nn.Linear(cols, rows))
+    with torch.no_grad():
+        model[0].weight.copy_(weight)
+        model[0].bias.zero_()
+    return model
+
+
 def test_quantized_layer_bits_by_hand():
-    model = _linear()
-    small = compress(model, CompressionPlan(quantize=QuantizeConfig(4)))
+    # 32 x 64 weights of magnitude 0.5 to 1 (a varied sign): at 4 bits every |w| / scale is at least
+    # 3.5, so no code rounds to zero and every position is stored, in the dense layout.
+    rng = np.random.default_rng(0)
+    magnitude = rng.uniform(0.5, 1.0, size=(32, 64))
+    sign = np.where(rng.random((32, 64)) < 0.5, -1.0, 1.0)
+    small = compress(_linear_with(torch.tensor(magnitude * sign, dtype=torch.float32)),
+                     CompressionPlan(quantize=QuantizeConfig(4)))
+    assert bool((small[0].weight != 0).all())
     report = size_report(small)
     w = next(t for t in report.tensors if t.name == "0.weight")
-    layer = compression_state(small).layers["0"]
-    side = 32 * 32  # one fp32 scale per output channel (symmetric: no zero point)
-    # dense at 4 bits, unless rounding produced enough zeros for a sparse layout to win
-    assert w.bits == choose_encoding(layer.mask, (32, 64), dense_bits=4, code_bits=4).bits + side
-    assert w.bits <= 32 * 64 * 4 + side
+    codes = 32 * 64 * 4  # one 4-bit code per weight
+    scales = 32 * 32  # one fp32 scale per output channel (symmetric: no zero point)
+    assert (w.kind, w.layout, w.numel, w.nonzero) == ("quant", "dense", 2048, 2048)
+    assert w.bits == codes + scales == 9216
+    assert w.dense_bits == 32 * 2048
     bias = next(t for t in report.tensors if t.name == "0.bias")
-    assert bias.bits == 32 * 32 and bias.kind == "raw"
-    assert report.compression_ratio == pytest.approx(report.dense_bits / report.compressed_bits)
+    assert bias.bits == bias.dense_bits == 32 * 32 and bias.kind == "raw"
+    assert report.dense_bits == 32 * (32 * 64 + 32) == 66560
+    assert report.compressed_bits == 9216 + 1024 == 10240
+    assert report.compression_ratio == pytest.approx(66560 / 10240)  # 6.5
+    assert compression_ratio(small) == pytest.approx(6.5)
 
 
 def test_clustered_pruned_layer_bits_by_hand():
-    model = _linear(rows=64, cols=256)
+    # 64 x 256 weights: even flat positions hold 16 evenly spaced values in [-1, 1], odd positions a
+    # tiny 0.001, so 50% magnitude pruning removes exactly the odd positions, clustering into 16 finds
+    # the 16 values, and they sit on the 8-bit affine grid of [-1, 1] (step 2/255; they are 17 steps
+    # apart), so quantizing the codebook keeps all 16.
+    rows, cols = 64, 256
+    n = rows * cols
+    levels = np.linspace(-1.0, 1.0, 16)
+    flat = np.full(n, 0.001)
+    flat[0::2] = levels[np.arange(n // 2) % 16]
     plan = CompressionPlan(
         prune=PruneConfig(0.5), cluster=ClusterConfig(16), quantize=QuantizeConfig(8, symmetric=False)
     )
-    small = compress(model, plan)
-    layer = compression_state(small).layers["0"]
+    small = compress(_linear_with(torch.tensor(flat.reshape(rows, cols), dtype=torch.float32)), plan)
+    weight = small[0].weight.detach().numpy().reshape(-1)
+    np.testing.assert_array_equal(weight[1::2], 0)
+    assert np.count_nonzero(weight[0::2]) == n // 2 and np.unique(weight[0::2]).size == 16
     t = next(t for t in size_report(small).tensors if t.name == "0.weight")
-    n, nnz = 64 * 256, layer.nonzero
-    k = layer.codebook.size
-    side = k * 8 + 32 + 32  # codebook at 8 bits, one scale and one zero point
-    candidates = [n * ceil_log2(k + 1), n + nnz * ceil_log2(k)]  # dense with a zero code, bitmask
-    assert t.bits - side <= min(candidates)
-    assert t.layout in ("bitmask", "relative")
-    assert t.nonzero == nnz == n // 2
+    assert (t.kind, t.numel, t.nonzero) == ("codebook", n, n // 2)
+    nnz, k = n // 2, 16
+    index_bits = 4  # ceil(log2 16)
+    # The layouts, costed by hand (positions alternate stored, zero, stored, ..., ending on a zero):
+    dense = n * 5  # ceil(log2(16 + 1)) = 5 bits per position: 16 centroids and the zero code
+    bitmask = n + nnz * index_bits  # 16384 + 32768 = 49152
+    # relative with r = 1: before each stored code, one 1-bit escape per skipped zero (the escape of a
+    # 1-bit count is its only non-zero value) and one final count; the first code skips nothing, each
+    # later one skips one zero, and the trailing zero is never written: 8191 escapes
+    relative_1 = 1 * (nnz + (nnz - 1)) + nnz * index_bits  # 49151
+    relative_2 = 2 * nnz + nnz * index_bits  # r = 2: no gap reaches 3, so no escape; 49152
+    assert relative_1 == 49151 < min(dense, bitmask, relative_2)  # every row keeps weights: no rows layout
+    side = k * 8 + 32 + 32  # the codebook at 8 bits, one fp32 scale and one fp32 zero point
+    assert t.layout == "relative"
+    assert t.bits == relative_1 + side == 49343
+    report = size_report(small)
+    assert report.dense_bits == 32 * (n + rows)
+    assert report.compressed_bits == 49343 + 32 * rows  # the bias stays fp32
 
 
 @pytest.mark.parametrize("symmetric", [True, False])

@@ -1,9 +1,9 @@
 """The pymoo Problem of a compression search, and the cached evaluation of plans behind it.
 
-The Problem holds names, paths and hashes only (an :class:`~moo_compress.search.space.Encoding`,
-the :class:`~moo_compress.search.objectives.Objectives`, an
-:class:`~moo_compress.search.candidate.EvaluationSpec` and an executor description), never a loaded
-model or dataset, because pymoo deep-copies problems and algorithms.
+The Problem holds names and bounds only (an :class:`~moo_compress.search.space.Encoding` and
+the :class:`~moo_compress.search.objectives.Objectives`), never a loaded model, dataset or evaluator,
+because pymoo deep-copies problems and algorithms; the evaluator holds an
+:class:`~moo_compress.search.candidate.EvaluationSpec` (names, paths, hashes) and an executor description.
 """
 
 from __future__ import annotations
@@ -96,31 +96,22 @@ class PlanEvaluator:
 class CompressionProblem(Problem):
     """Three objectives (clean accuracy, robustness, log compression ratio), or four with latency; all minimised.
 
-    Each evaluated individual also receives its evaluation record (``pop.get("record")``).
+    The problem holds the decision variables and objectives only (names and bounds): plans are measured
+    by the screening stage (:func:`~moo_compress.search.screening.screen`), which gives the algorithm
+    their objective vectors through pymoo's ask/tell interface.
 
     Args:
         encoding: Decision variables and their decoding to plans.
         objectives: How metrics become ``F`` and ``G``.
-        evaluate: ``plans -> records`` (e.g. a :class:`~moo_compress.search.racing.Racer`).
-        metrics: ``record -> metrics`` against the reference on the same images (None for a failure).
     """
 
-    def __init__(self, encoding: Encoding, objectives: Objectives,
-                 evaluate: Callable[[list[CompressionPlan]], list[dict[str, Any]]],
-                 metrics: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+    def __init__(self, encoding: Encoding, objectives: Objectives) -> None:
         self.encoding = encoding
         self.objectives = objectives
-        self.evaluate_plans = evaluate
-        self.metrics = metrics
         upper = encoding.upper_bounds
         super().__init__(n_var=len(upper), n_obj=len(objectives.names), n_ieq_constr=objectives.n_constraints,
                          xl=np.zeros(len(upper), dtype=int), xu=upper, vtype=int)
 
     def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        plans = [self.encoding.decode(np.asarray(x).round().astype(int)) for x in X]
-        records = self.evaluate_plans(plans)
-        metrics = [self.metrics(r) for r in records]
-        out["F"] = np.array([self.objectives.objective_vector(m) for m in metrics])
-        if self.n_ieq_constr:
-            out["G"] = np.array([self.objectives.constraint_vector(m) for m in metrics])
-        out["record"] = np.array(records, dtype=object)
+        raise MooCompressError("a CompressionProblem is evaluated by the search's screening stage "
+                               "(moo_compress.search.screening.screen), not by pymoo's minimize")

@@ -42,7 +42,7 @@ from moo_compress.compress import CompressionPlan
 from moo_compress.errors import ConfigError
 from moo_compress.search.candidate import failed_record
 from moo_compress.search.claims import Outcomes, record_outcomes
-from moo_compress.search.final import pareto_mask
+from moo_compress.search.pareto import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.evaluation.stats import pack_bits, paired_difference_interval, unpack_bits
 

@@ -176,9 +176,13 @@ class TargetSettings(_Group):
 
 @dataclass(frozen=True)
 class AlgorithmSettings(_Group):
-    """NSGA-II and when it stops.
+    """The algorithm and when it stops.
 
     Attributes:
+        name: The algorithm (:data:`~moo_compress.search.algorithms.ALGORITHMS`: ``nsga2``, ``nsga3``,
+            ``grid``; default: the space's ``algorithm.name``, NSGA-II). Command line:
+            ``--algorithm``. In Python, :func:`~moo_compress.search.run.run_search` also takes any pymoo
+            algorithm object.
         pop_size: NSGA-II population (default: the space's ``algorithm.pop_size``).
         generations: NSGA-II generations (default: the space's; with a budget and no generations, NSGA-II
             runs until the budget is spent).
@@ -193,6 +197,7 @@ class AlgorithmSettings(_Group):
 
     section: ClassVar[str] = "algorithm"
 
+    name: str | None = None
     pop_size: int | None = None
     generations: int | None = None
     seed: int = 0
@@ -201,6 +206,10 @@ class AlgorithmSettings(_Group):
     time_budget: float | None = None
 
     def __post_init__(self) -> None:
+        if self.name is not None:
+            from moo_compress.search.algorithms import ALGORITHMS
+
+            ALGORITHMS.get(self.name)  # an unknown name lists the valid ones
         _positive(self, "pop_size", "generations", "max_evals")
         if self.budget_images is not None and (not isinstance(self.budget_images, int) or self.budget_images < 1):
             raise ConfigError(f"--budget as images must be a positive integer, got {self.budget_images!r}")

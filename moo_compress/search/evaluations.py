@@ -1,0 +1,91 @@
+"""The screening stage's table: one row per distinct evaluated plan (``evaluations.csv``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from moo_compress.runfolder import METRIC_COLUMNS
+from moo_compress.search.objectives import Objectives
+from moo_compress.search.pareto import pareto_mask
+
+__all__ = ["EvaluationLog", "evaluation_frame", "objective_matrix"]
+
+
+class EvaluationLog:
+    """The evaluation records of a search, in the order they were first seen, with their generation and genes."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.generation: dict[str, int] = {}
+        self.genes: dict[str, dict[str, Any]] = {}
+
+    def add(self, record: dict[str, Any], generation: int, genes: dict[str, Any]) -> bool:
+        """Adds a plan's record; False when the plan was seen before."""
+        key = record["plan_key"]
+        if key in self.records:
+            return False
+        self.records[key] = record
+        self.generation[key] = generation
+        self.genes[key] = genes
+        return True
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def objective_matrix(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
+    """The minimised objective vectors of a frame's rows (``_F``), one row each."""
+    return np.vstack(frame["_F"].to_numpy()) if len(frame) else np.zeros((0, len(objectives.names)))
+
+
+def evaluation_frame(log: EvaluationLog, objectives: Objectives,
+                     metrics: Callable[[dict[str, Any]], dict[str, Any] | None]) -> pd.DataFrame:
+    """One row per distinct evaluated plan: genes, plan, metrics, objectives (``_F``), feasibility, Pareto flag.
+
+    Args:
+        log: The records.
+        objectives: How metrics become objectives and constraints.
+        metrics: A record's metrics against the reference on the same images (None for a failure).
+    """
+    rows = []
+    for key, record in log.records.items():
+        values = metrics(record)
+        F = objectives.objective_vector(values)
+        G = objectives.constraint_vector(values)
+        rows.append({"plan_key": key, "generation": log.generation[key], "label": record["label"],
+                     **{f"gene/{k}": ("off" if v is None else v) for k, v in log.genes[key].items()},
+                     "status": record["status"], "error": record.get("error"), "rung": record.get("rung"),
+                     "images_per_cell": record.get("images_per_cell"), "stopped": record.get("stopped"),
+                     "cache_hit": bool(record.get("cache_hit")), "seconds": record.get("seconds"),
+                     **(values or {}), "feasible": values is not None and bool(np.all(G <= 0)),
+                     "plan": record["plan"], "_F": F})
+    frame = pd.DataFrame(rows)
+    for column in METRIC_COLUMNS:
+        if column not in frame:  # every candidate so far failed
+            frame[column] = np.nan
+    frame["duplicate_of"] = _duplicates(frame, log)
+    if len(frame):
+        # a plan that produced the same model as an earlier one is that plan, not another point
+        candidates = frame["feasible"].to_numpy() & frame["duplicate_of"].isna().to_numpy()
+        frame["pareto"] = pareto_mask(objective_matrix(frame, objectives), candidates)
+    else:
+        frame["pareto"] = pd.Series(dtype=bool)
+    return frame
+
+
+def _duplicates(frame: pd.DataFrame, log: EvaluationLog) -> pd.Series:
+    """Label of the first plan of the run that produced the same compressed model, else None."""
+    first: dict[str, str] = {}
+    out = []
+    for key in frame["plan_key"] if len(frame) else []:
+        fingerprint = log.records[key].get("weights_fingerprint")
+        if not fingerprint or log.records[key].get("status") != "ok":
+            out.append(None)
+            continue
+        out.append(first.get(fingerprint))
+        first.setdefault(fingerprint, log.records[key]["label"])
+    return pd.Series(out, index=frame.index, dtype=object)

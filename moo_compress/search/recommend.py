@@ -1,0 +1,186 @@
+"""Recommendations: knee points and user picks decided on the selection numbers, reported with the
+report split's intervals, and the sentence that explains each."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from moo_compress.evaluation.stats import Interval
+from moo_compress.runfolder import METRIC_COLUMNS
+from moo_compress.search.claims import LEVEL
+from moo_compress.search.knee import (
+    closest_to_ideal,
+    high_tradeoff_points,
+    most_robust_with_ratio,
+    nbi_knee,
+    smallest_within_accuracy_drop,
+)
+from moo_compress.search.latency import speedup_verdict
+from moo_compress.search.reporting import robustness_score
+
+__all__ = ["recommend", "recommendations", "threshold_met_by"]
+
+def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *, min_ratio: float,
+              max_drop: float, prefix: str = "select/", latency: bool = False) -> list[dict[str, Any]]:
+    """Knee points and user picks, decided on the ``prefix`` (selection) metrics of the front.
+
+    Robustness is the space's metric (mean corruption accuracy, mCE or relative mCE). With ``latency``
+    the knees are found in four dimensions (batch-1 latency relative to the reference, from
+    ``{prefix}latency_speedup``, the fourth). Returns
+    one dict per pick: ``method``, ``title``, ``row`` (in ``front``, None if no plan qualifies) and ``why``.
+    """
+    if front.empty:
+        return []
+    acc = front[f"{prefix}clean_accuracy"].to_numpy(float)
+    rob = robustness_score(front, prefix, robustness)
+    ratio = front[f"{prefix}compression_ratio"].to_numpy(float)
+    ok = np.isfinite(acc) & np.isfinite(rob) & np.isfinite(ratio)
+    columns = [-acc, -rob, -np.log2(np.where(ok, ratio, 1.0))]
+    if latency:  # log latency relative to the reference: minus log2 of the paired speed-up
+        speedup = front[f"{prefix}latency_speedup"].to_numpy(float)
+        ok &= np.isfinite(speedup) & (speedup > 0)
+        columns.append(-np.log2(np.where(ok, speedup, 1.0)))
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return []
+    name = {"mean_corruption_accuracy": "mean corruption accuracy", "mce": "mCE", "relative_mce": "relative mCE"}
+    F = np.column_stack([c[idx] for c in columns])
+    every = "all four objectives" if latency else "all three objectives"
+    picks: list[dict[str, Any]] = []
+    if len(idx) >= 2:
+        picks.append({"method": "nbi_knee", "title": "Knee: farthest from the plane through each objective's best plan",
+                      "row": int(idx[nbi_knee(F)]), "why": "the best balanced trade-off: moving away from it along "
+                      "the front buys little in one objective for a lot in another"})
+        picks.append({"method": "closest_to_ideal", "title": "Closest to the ideal point",
+                      "row": int(idx[closest_to_ideal(F)]),
+                      "why": f"nearest to the (unreachable) plan that is best in {every} at once"})
+        for i in high_tradeoff_points(F):
+            picks.append({"method": "high_tradeoff", "title": "High trade-off point", "row": int(idx[i]),
+                          "why": "any neighbouring plan gives up much more than it gains"})
+    picks.append({"method": "most_robust_min_ratio", "title": f"Most robust with compression ratio >= {min_ratio:g}x",
+                  "row": most_robust_with_ratio(np.where(ok, rob, -np.inf), np.where(ok, ratio, 0), min_ratio),
+                  "why": f"the best {name[robustness]} among plans at least {min_ratio:g}x smaller",
+                  "threshold": {"metric": "compression_ratio", "min": min_ratio}})
+    picks.append({"method": "smallest_within_drop",
+                  "title": f"Smallest within {max_drop:g} points of the reference's clean accuracy",
+                  "row": smallest_within_accuracy_drop(np.where(ok, acc, -np.inf), ratio, reference_accuracy, max_drop),
+                  "why": f"the highest compression ratio that keeps clean accuracy within {max_drop:g} points",
+                  "threshold": {"metric": "clean_delta", "min": -max_drop}})
+    return picks
+
+
+def recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustness: str,
+                     report_base: dict[str, Any]) -> list[dict[str, Any]]:
+    """The picks (decided on the search split) with their report-split numbers, intervals and flags."""
+    out = []
+    for pick in picks:
+        row = pick["row"]
+        entry = {k: pick[k] for k in ("method", "title")}
+        if row is None:
+            out.append({**entry, "row": None, "rationale": "no plan on the front qualifies"})
+            continue
+        r = front.iloc[row]
+        entry.update(row=int(row), plan_key=r["plan_key"], label=r["label"], plan=r["plan"],
+                     decided_on="search split", reported_on=report_base.get("split") or "search split (selection)")
+        for c in METRIC_COLUMNS:
+            entry[c] = float(r[f"final/{c}"])
+        if isinstance(r.get("onnx/path"), str):
+            entry["onnx"] = {"file": f"onnx/{r['onnx/path']}", "kind": r["onnx/kind"],
+                             "accuracy": float(r["onnx/accuracy"]), "torch_accuracy": float(r["onnx/torch_accuracy"]),
+                             "gap": float(r["onnx/gap"]), "within_tolerance": bool(r["onnx/within"])}
+        if math.isfinite(float(r.get("latency_ms", math.nan))):
+            entry["latency"] = {"ms": float(r["latency_ms"]), "low_ms": float(r["latency_low_ms"]),
+                                "high_ms": float(r["latency_high_ms"]), "speedup": float(r["latency_speedup"]),
+                                "speedup_low": float(r["latency_speedup_low"]),
+                                "speedup_high": float(r["latency_speedup_high"]),
+                                "batch_ms": _float_or_none(r.get("latency_batch_ms")),
+                                "batch_speedup": _float_or_none(r.get("latency_batch_speedup"))}
+        intervals = {}
+        for name in ("clean_delta", "mca_delta", "mce", "relative_mce", "worst_class_delta", "worst_corruption_delta"):
+            if f"final/{name}_low" in r:
+                intervals[name] = {"estimate": float(r[f"final/{name}"]), "low": float(r[f"final/{name}_low"]),
+                                   "high": float(r[f"final/{name}_high"])}
+        entry["intervals"] = intervals
+        if math.isfinite(float(r.get("heldout/mca_delta", math.nan))):
+            entry["heldout"] = {"mean_corruption_accuracy": float(r["heldout/mean_corruption_accuracy"]),
+                                "mca_delta": {"estimate": float(r["heldout/mca_delta"]),
+                                              "low": float(r["heldout/mca_delta_low"]),
+                                              "high": float(r["heldout/mca_delta_high"])},
+                                "rank_reversal": r["heldout/rank_reversal"]
+                                if isinstance(r.get("heldout/rank_reversal"), str) else None}
+        for name in ("worst_class", "worst_corruption", "dominated_on_report_by", "tied_with"):
+            if name in r and not (isinstance(r[name], float) and math.isnan(r[name])):
+                entry[name] = r[name] if not isinstance(r[name], np.generic) else r[name].item()
+        threshold = pick.get("threshold")
+        if threshold is not None:
+            entry["threshold"] = {**threshold, "met_by": threshold_met_by(threshold, intervals, entry)}
+        entry["rationale"] = _rationale(pick["why"], entry, robustness)
+        out.append(entry)
+    return out
+
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+
+def threshold_met_by(threshold: dict[str, Any], intervals: dict[str, Any], entry: dict[str, Any]) -> str:
+    """``interval`` (the whole interval meets the threshold), ``point`` (only the estimate) or ``no``."""
+    if threshold["metric"] == "compression_ratio":
+        return "exact" if entry["compression_ratio"] >= threshold["min"] else "no"
+    claim = intervals.get(threshold["metric"])
+    if claim is None:  # no report split measured: the pick met it on the selection numbers, as a point
+        return "point"
+    if claim["low"] >= threshold["min"]:
+        return "interval"
+    return "point" if claim["estimate"] >= threshold["min"] else "no"
+
+
+
+def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
+    iv = entry["intervals"]
+
+    def fmt(name: str, signed: bool = True) -> str:
+        if name not in iv or not math.isfinite(iv[name]["estimate"]):
+            return "undefined"
+        return Interval(iv[name]["estimate"], iv[name]["low"], iv[name]["high"], LEVEL, 1).format(1, signed)
+
+    text = (f"{why}. {entry['compression_ratio']:.1f}x smaller; clean {fmt('clean_delta')} points, mean corruption "
+            f"accuracy {fmt('mca_delta')} points, mCE {fmt('mce', False)}")
+    if robustness == "relative_mce":
+        text += f", relative mCE {fmt('relative_mce', False)}"
+    text += " against the reference (95% intervals over report images)"
+    if "latency" in entry:
+        lat = entry["latency"]
+        faster = speedup_verdict(lat["speedup_low"], lat["speedup_high"])
+        text += (f"; batch-1 latency {lat['ms']:.3g} ms (interquartile range {lat['low_ms']:.3g}-{lat['high_ms']:.3g} ms), "
+                 f"speed-up {lat['speedup']:.2f}x [{lat['speedup_low']:.2f}, {lat['speedup_high']:.2f}] over the "
+                 f"reference timed in the same rounds: {faster}")
+    if "worst_class" in entry:
+        text += (f"; worst-hit class {entry['worst_class']} {fmt('worst_class_delta')}, worst-hit corruption "
+                 f"{entry['worst_corruption']} {fmt('worst_corruption_delta')}")
+    if "onnx" in entry:
+        onnx = entry["onnx"]
+        text += (f"; its ONNX file ({onnx['file']}, {'int8 QDQ' if onnx['kind'] == 'qdq' else 'float weights'}) "
+                 f"gives {onnx['accuracy']:.2f}% clean top-1 in ONNX Runtime against {onnx['torch_accuracy']:.2f}% in "
+                 f"PyTorch on the same report images" + ("" if onnx["within_tolerance"] else " (OUTSIDE the tolerance)"))
+    threshold = entry.get("threshold")
+    if threshold and threshold["metric"] == "clean_delta":
+        text += {"interval": "; the whole interval is within the allowed drop",
+                 "point": "; only the point estimate is within the allowed drop (the interval reaches beyond it)",
+                 "no": "; on the report split it is NOT within the allowed drop"}[threshold["met_by"]]
+    if entry.get("dominated_on_report_by"):
+        text += f"; dominated on the report split by {entry['dominated_on_report_by']}"
+    if entry.get("tied_with"):
+        text += f"; statistically tied with {entry['tied_with']}"
+    return text + "."
+

@@ -6,6 +6,8 @@ a PNG zip (:mod:`~moo_compress.data.image_store`) that this module writes. Jobs 
 that start on a block boundary (:func:`~moo_compress.data.corruptions.block_size` of the images' size),
 so the result does not depend on the number of workers. Workers memory-map the source images and the
 ``.npy`` targets; only PNG files (the compressed images) cross process boundaries.
+:func:`generation_key` names what a run of jobs produces, so that files written by one run are reused
+by a later one only when they would be the same.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from moo_compress.data import image_store
-from moo_compress.data.corruptions import ParamSet, block_size, corrupt_into
+from moo_compress.data.corruptions import DEFAULT_PARAM_SET, GENERATOR_VERSION, ParamSet, block_size, corrupt_into
 
-__all__ = ["Job", "create_npy", "sync_file", "run_jobs", "default_workers"]
+__all__ = ["Job", "create_npy", "sync_file", "run_jobs", "default_workers", "generation_key", "progress_bar"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,40 @@ class Job:
     row: int = 0
     params: str | ParamSet | None = None
     fmt: str = "npy"
+
+
+def generation_key(clean_fingerprint: str, indices_hash: str, seed: int, severities: tuple[int, ...],
+                   pset: ParamSet, shape: tuple[int, ...]) -> dict:
+    """What the corrupted images of a run depend on: generator, parameters, chunking, seed and source.
+
+    Args:
+        clean_fingerprint: Fingerprint of the clean set the images come from.
+        indices_hash: Hash of the images of it used (all, or a subset).
+        seed: Corruption seed.
+        severities: Severities of a release's blocks (empty for files holding one severity each).
+        pset: Corruption parameter set.
+        shape: ``(H, W, 3)`` of the images.
+
+    Returns:
+        A JSON-able dict; equal keys mean equal images.
+    """
+    key = {
+        "generator_version": GENERATOR_VERSION,
+        "params": pset.fingerprint(),
+        "block_size": block_size(*shape[:2]),
+        "seed": seed,
+        "clean_fingerprint": clean_fingerprint,
+        "indices": indices_hash,
+        "severities": list(severities),
+    }
+    if pset.name != DEFAULT_PARAM_SET:  # absent: cifar, so keys written before parameter sets stay valid
+        key["param_set"] = pset.name
+    return key
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> tqdm:
+    """A progress bar counting corrupted images (pass its ``update`` as ``run_jobs``'s ``on_progress``)."""
+    return tqdm(total=total, unit="img", unit_scale=True, desc=desc, disable=not enabled, smoothing=0.05)
 
 
 def default_workers() -> int:

@@ -6,7 +6,7 @@ import numpy as np
 
 from moo_compress.errors import ConfigError
 
-__all__ = ["stratified_indices", "balanced_order", "split_indices", "TEST_SPLITS"]
+__all__ = ["stratified_indices", "select_indices", "balanced_order", "split_indices", "TEST_SPLITS"]
 
 #: Names of the parts of a test set that :func:`split_indices` returns.
 TEST_SPLITS = ("search", "report", "all")
@@ -34,6 +34,33 @@ def stratified_indices(labels: np.ndarray, n_per_class: int, *, seed: int = 0) -
             )
         chosen.append(rng.choice(members, size=n_per_class, replace=False))
     return np.sort(np.concatenate(chosen))
+
+
+def select_indices(labels: np.ndarray, n_per_class: int | None, seed: int,
+                   indices: np.ndarray | None = None) -> np.ndarray:
+    """The positions of a test set to use: ``indices`` (checked), a stratified subset, or every image.
+
+    Args:
+        labels: Labels of the whole test set.
+        n_per_class: Images per class of a :func:`stratified_indices` subset drawn with ``seed``; None
+            for every image.
+        seed: Seed of the subset.
+        indices: Exactly these positions, instead of a subset (``n_per_class`` is then ignored).
+
+    Returns:
+        int64 positions.
+
+    Raises:
+        ConfigError: if ``indices`` are not positions in ``labels``, or the subset cannot be drawn.
+    """
+    if indices is not None:
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.ndim != 1 or (indices.size and (indices.min() < 0 or indices.max() >= len(labels))):
+            raise ConfigError(f"indices must be positions in the {len(labels)} test images")
+        return indices
+    if n_per_class is None:
+        return np.arange(len(labels), dtype=np.int64)
+    return stratified_indices(labels, n_per_class, seed=seed).astype(np.int64)
 
 
 def balanced_order(labels: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:

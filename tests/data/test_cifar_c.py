@@ -12,16 +12,12 @@ import pytest
 
 from moo_compress import paths
 from moo_compress.data import ArrayDataset, stratified_indices
-from moo_compress.data import cifar_c, corruption_jobs
-from moo_compress.data.cifar_c import (
-    MANIFEST,
-    download_release,
-    find_release,
-    generate_release,
-    load_corrupted,
-    open_release,
-)
+from moo_compress.data import corruption_cache, corruption_jobs, release_generation, releases
+from moo_compress.data.corrupted_loading import load_corrupted
 from moo_compress.data.corruptions import corrupt
+from moo_compress.data.release_download import download_release
+from moo_compress.data.release_generation import generate_release
+from moo_compress.data.releases import MANIFEST, find_release, open_release
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError, UnknownNameError
 from moo_compress.fileio import sha256_file, stable_hash
 
@@ -147,8 +143,8 @@ def test_download_release_checks_md5(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_release_addresses() -> None:
-    assert cifar_c.RELEASES["cifar10"].url == "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar?download=1"
-    assert cifar_c.RELEASES["cifar100"].md5 == "11f0ed0f1191edbf9fa23466ae6021d3"
+    assert releases.RELEASES["cifar10"].url == "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar?download=1"
+    assert releases.RELEASES["cifar100"].md5 == "11f0ed0f1191edbf9fa23466ae6021d3"
 
 
 # ---------------------------------------------------------------------------------------- generating
@@ -264,7 +260,7 @@ def test_load_corrupted_generates_only_what_is_asked_and_caches_it(tmp_path: Pat
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("cached images were regenerated")
 
-    monkeypatch.setattr(cifar_c, "run_jobs", must_not_run)
+    monkeypatch.setattr(corruption_cache, "run_jobs", must_not_run)
     again = load_corrupted(clean, corruptions=["impulse_noise", "pixelate"], severities=[1, 5], n_per_class=4, seed=2,
                            cache_dir=tmp_path)
     assert again.fingerprint == first.fingerprint
@@ -320,9 +316,9 @@ def test_generate_release_rerun_regenerates_an_altered_file(tmp_path: Path, monk
     data[-1] ^= 0xFF
     (out / "fog.npy").write_bytes(bytes(data))
     done: list[str] = []
-    real = cifar_c.run_jobs
-    monkeypatch.setattr(cifar_c, "run_jobs", lambda images, jobs, **kw: (done.extend(j.name for j in jobs),
-                                                                          real(images, jobs, **kw)))
+    real = release_generation.run_jobs
+    monkeypatch.setattr(release_generation, "run_jobs", lambda images, jobs, **kw: (done.extend(j.name for j in jobs),
+                                                                                     real(images, jobs, **kw)))
     generate_release(clean, out, corruptions=["contrast", "fog"], severities=[1], workers=1, progress=False)
     assert done == ["fog"]  # the untouched file was kept, the altered one written again
     assert np.array_equal(np.load(out / "fog.npy"), good)
@@ -332,16 +328,16 @@ def test_a_generated_file_appears_with_its_digest_already_written(tmp_path: Path
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # Two runs sharing a cache: one that found a generated file before its digest took it for a stale
     # file and deleted it under the other run (seen in CI). The digest must exist whenever the file does.
-    real = cifar_c.os.replace
+    real = corruption_cache.os.replace
     seen: list[bool] = []
 
     def replace(src: object, dst: object) -> None:
         dst = Path(dst)
         if dst.suffix == ".npy":
-            seen.append(cifar_c._digest_path(dst).read_text() == sha256_file(Path(src)))
+            seen.append(corruption_cache.digest_path(dst).read_text() == sha256_file(Path(src)))
         real(src, dst)
 
-    monkeypatch.setattr(cifar_c.os, "replace", replace)
+    monkeypatch.setattr(corruption_cache.os, "replace", replace)
     load_corrupted(tiny_clean(30), corruptions=["contrast", "fog"], severities=[1], n_per_class=2,
                    cache_dir=tmp_path)
     assert seen == [True, True]

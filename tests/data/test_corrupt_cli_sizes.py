@@ -12,8 +12,8 @@ from PIL import Image
 
 from moo_compress.cli import corrupt as corrupt_cli
 from moo_compress.data import load_dataset
-from moo_compress.data.cifar_c import MANIFEST, open_release
 from moo_compress.data.corruptions import corrupt
+from moo_compress.data.releases import MANIFEST, open_release
 from moo_compress.data.resize import Sizing
 from tests.data.synthetic import natural_images
 

@@ -13,9 +13,12 @@ from PIL import Image
 
 from moo_compress import paths
 from moo_compress.data import ArrayDataset, image_store, load_dataset, stratified_indices
-from moo_compress.data import cifar_c
-from moo_compress.data.cifar_c import MANIFEST, generate_release, load_corrupted, open_release
+from moo_compress.data import corruption_cache
+from moo_compress.data.corrupted_loading import load_corrupted
+from moo_compress.data.corrupted_set import CorruptedSet
 from moo_compress.data.corruptions import GENERATOR_VERSION, corrupt, get_param_set, params_fingerprint
+from moo_compress.data.release_generation import generate_release
+from moo_compress.data.releases import MANIFEST, open_release
 from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError, UnknownNameError
 from moo_compress.fileio import stable_hash
 from tests.data.synthetic import natural_images
@@ -33,7 +36,7 @@ def clean_set(count: int = 12, size: int | tuple[int, int] = 64, classes: int = 
                         stable_hash(["clean", count, size, classes, seed]))
 
 
-def _folder(corrupted: cifar_c.CorruptedSet) -> Path:
+def _folder(corrupted: CorruptedSet) -> Path:
     return Path(corrupted.source.split(" ", 1)[1])
 
 
@@ -90,7 +93,7 @@ def test_large_sets_are_cached_as_png_and_read_back_exactly(tmp_path: Path, monk
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("cached images were regenerated")
 
-    monkeypatch.setattr(cifar_c, "run_jobs", must_not_run)
+    monkeypatch.setattr(corruption_cache, "run_jobs", must_not_run)
     again = load_corrupted(clean, corruptions=["shot_noise", "glass_blur"], severities=[3, 5], seed=2,
                            cache_dir=tmp_path)
     assert again.fingerprint == first.fingerprint

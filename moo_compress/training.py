@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moo_compress import __version__
 from moo_compress.data import ArrayDataset
 from moo_compress.errors import ConfigError
 from moo_compress.evaluation import Evaluator, autocast, resolve_device
@@ -181,53 +180,18 @@ def train_model(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps,
                                                 pct_start=recipe.warmup_fraction)
     key = {"recipe": recipe.to_dict(), "train": train.fingerprint, "model": type(model).__name__}
-    start_epoch = 0
     state_file = Path(state_path) if state_path is not None else None
-    if state_file is not None and state_file.is_file():
-        state = torch.load(state_file, map_location=dev, weights_only=True)
-        if state.get("key") != key:
-            raise ConfigError(f"{state_file} holds the state of a different run (other recipe, data or model); "
-                              "delete it or pass --no-resume")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"])
-        log(f"resuming from {state_file} after epoch {start_epoch}/{recipe.epochs}")
+    start_epoch = _resume(state_file, key, model, opt, sched, dev=dev, epochs=recipe.epochs, log=log)
 
-    mean_t = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=dev).view(1, 3, 1, 1)
-    labels_all = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
+    steps = _Steps(model, train, recipe, opt, sched, dev=dev, precision=precision, mean=mean, std=std)
     steps_done, loss_value, test_acc = start_epoch * steps_per_epoch, float("nan"), None
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=steps_done, disable=not progress, unit="step", dynamic_ncols=True)
     try:
         for epoch in range(start_epoch, recipe.epochs):
-            model.train()
-            order = np.random.default_rng([recipe.seed, epoch]).permutation(len(train))
-            gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
-            bar.set_description(f"epoch {epoch + 1}/{recipe.epochs}")
-            seen, t_epoch, running = 0, time.perf_counter(), 0.0
-            for step in range(steps_per_epoch):
-                idx = np.sort(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
-                images = torch.from_numpy(np.array(train.images[idx])).to(dev, non_blocking=True)
-                if recipe.augment:
-                    images = augment_batch(images, gen)
-                x = images.permute(0, 3, 1, 2).float().div_(255).sub_(mean_t).div_(std_t)
-                y = labels_all[idx].to(dev, non_blocking=True)
-                with autocast(dev, precision):
-                    loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_value = float(loss.detach())
-                running = loss_value if step == 0 else 0.9 * running + 0.1 * loss_value
-                seen += len(idx)
-                steps_done += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{running:.3f}", img_s=f"{seen / (time.perf_counter() - t_epoch):.0f}")
-                if max_steps is not None and steps_done >= max_steps:
-                    return TrainResult(epoch, steps_done, loss_value, None, time.perf_counter() - t0, precision)
+            steps_done, loss_value, running, stopped = steps.epoch(epoch, bar, steps_done, loss_value, max_steps)
+            if stopped:
+                return TrainResult(epoch, steps_done, loss_value, None, time.perf_counter() - t0, precision)
             if test is not None:
                 evaluator = Evaluator(model, mean=mean, std=std, device=dev, precision=precision)
                 test_acc = evaluator.accuracy(test.images, test.labels)
@@ -243,3 +207,68 @@ def train_model(
             test.images, test.labels)
     model.eval()
     return TrainResult(recipe.epochs, steps_done, loss_value, test_acc, time.perf_counter() - t0, precision)
+
+
+def _resume(state_file: Path | None, key: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
+            *, dev: torch.device, epochs: int, log: Callable[[str], None]) -> int:
+    """Loads the state of a run with the same ``key`` from ``state_file``, if there is one; returns the
+    number of epochs it had finished (0 when starting afresh)."""
+    if state_file is None or not state_file.is_file():
+        return 0
+    state = torch.load(state_file, map_location=dev, weights_only=True)
+    if state.get("key") != key:
+        raise ConfigError(f"{state_file} holds the state of a different run (other recipe, data or model); "
+                          "delete it or pass --no-resume")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    start_epoch = int(state["epoch"])
+    log(f"resuming from {state_file} after epoch {start_epoch}/{epochs}")
+    return start_epoch
+
+
+class _Steps:
+    """The optimisation steps of one run: batches drawn, augmented and normalised on the device."""
+
+    def __init__(self, model: nn.Module, train: ArrayDataset, recipe: TrainRecipe, opt: torch.optim.Optimizer,
+                 sched: Any, *, dev: torch.device, precision: str, mean: tuple[float, float, float],
+                 std: tuple[float, float, float]) -> None:
+        self.model, self.train, self.recipe, self.opt, self.sched = model, train, recipe, opt, sched
+        self.dev, self.precision = dev, precision
+        self.mean = torch.tensor(mean, device=dev).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=dev).view(1, 3, 1, 1)
+        self.labels = torch.from_numpy(np.asarray(train.labels, dtype=np.int64))
+        self.per_epoch = math.ceil(len(train) / recipe.batch_size)
+
+    def epoch(self, epoch: int, bar: Any, steps_done: int, loss_value: float,
+              max_steps: int | None) -> tuple[int, float, float, bool]:
+        """Runs the steps of ``epoch`` (stopping once ``max_steps`` are done in all); returns the steps
+        done in all, the last step's loss, the epoch's running loss, and whether ``max_steps`` stopped it."""
+        recipe, dev = self.recipe, self.dev
+        self.model.train()
+        order = np.random.default_rng([recipe.seed, epoch]).permutation(len(self.train))
+        gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+        bar.set_description(f"epoch {epoch + 1}/{recipe.epochs}")
+        seen, t_epoch, running = 0, time.perf_counter(), 0.0
+        for step in range(self.per_epoch):
+            idx = np.sort(order[step * recipe.batch_size:(step + 1) * recipe.batch_size])
+            images = torch.from_numpy(np.array(self.train.images[idx])).to(dev, non_blocking=True)
+            if recipe.augment:
+                images = augment_batch(images, gen)
+            x = images.permute(0, 3, 1, 2).float().div_(255).sub_(self.mean).div_(self.std)
+            y = self.labels[idx].to(dev, non_blocking=True)
+            with autocast(dev, self.precision):
+                loss = F.cross_entropy(self.model(x), y, label_smoothing=recipe.label_smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            loss_value = float(loss.detach())
+            running = loss_value if step == 0 else 0.9 * running + 0.1 * loss_value
+            seen += len(idx)
+            steps_done += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}", img_s=f"{seen / (time.perf_counter() - t_epoch):.0f}")
+            if max_steps is not None and steps_done >= max_steps:
+                return steps_done, loss_value, running, True
+        return steps_done, loss_value, running, False

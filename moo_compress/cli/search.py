@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     # The option groups are the groups of SearchSettings, in its order; --quick belongs to none of them.
     parser.add_argument("--quick", action="store_true", help="a small search that finishes in about a minute "
                         "(options given explicitly still win): " + _quick_preset())
+    _add_target_args(parser)
+    _add_algorithm_args(parser)
+    _add_fidelity_args(parser)
+    _add_execution_args(parser)
+    _add_output_args(parser)
+    return parser
+
+
+def _add_target_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``SearchSettings.target``: the model, its data and the search space."""
     t = parser.add_argument_group("target", "what to compress, on which data")
     common.add_model_args(parser, group=t)
     common.add_data_args(parser, group=t)
@@ -98,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "family's space")
     t.add_argument("--calibration-images", metavar="N", type=int, help="training images for batch-norm re-estimation "
                    "(when the space asks for it; default: the space's recovery.bn_images)")
+
+
+def _add_algorithm_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``SearchSettings.algorithm``: NSGA-II's size, seed and stopping rules."""
     a = parser.add_argument_group("algorithm", "NSGA-II and when it stops")
     a.add_argument("--pop-size", metavar="N", type=int, help="NSGA-II population (default: the space's)")
     a.add_argument("--generations", metavar="N", type=int, help="NSGA-II generations (default: the space's)")
@@ -107,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "plus corrupted, cache hits included: deterministic, the same front in every execution mode) or "
                    "a wall time such as 25m or 1500s (not deterministic); with a budget and no --generations, "
                    "NSGA-II runs until it is spent")
+
+
+def _add_fidelity_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``SearchSettings.fidelity``: which images measure the plans, and how many."""
     f = parser.add_argument_group("fidelity", "which images measure the plans, and how many")
     f.add_argument("--fidelity", choices=["racing", "fixed"], help="racing: every candidate starts on the first "
                    "rung's images and is promoted to the next while no front plan confidently dominates it; fixed: "
@@ -132,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "severity) of the held-out measurement (--held-out; default 50, at most --final-images)")
     f.add_argument("--report-on-search", action="store_true", help="report on the search split, the images that "
                    "selected the plans (optimistic figures; the summary warns)")
+
+
+def _add_execution_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``SearchSettings.execution``: where and how evaluations run."""
     e = parser.add_argument_group("execution", "where and how the evaluations run (never changes a number)")
     e.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="evaluation precision "
@@ -147,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "LocalCluster of --workers) or a scheduler's address")
     e.add_argument("--cache-dir", metavar="DIR", help="cache root (default $MOO_COMPRESS_CACHE, else "
                    "~/.cache/moo_compress)")
+
+
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
+    """Options of ``SearchSettings.output``: the run folder and its recommendations."""
     o = parser.add_argument_group("output", "the run folder and its recommendations")
     o.add_argument("--out", metavar="DIR", help="run folder (default outputs/<arch>-<space>-seed<seed>)")
     o.add_argument("--pick-min-ratio", metavar="X", type=float, default=8.0, help="recommend the most robust plan "
@@ -158,7 +184,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "corruptions the search never saw: the reference recipe's extra ones it does not optimise "
                    "and, for 32-pixel inputs, CIFAR-10-C-bar; a plan whose robustness rank reverses there "
                    "beyond its intervals is flagged")
-    return parser
 
 
 def _quick_preset() -> str:

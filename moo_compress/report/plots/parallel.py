@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
+from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from moo_compress.report.methods import method_style
-from moo_compress.report.plots.common import column, split_plans
+from moo_compress.report.plots.common import Plans, column, split_plans
 from moo_compress.report.plots.style import HIGHER_IS_BETTER, SHORT_LABELS, new_figure, no_data, save_figure
 from moo_compress.report.rundata import RunData
 
@@ -100,11 +101,32 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
     names = genes + metrics
     fig = new_figure(max(11.0, 1.15 * len(names) + 3), 6.4)
     ax = fig.add_subplot()
-    frames = {"context": plans.context, "front": plans.front}
     if not genes or (plans.front.empty and plans.context.empty):
         no_data(ax, "no successfully evaluated plan with genes to draw")
         ax.set_axis_off()
         return save_figure(fig, path)
+    columns, ticks, base_y = _gene_axes(run, plans, genes)
+    _objective_axes(plans, metrics, columns, ticks, base_y)
+    xs = np.arange(len(names))
+    ctx = np.column_stack([columns["context"][n] for n in names]) if len(plans.context) else np.zeros((0, len(names)))
+    for line in ctx:
+        ax.plot(xs, line, color="0.7", lw=0.8, alpha=0.35, zorder=1, gid="context")
+    front = np.column_stack([columns["front"][n] for n in names]) if len(plans.front) else np.zeros((0, len(names)))
+    colours, norm = _draw_front(ax, xs, front, plans, run.robustness)
+    pick_lines = _draw_picks(ax, xs, front, plans)
+    if plans.baseline:
+        ax.plot(xs, base_y, color="black", lw=1.4, ls="--", zorder=4, gid="baseline")
+        ax.scatter(xs[len(genes):], base_y[len(genes):], marker="*", s=220, c="gold", edgecolors="black", zorder=6)
+    _draw_axes(ax, xs, ticks, genes, metrics)
+    _add_key(fig, ax, run, plans, colours, norm, pick_lines)
+    return save_figure(fig, path)
+
+
+def _gene_axes(run: RunData, plans: Plans, genes: list[str]
+               ) -> tuple[dict[str, dict[str, np.ndarray]], list[list[tuple[float, str]]], list[float]]:
+    """The gene axes: per frame (``context``, ``front``) each plan's jittered position on every gene
+    axis, each axis's (position, level) ticks, and the baseline's (uncompressed) position on it."""
+    frames = {"context": plans.context, "front": plans.front}
     rng = np.random.default_rng(0)
     columns: dict[str, dict[str, np.ndarray]] = {k: {} for k in frames}
     ticks: list[list[tuple[float, str]]] = []
@@ -120,6 +142,12 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
             columns[key][name] = np.array([pos.get(v, np.nan) for v in values]) + jitter
         ticks.append([(p, lev) for lev, p in pos.items()])
         base_y.append(pos.get("off", pos.get("0", np.nan)))
+    return columns, ticks, base_y
+
+
+def _objective_axes(plans: Plans, metrics: list[str], columns: dict[str, dict[str, np.ndarray]],
+                    ticks: list[list[tuple[float, str]]], base_y: list[float]) -> None:
+    """Appends the objective axes (plans' positions, ticks, baseline) after the gene axes, in place."""
     for metric in metrics:
         focus = np.append(column(plans.front, metric), plans.baseline.get(metric, np.nan))
         if not np.isfinite(focus).any():
@@ -132,11 +160,10 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
         columns["front"][metric] = scaled[n_ctx:n_ctx + n_front]
         base_y.append(float(scaled[-1]))
         ticks.append(axis_ticks)
-    xs = np.arange(len(names))
-    ctx = np.column_stack([columns["context"][n] for n in names]) if len(plans.context) else np.zeros((0, len(names)))
-    for line in ctx:
-        ax.plot(xs, line, color="0.7", lw=0.8, alpha=0.35, zorder=1, gid="context")
-    rob = run.robustness
+
+
+def _draw_front(ax: Axes, xs: np.ndarray, front: np.ndarray, plans: Plans, rob: str) -> tuple[Colormap, Normalize]:
+    """Draws the Pareto plans coloured by robustness; returns the colour map and its normalisation."""
     colours = colormaps[_FRONT_CMAP].resampled(256)
     colours = colours.from_list("front", colours(np.linspace(0.4, 1.0, 256)))
     values = column(plans.front, rob)
@@ -145,10 +172,14 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
                      (finite.min() - 1, finite.max() + 1) if len(finite) else (0, 1))
     if not HIGHER_IS_BETTER.get(rob, True):
         colours = colours.reversed()
-    front = np.column_stack([columns["front"][n] for n in names]) if len(plans.front) else np.zeros((0, len(names)))
     for line, value in zip(front, values):
         ax.plot(xs, line, color=colours(norm(value)) if np.isfinite(value) else "tab:blue", lw=1.6, alpha=0.9,
                 zorder=3, gid="front")
+    return colours, norm
+
+
+def _draw_picks(ax: Axes, xs: np.ndarray, front: np.ndarray, plans: Plans) -> list[tuple[Line2D, str]]:
+    """Draws the recommended plans thick in their method's colour; returns their legend entries."""
     pick_lines = []
     for row, recs in sorted(plans.picks.items()):
         i = int(np.flatnonzero(plans.front["row"].to_numpy() == row)[0])
@@ -157,9 +188,13 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
         ax.scatter(xs, front[i], marker=style.marker, s=40, c=style.colour, zorder=5)
         handle = Line2D([], [], color=style.colour, lw=3, marker=style.marker, ms=7)
         pick_lines.append((handle, f"{plans.label(row)}: {', '.join(method_style(r['method']).short for r in recs)}"))
-    if plans.baseline:
-        ax.plot(xs, base_y, color="black", lw=1.4, ls="--", zorder=4, gid="baseline")
-        ax.scatter(xs[len(genes):], base_y[len(genes):], marker="*", s=220, c="gold", edgecolors="black", zorder=6)
+    return pick_lines
+
+
+def _draw_axes(ax: Axes, xs: np.ndarray, ticks: list[list[tuple[float, str]]], genes: list[str],
+               metrics: list[str]) -> None:
+    """The vertical axes with their tick texts, the shaded objective side and the axis names."""
+    names = genes + metrics
     for x, axis_ticks in zip(xs, ticks):
         ax.axvline(x, color="0.25", lw=1.0, zorder=0)
         for y, text in axis_ticks:
@@ -175,6 +210,12 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
+
+
+def _add_key(fig: Figure, ax: Axes, run: RunData, plans: Plans, colours: Colormap, norm: Normalize,
+             pick_lines: list[tuple[Line2D, str]]) -> None:
+    """The colour bar, the legend and the title."""
+    rob = run.robustness
     sm = ScalarMappable(norm=norm, cmap=colours)
     cbar = fig.colorbar(sm, ax=ax, pad=0.01, fraction=0.03)
     cbar.set_label(f"Pareto plans coloured by {SHORT_LABELS.get(rob, rob)} "
@@ -188,4 +229,3 @@ def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None 
                frameon=False)
     fig.suptitle(f"{run.name}: gene values (left, stronger compression higher up) against objectives (right, "
                  "better higher up)\neach objective axis spans the Pareto set and the baseline", fontsize=11)
-    return save_figure(fig, path)

@@ -173,6 +173,123 @@ class Variable:
         return len(self.gene.choices)
 
 
+def _parse_layer_groups(groups: Any) -> dict[str, tuple[str, ...]] | None:
+    """``layer_groups``: None for the architecture's default groups, else group -> module-name patterns."""
+    if groups in (None, "default"):
+        return None
+    if not isinstance(groups, Mapping) or not groups:
+        raise ConfigError("layer_groups must be 'default' or a mapping group -> [module-name patterns]")
+    layer_groups = {}
+    for g, pats in groups.items():
+        if isinstance(pats, str):
+            pats = [pats]
+        if not isinstance(pats, list) or not pats or not all(isinstance(p, str) for p in pats):
+            raise ConfigError(f"layer_groups.{g} must be a list of module-name glob patterns")
+        layer_groups[str(g)] = tuple(pats)
+    return layer_groups
+
+
+def _parse_techniques(data: Mapping[str, Any], genes_spec: Mapping[str, Any]
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The fixed ``prune``, ``cluster`` and ``quantize`` options, checked by the config classes themselves."""
+    prune = _mapping(data.get("prune"), "prune", ("scope", "structured", "removable_only"))
+    cluster = _mapping(data.get("cluster"), "cluster", ("init", "preserve_sparsity"))
+    quantize = _mapping(data.get("quantize"), "quantize",
+                        ("per_channel", "symmetric", "activation_bits", "weight_range"))
+    if "activation_bits" in quantize and "activation_bits" in genes_spec:
+        raise ConfigError("quantize.activation_bits is fixed but also a gene (genes.activation_bits); keep one")
+    PruneConfig(0.5, **prune)
+    ClusterConfig(16, **cluster)
+    QuantizeConfig(8, **quantize)
+    return prune, cluster, quantize
+
+
+def _parse_exclude(value: Any) -> tuple[dict[str, Any], list[str]]:
+    """``exclude``: the mapping (``first_conv``, ``classifier`` flags) and its module-name patterns."""
+    exclude = _mapping(value, "exclude", ("first_conv", "classifier", "patterns"))
+    for flag in ("first_conv", "classifier"):
+        if not isinstance(exclude.get(flag, False), bool):
+            raise ConfigError(f"exclude.{flag} must be true or false, got {exclude[flag]!r}")
+    patterns = exclude.get("patterns", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError("exclude.patterns must be a list of module-name glob patterns")
+    return exclude, patterns
+
+
+def _parse_objectives(value: Any) -> tuple[str, str | tuple[str, ...], list[int], str | None,
+                                           LatencySettings | None]:
+    """``objectives``: robustness metric, corruptions, severities, corruption parameter set and latency."""
+    objectives = _mapping(value, "objectives",
+                          ("robustness", "corruptions", "severities", "corruption_params", "latency"))
+    corruption_params = objectives.get("corruption_params")
+    if corruption_params is not None:
+        from moo_compress.data.corruptions import get_param_set
+
+        corruption_params = get_param_set(str(corruption_params)).name  # unknown names list the valid ones
+    robustness = objectives.get("robustness", "mean_corruption_accuracy")
+    if robustness not in ROBUSTNESS_METRICS:
+        raise ConfigError(f"objectives.robustness {robustness!r} is unknown{_close(str(robustness), ROBUSTNESS_METRICS)}"
+                          f" (use {', '.join(ROBUSTNESS_METRICS)})")
+    corruptions = objectives.get("corruptions", "benchmark")
+    if isinstance(corruptions, list):
+        corruptions = tuple(str(c) for c in corruptions)
+        if not corruptions:
+            raise ConfigError("objectives.corruptions is an empty list")
+    elif corruptions not in ("benchmark", "all"):
+        raise ConfigError("objectives.corruptions must be 'benchmark' (15), 'all' (19) or a list of names")
+    severities = objectives.get("severities", [1, 2, 3, 4, 5])
+    if not isinstance(severities, list) or not severities or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in severities):
+        raise ConfigError(f"objectives.severities must be a non-empty list of integers 1-5, got {severities!r}")
+    latency = LatencySettings.parse(objectives.get("latency"))
+    return robustness, corruptions, severities, corruption_params, latency
+
+
+def _parse_constraints(value: Any, latency: LatencySettings | None, genes_spec: Mapping[str, Any]
+                       ) -> tuple[Any, Any, Any, LatencySettings | None]:
+    """``constraints``: max accuracy drop, min compression ratio, max latency, and the latency settings
+    (a latency limit alone measures latency without making it an objective)."""
+    constraints = _mapping(value, "constraints", ("max_accuracy_drop", "min_compression_ratio", "max_latency_ms"))
+    max_latency = constraints.get("max_latency_ms")
+    if max_latency is not None:
+        if isinstance(max_latency, bool) or not isinstance(max_latency, (int, float)) or max_latency <= 0:
+            raise ConfigError(f"constraints.max_latency_ms must be a positive number of milliseconds, "
+                              f"got {max_latency!r}")
+        latency = latency or LatencySettings(objective=False)
+    drop = constraints.get("max_accuracy_drop")
+    if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or drop < 0):
+        raise ConfigError(f"constraints.max_accuracy_drop must be a number of points >= 0, got {drop!r}")
+    min_ratio = constraints.get("min_compression_ratio")
+    if min_ratio is not None and (isinstance(min_ratio, bool) or not isinstance(min_ratio, (int, float))
+                                  or min_ratio < 1):
+        raise ConfigError(f"constraints.min_compression_ratio must be a number >= 1, got {min_ratio!r}")
+    if min_ratio is not None and min_ratio > 1 and not genes_spec:
+        raise ConfigError("constraints.min_compression_ratio > 1 cannot be met without genes")
+    return drop, min_ratio, max_latency, latency
+
+
+def _parse_algorithm(value: Any) -> tuple[str, dict[str, Any]]:
+    """``algorithm``: its name and the checked mapping (sizes, budget, surrogate)."""
+    algorithm = _mapping(value, "algorithm", ("name", "pop_size", "generations", "budget_images", "surrogate"))
+    algo = algorithm.get("name", "nsga2")
+    if algo not in ("nsga2", "grid"):
+        raise ConfigError(f"algorithm.name must be 'nsga2' or 'grid', got {algo!r}")
+    for key in ("pop_size", "generations", "budget_images"):
+        count = algorithm.get(key)
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ConfigError(f"algorithm.{key} must be a positive integer, got {count!r}")
+    return algo, algorithm
+
+
+def _parse_fidelity(value: Any) -> Fidelity:
+    """``fidelity``: the evaluation schedule."""
+    fid = _mapping(value, "fidelity", ("mode", "rungs", "images", "confidence", "clean_multiple"))
+    if "rungs" in fid and not isinstance(fid["rungs"], (list, tuple)):
+        raise ConfigError(f"fidelity.rungs must be a list of image counts, e.g. [10, 20, 40]; "
+                          f"got {fid['rungs']!r}")
+    return Fidelity(**fid)
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """A validated search space (see ``search_spaces/README.md`` for the YAML schema).
@@ -260,100 +377,25 @@ class SearchSpace:
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any], source: str) -> SearchSpace:
+        # each part is validated in the order of the file's sections, so the first error reported stays the same
         name = str(data.get("name") or Path(source).stem)
         granularity = data.get("granularity", "global")
         if granularity not in ("global", "groups"):
             raise ConfigError(f"granularity must be 'global' or 'groups', got {granularity!r}")
-        groups = data.get("layer_groups")
-        layer_groups = None
-        if groups not in (None, "default"):
-            if not isinstance(groups, Mapping) or not groups:
-                raise ConfigError("layer_groups must be 'default' or a mapping group -> [module-name patterns]")
-            layer_groups = {}
-            for g, pats in groups.items():
-                if isinstance(pats, str):
-                    pats = [pats]
-                if not isinstance(pats, list) or not pats or not all(isinstance(p, str) for p in pats):
-                    raise ConfigError(f"layer_groups.{g} must be a list of module-name glob patterns")
-                layer_groups[str(g)] = tuple(pats)
+        layer_groups = _parse_layer_groups(data.get("layer_groups"))
         genes_spec = _mapping(data.get("genes"), "genes", GENE_KINDS)
         if not genes_spec:
             raise ConfigError(f"genes is empty; search at least one of {', '.join(GENE_KINDS)}")
         genes = tuple(_parse_gene(kind, spec) for kind, spec in genes_spec.items())
-        prune = _mapping(data.get("prune"), "prune", ("scope", "structured", "removable_only"))
-        cluster = _mapping(data.get("cluster"), "cluster", ("init", "preserve_sparsity"))
-        quantize = _mapping(data.get("quantize"), "quantize",
-                            ("per_channel", "symmetric", "activation_bits", "weight_range"))
-        if "activation_bits" in quantize and "activation_bits" in genes_spec:
-            raise ConfigError("quantize.activation_bits is fixed but also a gene (genes.activation_bits); keep one")
-        # validate fixed options through the config classes themselves
-        PruneConfig(0.5, **prune)
-        ClusterConfig(16, **cluster)
-        QuantizeConfig(8, **quantize)
-        exclude = _mapping(data.get("exclude"), "exclude", ("first_conv", "classifier", "patterns"))
-        for flag in ("first_conv", "classifier"):
-            if not isinstance(exclude.get(flag, False), bool):
-                raise ConfigError(f"exclude.{flag} must be true or false, got {exclude[flag]!r}")
-        patterns = exclude.get("patterns", [])
-        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise ConfigError("exclude.patterns must be a list of module-name glob patterns")
+        prune, cluster, quantize = _parse_techniques(data, genes_spec)
+        exclude, patterns = _parse_exclude(data.get("exclude"))
         recovery_spec = _mapping(data.get("recovery"), "recovery",
                                  [f.name for f in dataclasses.fields(RecoveryConfig)])
         recovery = RecoveryConfig(**recovery_spec)
-        objectives = _mapping(data.get("objectives"), "objectives",
-                              ("robustness", "corruptions", "severities", "corruption_params", "latency"))
-        corruption_params = objectives.get("corruption_params")
-        if corruption_params is not None:
-            from moo_compress.data.corruptions import get_param_set
-
-            corruption_params = get_param_set(str(corruption_params)).name  # unknown names list the valid ones
-        robustness = objectives.get("robustness", "mean_corruption_accuracy")
-        if robustness not in ROBUSTNESS_METRICS:
-            raise ConfigError(f"objectives.robustness {robustness!r} is unknown{_close(str(robustness), ROBUSTNESS_METRICS)}"
-                              f" (use {', '.join(ROBUSTNESS_METRICS)})")
-        corruptions = objectives.get("corruptions", "benchmark")
-        if isinstance(corruptions, list):
-            corruptions = tuple(str(c) for c in corruptions)
-            if not corruptions:
-                raise ConfigError("objectives.corruptions is an empty list")
-        elif corruptions not in ("benchmark", "all"):
-            raise ConfigError("objectives.corruptions must be 'benchmark' (15), 'all' (19) or a list of names")
-        severities = objectives.get("severities", [1, 2, 3, 4, 5])
-        if not isinstance(severities, list) or not severities or not all(
-                isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5 for s in severities):
-            raise ConfigError(f"objectives.severities must be a non-empty list of integers 1-5, got {severities!r}")
-        latency = LatencySettings.parse(objectives.get("latency"))
-        constraints = _mapping(data.get("constraints"), "constraints",
-                               ("max_accuracy_drop", "min_compression_ratio", "max_latency_ms"))
-        max_latency = constraints.get("max_latency_ms")
-        if max_latency is not None:
-            if isinstance(max_latency, bool) or not isinstance(max_latency, (int, float)) or max_latency <= 0:
-                raise ConfigError(f"constraints.max_latency_ms must be a positive number of milliseconds, "
-                                  f"got {max_latency!r}")
-            latency = latency or LatencySettings(objective=False)
-        drop = constraints.get("max_accuracy_drop")
-        if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or drop < 0):
-            raise ConfigError(f"constraints.max_accuracy_drop must be a number of points >= 0, got {drop!r}")
-        min_ratio = constraints.get("min_compression_ratio")
-        if min_ratio is not None and (isinstance(min_ratio, bool) or not isinstance(min_ratio, (int, float))
-                                      or min_ratio < 1):
-            raise ConfigError(f"constraints.min_compression_ratio must be a number >= 1, got {min_ratio!r}")
-        if min_ratio is not None and min_ratio > 1 and not genes_spec:
-            raise ConfigError("constraints.min_compression_ratio > 1 cannot be met without genes")
-        algorithm = _mapping(data.get("algorithm"), "algorithm", ("name", "pop_size", "generations", "budget_images",
-                                                                     "surrogate"))
-        algo = algorithm.get("name", "nsga2")
-        if algo not in ("nsga2", "grid"):
-            raise ConfigError(f"algorithm.name must be 'nsga2' or 'grid', got {algo!r}")
-        for key in ("pop_size", "generations", "budget_images"):
-            value = algorithm.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"algorithm.{key} must be a positive integer, got {value!r}")
-        fid = _mapping(data.get("fidelity"), "fidelity", ("mode", "rungs", "images", "confidence", "clean_multiple"))
-        if "rungs" in fid and not isinstance(fid["rungs"], (list, tuple)):
-            raise ConfigError(f"fidelity.rungs must be a list of image counts, e.g. [10, 20, 40]; "
-                              f"got {fid['rungs']!r}")
-        fidelity = Fidelity(**fid)
+        robustness, corruptions, severities, corruption_params, latency = _parse_objectives(data.get("objectives"))
+        drop, min_ratio, max_latency, latency = _parse_constraints(data.get("constraints"), latency, genes_spec)
+        algo, algorithm = _parse_algorithm(data.get("algorithm"))
+        fidelity = _parse_fidelity(data.get("fidelity"))
         return cls(
             name=name,
             description=str(data.get("description", "")).strip(),

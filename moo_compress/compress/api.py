@@ -49,6 +49,18 @@ _log = logging.getLogger(__name__)
 ACTIVATION_CALIBRATION_IMAGES = 512
 
 
+def _calibration_uses(plan: CompressionPlan) -> list[str]:
+    """What the plan reads calibration images for (non-empty exactly when ``plan.needs_calibration``)."""
+    uses = []
+    if plan.recovery.bn_images:
+        uses.append(f"batch-norm re-estimation (recovery.bn_images={plan.recovery.bn_images})")
+    if plan.recovery.finetune_steps:
+        uses.append(f"fine-tuning (recovery.finetune_steps={plan.recovery.finetune_steps})")
+    if plan.quantizes_activations:
+        uses.append("activation quantization (activation_bits)")
+    return uses
+
+
 def _check_inputs(model: nn.Module, plan: CompressionPlan, calibration: CalibrationData | None) -> None:
     if not isinstance(model, nn.Module):
         raise ConfigError(f"compress() needs a torch.nn.Module, got {type(model).__name__}")
@@ -64,17 +76,9 @@ def _check_inputs(model: nn.Module, plan: CompressionPlan, calibration: Calibrat
             f"calibration must be a CalibrationData, got {type(calibration).__name__}; "
             "build one with CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
         )
-    needs = []
-    if plan.recovery.bn_images:
-        needs.append(f"batch-norm re-estimation (recovery.bn_images={plan.recovery.bn_images})")
-    if plan.recovery.finetune_steps:
-        needs.append(f"fine-tuning (recovery.finetune_steps={plan.recovery.finetune_steps})")
-    quantizers = [plan.quantize] + [g.quantize for g in plan.groups]
-    if any(q is not None and q.activation_bits for q in quantizers):
-        needs.append("activation quantization (activation_bits)")
-    if needs and calibration is None:
+    if plan.needs_calibration and calibration is None:
         raise ConfigError(
-            f"the plan asks for {', '.join(needs)}, which needs calibration images: pass "
+            f"the plan asks for {', '.join(_calibration_uses(plan))}, which needs calibration images: pass "
             "calibration=CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
         )
     if calibration is not None and plan.recovery.bn_images > len(calibration):

@@ -485,6 +485,18 @@ class CompressionPlan(_Config):
         settings += [c for g in self.groups for c in (g.prune, g.cluster, g.quantize)]
         return all(c is None for c in settings) and not self.recovery.enabled
 
+    @property
+    def quantizes_activations(self) -> bool:
+        """True when the plan rounds layer inputs (``activation_bits``, at the top level or in a group)."""
+        quantizers = [self.quantize] + [g.quantize for g in self.groups]
+        return any(q is not None and q.activation_bits for q in quantizers)
+
+    @property
+    def needs_calibration(self) -> bool:
+        """True when :func:`~moo_compress.compress.compress` needs calibration images for the plan: its
+        recovery runs (batch-norm re-estimation or fine-tuning) or it quantizes activations."""
+        return self.recovery.enabled or self.quantizes_activations
+
     def label(self) -> str:
         """A short human-readable name, e.g. ``P50-C16-Q8`` (``G(...)`` per group).
 

@@ -196,3 +196,14 @@ def test_every_registered_architecture_compresses(arch):
         out = small(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     assert size_report(small).compression_ratio > 5
+
+
+def test_a_plan_that_needs_no_calibration_compresses_without_it(tiny):
+    plan = CompressionPlan(prune=PruneConfig(0.5), quantize=QuantizeConfig(4),
+                           recovery=RecoveryConfig(finetune_lr=1e-3))
+    assert not plan.needs_calibration
+    compress(tiny, plan)  # no ConfigError: the recovery settings alone read no images
+    both = CompressionPlan(quantize=QuantizeConfig(8, activation_bits=8), recovery=RecoveryConfig(bn_images=8))
+    assert both.needs_calibration
+    with pytest.raises(ConfigError, match=r"re-estimation \(recovery.bn_images=8\), activation quantization"):
+        compress(tiny, both)

@@ -6,7 +6,14 @@ import torch
 from torch import nn
 
 from moo_compress.compress import CompressionPlan, PruneConfig, channel_graph, compress
-from moo_compress.compress.channel_ops import CHANNEL_OPS, OpKind, fx_functions, fx_methods, fx_modules, onnx_ops
+from moo_compress.compress.channel_ops import (
+    CHANNEL_OPS,
+    OpKind,
+    fx_functions,
+    fx_methods,
+    fx_modules,
+    onnx_ops,
+)
 
 # kinds whose operations stay in an exported graph, and those that leave no node of their own
 KEPT_IN_ONNX = {OpKind.ACTIVATION, OpKind.POOLING, OpKind.FLATTEN, OpKind.LAYER}

@@ -189,3 +189,27 @@ def test_label_and_identity():
     assert GLOBAL_PLAN.label() == "P50-C16-Q8"
     assert CompressionPlan().is_identity and not GLOBAL_PLAN.is_identity
     assert "classifier:P80l-C8" in GROUP_PLAN.label()
+
+
+A16_GROUP = LayerGroup("fc", ("fc",), quantize=QuantizeConfig(8, activation_bits=16))
+# plan -> (quantizes activations, needs calibration images), written out by hand
+CALIBRATION_CASES = {
+    "none": (CompressionPlan(), False, False),
+    "weights only": (GLOBAL_PLAN, False, False),
+    "groups with recovery": (GROUP_PLAN, False, True),
+    "bn re-estimation": (CompressionPlan(recovery=RecoveryConfig(bn_images=64)), False, True),
+    "fine-tuning": (CompressionPlan(quantize=QuantizeConfig(4), recovery=RecoveryConfig(finetune_steps=5)), False,
+                    True),
+    "fine-tuning settings only": (CompressionPlan(recovery=RecoveryConfig(finetune_lr=1e-3, bn_batch_size=8)), False,
+                                  False),
+    "w8a8": (CompressionPlan(quantize=QuantizeConfig(8, activation_bits=8)), True, True),
+    "a16 in a group": (CompressionPlan(groups=(A16_GROUP,)), True, True),
+}
+
+
+@pytest.mark.parametrize("name", list(CALIBRATION_CASES))
+def test_plan_says_whether_it_needs_calibration_images(name):
+    plan, activations, needs = CALIBRATION_CASES[name]
+    assert plan.quantizes_activations is activations
+    assert plan.needs_calibration is needs
+    assert CompressionPlan.from_json(plan.to_json()).needs_calibration is needs

@@ -40,15 +40,18 @@ from _results import write_section  # noqa: E402
 from moo_compress.compress import CompressionPlan  # noqa: E402
 from moo_compress.data import load_dataset  # noqa: E402
 from moo_compress.models import model_defaults  # noqa: E402
-from moo_compress.search import AlgorithmSettings, ExecutionSettings, SearchSettings, TargetSettings  # noqa: E402
+from moo_compress.search import ExecutionSettings, SearchSettings, TargetSettings  # noqa: E402
 from moo_compress.search.candidate import split_order, split_pool  # noqa: E402
 from moo_compress.search.claims import record_outcomes  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
 from moo_compress.search.final import contenders, pareto_mask, select  # noqa: E402
 from moo_compress.search.objectives import Objectives, record_metrics  # noqa: E402
+from moo_compress.search.algorithms import create_algorithm  # noqa: E402
+from moo_compress.search.evaluations import EvaluationLog, evaluation_frame  # noqa: E402
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator  # noqa: E402
+from moo_compress.search.screening import run_generations, setup_algorithm  # noqa: E402
 from moo_compress.search.racing import Racer  # noqa: E402
-from moo_compress.search.run import UNTIL_BUDGET, _frame, _Log, _run_nsga2, hypervolume, space_spec  # noqa: E402
+from moo_compress.search.run import UNTIL_BUDGET, hypervolume, space_spec  # noqa: E402
 from moo_compress.search.space import load_space  # noqa: E402
 from moo_compress.search.surrogate import Surrogate  # noqa: E402
 from moo_compress.evaluation.stats import pack_bits  # noqa: E402
@@ -121,21 +124,23 @@ def _replay(truth: dict, labels: np.ndarray, context: Any, *, ladder: tuple[int,
     base = racer.reference_at(ladder[0])
     objectives = dataclasses.replace(objectives, baseline_accuracy=100 * base["clean_accuracy"])
     racer.objectives = objectives
-    problem = CompressionProblem(encoding, objectives, racer, racer.metrics)
-    run_log = _Log()
+    problem = CompressionProblem(encoding, objectives)
+    run_log = EvaluationLog()
 
-    def record_generation(gen: int, X: np.ndarray, records: list[dict[str, Any]], *_: Any) -> None:
+    def record_generation(gen: int, X: np.ndarray, records: list[dict[str, Any]]) -> None:
         for x, record in zip(X, records):
             run_log.add(record, gen, encoding.values(x))
 
-    nsga2 = SearchSettings(TargetSettings("resnet20"), algorithm=AlgorithmSettings(seed=seed))
-    _run_nsga2(problem, encoding, pop_size, UNTIL_BUDGET, nsga2, racer, lambda *_: None, record_generation, surrogate)
+    algorithm = create_algorithm("nsga2", encoding, pop_size, seed, len(objectives.names))
+    setup_algorithm(algorithm, problem, generations=UNTIL_BUDGET, seed=seed)
+    run_generations(algorithm, problem, racer, objectives, encoding, pop_size=pop_size,
+                    surrogate=surrogate or Surrogate(candidates=1), after=record_generation)
     screening = racer.spent
-    frame = _frame(run_log, problem)
+    frame = evaluation_frame(run_log, objectives, racer.metrics)
     keys = contenders(frame, run_log.records, lambda r: racer.reference_at(int(r["images_per_cell"])), objectives,
                       lambda n: labels[perm][:n], limit=2)
     front, _ = select(frame, keys, functools.partial(racer.extend, images=select_images), reference, objectives,
-                      lambda _: None, images=select_images)
+                      images=select_images)
     return {"front": list(front["plan_key"]), "visited": len(run_log.records), "screening_images": screening,
             "images": racer.spent, "stopped": int(frame["stopped"].notna().sum())}
 

@@ -1,12 +1,14 @@
-"""``moo_compress.search(model, data, ...)``: the search as one Python call, in the manner of pymoo's ``minimize``.
+"""``moo_compress.optimize(model, data, ...)``: the search as one Python call, in the manner of pymoo's ``minimize``.
 
 >>> import moo_compress
->>> result = moo_compress.search("resnet20", "cifar10", quick=True)          # doctest: +SKIP
+>>> result = moo_compress.optimize("resnet20", "cifar10", quick=True)        # doctest: +SKIP
 >>> result.pareto[["label", "clean_accuracy", "compression_ratio"]]           # doctest: +SKIP
 >>> result.save("outputs/resnet20-quick")                                    # doctest: +SKIP
 >>> from moo_compress.search import ExecutionSettings, FidelitySettings
->>> result = moo_compress.search("resnet20", fidelity=FidelitySettings(eval_images=50, final_images=0),
-...                              execution=ExecutionSettings(device="cpu", workers=2))  # doctest: +SKIP
+>>> result = moo_compress.optimize("resnet20", fidelity=FidelitySettings(eval_images=50, final_images=0),
+...                                execution=ExecutionSettings(device="cpu", workers=2))  # doctest: +SKIP
+>>> from pymoo.algorithms.moo.sms import SMSEMOA
+>>> result = moo_compress.optimize("resnet20", quick=True, algorithm=SMSEMOA(pop_size=6))  # doctest: +SKIP
 
 Nothing is written to the working directory unless asked (``out=`` or :meth:`Result.save`); the
 evaluation cache (``execution.cache_dir``, default ``$MOO_COMPRESS_CACHE``) is used as by the command line.
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
     from moo_compress.search.settings import ExecutionSettings, FidelitySettings
 
-__all__ = ["Result", "search"]
+__all__ = ["Result", "optimize"]
 
 
 @dataclass
@@ -84,6 +86,10 @@ class Result:
             render_run(root)
         self.out_dir = root
         return root
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 def _model_source(model: str | nn.Module, cache_dir: str | None) -> tuple[str, bool]:
@@ -146,7 +152,33 @@ def _array_folder(data: Any, cache_dir: str | None) -> str:
     return str(root)
 
 
-def search(
+def _dataset(data: Any, cache: str | None) -> tuple[str, str | None]:
+    """``(dataset, data_root)`` of ``optimize``'s ``data``: a name, a folder, or arrays written as a folder."""
+    if isinstance(data, (tuple, list, dict)):
+        data = _array_folder(data, cache)
+    data_text = str(data)
+    if Path(data_text).expanduser().is_dir():
+        return "imagefolder", str(Path(data_text).expanduser())
+    if os.sep in data_text or data_text.startswith("."):
+        raise ConfigError(f"data folder {data_text} does not exist; pass an ImageFolder tree (train/<class>/*, "
+                          "test/<class>/*) or a dataset name (cifar10, cifar100)")
+    return data_text, None
+
+
+def _budget(budget: int | str | None) -> tuple[float | None, int | None]:
+    """``(time_budget, budget_images)`` of ``optimize``'s ``budget``."""
+    if budget is None:
+        return None, None
+    from moo_compress.search.settings import parse_budget
+
+    try:
+        kind, value = parse_budget(budget)
+    except ConfigError as exc:
+        raise ConfigError(f"budget: {exc}") from None
+    return (value, None) if kind == "seconds" else (None, int(value))
+
+
+def optimize(
     model: str | nn.Module,
     data: str | os.PathLike[str] | dict[str, tuple[Any, Any]] = "cifar10",
     space: str | os.PathLike[str] | None = None,
@@ -162,11 +194,13 @@ def search(
     fidelity: FidelitySettings | None = None,
     execution: ExecutionSettings | None = None,
     quick: bool = False,
+    algorithm: Any = None,
     out: str | os.PathLike[str] | None = None,
     verbose: bool = False,
+    progress: Callable[[Any], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Result:
-    """Searches compression plans of ``model`` on ``data`` (see the README for what is measured).
+    """Searches compression plans of ``model`` on ``data`` (docs/search.md says what is measured).
 
     Args:
         model: An ``nn.Module`` (its input normalisation from its own metadata or ``mean``/``std``), a
@@ -182,9 +216,9 @@ def search(
         std: Input normalisation standard deviation, likewise.
         input_size: Input pixels (square) where the model carries none; images are resized to it, whole.
         budget: Images (an int) or wall time (``"25m"``, ``"1500s"``) after which the search stops.
-        seed: Seed of NSGA-II.
-        pop_size: NSGA-II population (default: the space's).
-        generations: NSGA-II generations (default: the space's, or until the budget is spent).
+        seed: Seed of the algorithm.
+        pop_size: Population (default: the space's).
+        generations: Generations (default: the space's, or until the budget is spent).
         fidelity: Which images measure the plans, and how many
             (:class:`~moo_compress.search.settings.FidelitySettings`: racing ``rungs`` or a fixed
             ``eval_images``, ``select_images``, ``final_images``, split and subset seeds); default: the
@@ -195,9 +229,13 @@ def search(
             default ``$MOO_COMPRESS_CACHE``); default: all automatic, and one worker for an in-memory
             ``nn.Module`` (whose class worker processes may not be able to import) unless ``workers`` is given.
         quick: A small search of about a minute.
+        algorithm: ``"nsga2"`` (default: the space's), ``"nsga3"``, ``"grid"``, or any pymoo multi-objective
+            algorithm object (its genes are rounded to integers; the surrogate steers NSGA-II and NSGA-III only).
         out: Also write the run folder there (resumable, as the command line's).
-        verbose: Print progress lines.
-        log: Called with each progress line instead of printing.
+        verbose: Print messages and per-plan lines as the command line does.
+        progress: Called with each plan's :class:`~moo_compress.search.progress.ProgressEvent` (e.g.
+            :class:`~moo_compress.search.progress.ProgressBar` in a notebook).
+        log: Called with each message and per-plan line instead of printing (the older form of ``progress``).
 
     Returns:
         A :class:`Result`.
@@ -213,7 +251,6 @@ def search(
         OutputSettings,
         SearchSettings,
         TargetSettings,
-        parse_budget,
     )
 
     for name, value, kind in (("fidelity", fidelity, FidelitySettings), ("execution", execution, ExecutionSettings)):
@@ -225,23 +262,8 @@ def search(
     arch, in_memory = _model_source(model, cache)
     if in_memory and execution.workers is None:
         execution = dataclasses.replace(execution, workers=1)
-    if isinstance(data, (tuple, list, dict)):
-        data = _array_folder(data, cache)
-    data_text = str(data)
-    if Path(data_text).expanduser().is_dir():
-        dataset, data_root = "imagefolder", str(Path(data_text).expanduser())
-    elif os.sep in data_text or data_text.startswith("."):
-        raise ConfigError(f"data folder {data_text} does not exist; pass an ImageFolder tree (train/<class>/*, "
-                          "test/<class>/*) or a dataset name (cifar10, cifar100)")
-    else:
-        dataset, data_root = data_text, None
-    time_budget = budget_images = None
-    if budget is not None:
-        try:
-            kind, value = parse_budget(budget)
-        except ConfigError as exc:
-            raise ConfigError(f"budget: {exc}") from None
-        time_budget, budget_images = (value, None) if kind == "seconds" else (None, int(value))
+    dataset, data_root = _dataset(data, cache)
+    time_budget, budget_images = _budget(budget)
     scratch = None if out is not None else Path(tempfile.mkdtemp(prefix="moo_compress-run-"))
     settings = SearchSettings(
         TargetSettings(arch, dataset=dataset, data_root=data_root, weights=None if weights is None else str(weights),
@@ -253,15 +275,15 @@ def search(
         output=OutputSettings(out=str(out if out is not None else scratch / "run")),
         quick=quick,
     )
-    if log is None:
-        log = print if verbose else (lambda _line: None)
+    if log is None and verbose:
+        log = _print
     try:
         render = None
         if out is not None:
             from moo_compress.report import render_run
 
             render = render_run
-        run = run_search(settings, log=log, render=render)
+        run = run_search(settings, algorithm=algorithm, progress=progress, log=log, render=render)
         folder = Path(run.out_dir)
         files = {name: (folder / name).read_bytes() for name in runfolder.REQUIRED if (folder / name).is_file()}
     finally:

@@ -112,7 +112,9 @@ def _add_target_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_algorithm_args(parser: argparse.ArgumentParser) -> None:
     """Options of ``SearchSettings.algorithm``: NSGA-II's size, seed and stopping rules."""
-    a = parser.add_argument_group("algorithm", "NSGA-II and when it stops")
+    a = parser.add_argument_group("algorithm", "the algorithm and when it stops")
+    a.add_argument("--algorithm", metavar="NAME", help="the search algorithm: nsga2 (default: the space's), nsga3 "
+                   "or grid (every plan of the space)")
     a.add_argument("--pop-size", metavar="N", type=int, help="NSGA-II population (default: the space's)")
     a.add_argument("--generations", metavar="N", type=int, help="NSGA-II generations (default: the space's)")
     a.add_argument("--seed", metavar="N", type=int, default=0, help="seed of NSGA-II")
@@ -207,7 +209,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         TargetSettings(args.arch, dataset=dataset, data_root=data_root, weights=args.weights,
                        weights_dir=args.weights_dir, mean=args.mean, std=args.std, input_size=args.input_size,
                        release_dir=args.release_dir, space=args.space, calibration_images=args.calibration_images),
-        algorithm=AlgorithmSettings(pop_size=args.pop_size, generations=args.generations, seed=args.seed,
+        algorithm=AlgorithmSettings(name=args.algorithm, pop_size=args.pop_size, generations=args.generations,
+                                    seed=args.seed,
                                     max_evals=args.max_evals,
                                     budget_images=int(amount) if kind == "images" else None,
                                     time_budget=amount if kind == "seconds" else None),
@@ -231,9 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def run() -> int:
         from moo_compress.report import render_run
+        from moo_compress.search.progress import console_logging, print_progress
         from moo_compress.search.run import run_search
 
-        run_search(settings_from_args(args), render=render_run)
+        with console_logging():
+            run_search(settings_from_args(args), render=render_run, progress=print_progress)
         return 0
 
     return common.guard(parser.prog, run)

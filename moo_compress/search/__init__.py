@@ -1,10 +1,10 @@
 """The multi-objective compression search: spaces, problem, cache, knees, runs.
 
-The package is callable: ``moo_compress.search(model, data, ...)`` runs a search and returns a
-:class:`~moo_compress.search.api.Result` (see :func:`moo_compress.search.api.search`).
+The Python entry point is :func:`moo_compress.optimize`. Calling the package itself
+(``moo_compress.search(model, data, ...)``) still works for a while, with a deprecation warning.
 
 >>> import moo_compress
->>> result = moo_compress.search("resnet20", "cifar10", quick=True)      # doctest: +SKIP
+>>> result = moo_compress.optimize("resnet20", "cifar10", quick=True)    # doctest: +SKIP
 >>> from moo_compress.search import SearchSettings, TargetSettings, run_search   # the settings-object form
 >>> run = run_search(SearchSettings(TargetSettings("resnet20"), quick=True))      # doctest: +SKIP
 
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moo_compress.search.api import Result, search
+from moo_compress.api import Result
+from moo_compress.search.api import search
 from moo_compress.search.settings import (
     AlgorithmSettings,
     ExecutionSettings,
@@ -36,21 +35,19 @@ __all__ = ["Result", "SearchSettings", "TargetSettings", "AlgorithmSettings", "F
            "OutputSettings", "run_search", "search"]
 
 
-def run_search(settings: SearchSettings, *, log: Callable[[str], None] | None = None,
-               render: Callable[[Path], object] | None = None) -> SearchResult:
-    """Runs a search from a :class:`SearchSettings` and writes its run folder's tables; ``render``
-    (e.g. :func:`moo_compress.report.render_run`) adds the summary and figures
-    (see :func:`moo_compress.search.run.run_search`)."""
+def run_search(settings: SearchSettings, **options: Any) -> SearchResult:
+    """Runs a search from a :class:`SearchSettings` and writes its run folder's tables
+    (:func:`moo_compress.search.run.run_search`: ``algorithm``, ``progress``, ``render``, ``log``)."""
     from moo_compress.search.run import run_search as _run
 
-    return _run(settings, render=render) if log is None else _run(settings, log=log, render=render)
+    return _run(settings, **options)
 
 
 class _CallableModule(types.ModuleType):
     """Lets ``moo_compress.search(...)`` call :func:`search` while ``moo_compress.search`` stays a package."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Result:
-        return search(*args, **kwargs)
+        return search(*args, **kwargs)  # deprecated: warns and calls moo_compress.optimize
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,8 @@ from moo_compress.search.progress import Progress, format_duration
 from moo_compress.search.racing import Racer
 from moo_compress.search.surrogate import Surrogate, choose_offspring
 
-__all__ = ["Screening", "Schedule", "screen", "start_screening"]
+__all__ = ["Screening", "Schedule", "screen", "start_screening", "run_generations", "setup_algorithm",
+           "evaluate_genotypes"]
 
 logger = logging.getLogger("moo_compress.search")
 
@@ -243,28 +245,27 @@ class _Generations:
         outputs.write_progress(self.ctx.out_dir, frame, pd.DataFrame(history))
 
 
-def _evaluate(screening: Screening, encoding: Any, X: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray,
-                                                                         np.ndarray]:
-    """Records, objective vectors and constraint vectors of the genotypes ``X``."""
-    records = screening.racer([encoding.decode(np.asarray(x).round().astype(int)) for x in X])
-    metrics = [screening.racer.metrics(r) for r in records]
-    objectives = screening.objectives
+def evaluate_genotypes(racer: Racer, objectives: Objectives, encoding: Any,
+                       X: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray | None]:
+    """Records (by ``racer``), objective vectors and constraint vectors (None without constraints) of ``X``."""
+    records = racer([encoding.decode(np.asarray(x).round().astype(int)) for x in X])
+    metrics = [racer.metrics(r) for r in records]
     F = np.array([objectives.objective_vector(m) for m in metrics])
     G = np.array([objectives.constraint_vector(m) for m in metrics]) if objectives.n_constraints else None
     return records, F, G
 
 
-def _setup(ctx: SearchContext, algorithm: Any, problem: CompressionProblem) -> int:
+def setup_algorithm(algorithm: Any, problem: CompressionProblem, *, generations: int, seed: int,
+                    max_evals: int | None = None) -> int:
     """Sets the algorithm up for the problem; returns the generations it will run (for display)."""
     if isinstance(algorithm, GridSearch):
-        algorithm.max_evals = ctx.settings.algorithm.max_evals
+        algorithm.max_evals = max_evals
         algorithm.setup(problem)
         return algorithm.generations
     from pymoo.termination.max_gen import MaximumGenerationTermination
 
-    algorithm.setup(problem, termination=MaximumGenerationTermination(ctx.generations),
-                    seed=ctx.settings.algorithm.seed, verbose=False)
-    return ctx.generations
+    algorithm.setup(problem, termination=MaximumGenerationTermination(generations), seed=seed, verbose=False)
+    return generations
 
 
 def _steers(ctx: SearchContext, algorithm: Any) -> Surrogate:
@@ -283,34 +284,64 @@ def screen(ctx: SearchContext, algorithm: Any, screening: Screening, progress: P
     """Runs ``algorithm`` (a pymoo algorithm or :class:`~moo_compress.search.algorithms.GridSearch`) over the
     problem until its generations, ``max_evals`` or the budget are spent; fills ``screening``'s log,
     frame and history (and ``evaluations.csv``/``history.csv`` after every generation)."""
+    algo = ctx.settings.algorithm
+    total = setup_algorithm(algorithm, screening.problem, generations=ctx.generations, seed=algo.seed,
+                            max_evals=algo.max_evals)
+    generations = _Generations(ctx, screening, progress, total)
+    run_generations(algorithm, screening.problem, screening.racer, screening.objectives, ctx.encoding,
+                    pop_size=ctx.pop_size, surrogate=_steers(ctx, algorithm), max_evals=algo.max_evals,
+                    before=generations.before, after=generations.after)
+    screening.refresh()
+    return screening
+
+
+def run_generations(algorithm: Any, problem: CompressionProblem, racer: Racer, objectives: Objectives,
+                    encoding: Any, *, pop_size: int, surrogate: Surrogate, max_evals: int | None = None,
+                    before: Callable[[int, int], None] | None = None,
+                    after: Callable[[int, np.ndarray, list[dict[str, Any]]], None] | None = None) -> None:
+    """The ask/tell loop of a set-up algorithm: each generation's genotypes are measured by ``racer`` and told
+    back, until the algorithm ends, ``max_evals`` is reached or the racer's budget is spent.
+
+    Args:
+        algorithm: A pymoo algorithm (set up, see :func:`setup_algorithm`) or a
+            :class:`~moo_compress.search.algorithms.GridSearch`.
+        problem: The problem it was set up with.
+        racer: Measures plans (and keeps the budget).
+        objectives: How records become objective and constraint vectors.
+        encoding: Decodes genotypes to plans.
+        pop_size: Plans per generation (the surrogate chooses this many from its larger batch).
+        surrogate: The surrogate in force (``candidates=1``: off).
+        max_evals: Stop after this many evaluations.
+        before: Called with (generation, plans) before a generation is measured.
+        after: Called with (generation, genotypes, records) after it.
+    """
     from pymoo.core.evaluator import Evaluator
     from pymoo.problems.static import StaticProblem
 
-    problem, racer, grid = screening.problem, screening.racer, isinstance(algorithm, GridSearch)
-    generations = _Generations(ctx, screening, progress, _setup(ctx, algorithm, problem))
-    surrogate = _steers(ctx, algorithm)
+    grid = isinstance(algorithm, GridSearch)
     archive = getattr(algorithm, "eliminate_duplicates", None)
     seen_X: list[np.ndarray] = []
     seen_F: list[np.ndarray] = []
     seen_G: list[np.ndarray] = []
-    max_evals, gen = ctx.settings.algorithm.max_evals, 0
+    gen = 0
     while algorithm.has_next() and not racer.exhausted:
         if gen > 0 and surrogate.enabled:  # the initial population is the algorithm's own sampling
-            algorithm.n_offsprings = ctx.pop_size * surrogate.candidates
+            algorithm.n_offsprings = pop_size * surrogate.candidates
         pop = algorithm.ask()
         if pop is None or len(pop) == 0:  # every offspring was evaluated before: the space is exhausted
             break
         X = pop.get("X").round().astype(int)
-        if gen > 0 and surrogate.enabled and len(X) > ctx.pop_size:
+        if gen > 0 and surrogate.enabled and len(X) > pop_size:
             chosen = choose_offspring(np.array(seen_X), np.array(seen_F),
-                                      np.array(seen_G) if problem.n_ieq_constr else None, X, ctx.pop_size, surrogate,
+                                      np.array(seen_G) if problem.n_ieq_constr else None, X, pop_size, surrogate,
                                       problem.xu - problem.xl)
             pop, X = pop[chosen], X[chosen]
         affordable = None if grid else racer.affordable()
         if affordable is not None and len(X) > affordable:  # the budget's last plans: the first proposed
             pop, X = pop[:affordable], X[:affordable]
-        generations.before(gen + 1, len(X))
-        records, F, G = _evaluate(screening, ctx.encoding, X)
+        if before is not None:
+            before(gen + 1, len(X))
+        records, F, G = evaluate_genotypes(racer, objectives, encoding, X)
         if not grid:
             values = {"F": F} if G is None else {"F": F, "G": G}
             (algorithm.evaluator or Evaluator()).eval(StaticProblem(problem, **values), pop)
@@ -323,8 +354,7 @@ def screen(ctx: SearchContext, algorithm: Any, screening: Screening, progress: P
                 seen_F.append(F[i])
                 seen_G.append(G[i] if G is not None else np.zeros(0))
         gen += 1
-        generations.after(gen, X, records)
+        if after is not None:
+            after(gen, X, records)
         if not grid and max_evals is not None and algorithm.evaluator.n_eval >= max_evals:
             break
-    screening.refresh()
-    return screening

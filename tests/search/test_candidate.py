@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from moo_compress.compress import CompressionPlan, PruneConfig
@@ -14,7 +13,8 @@ from moo_compress.provenance import source_fingerprint
 from moo_compress.search import candidate
 from moo_compress.search.cache import CONTEXT_FILE, EvaluationCache
 from moo_compress.search.candidate import EvaluationSpec, evaluate_and_store
-from moo_compress.search.run import _duplicates, _Log
+from moo_compress.search.evaluations import EvaluationLog, evaluation_frame
+from moo_compress.search.objectives import Objectives
 from tests.search.conftest import tiny_search_settings
 
 
@@ -79,8 +79,11 @@ def test_identical_models_are_recognised_before_evaluation(spec: EvaluationSpec,
 
 
 def test_duplicates_are_named_and_kept_off_the_front() -> None:
-    log = _Log()
+    log = EvaluationLog()
     for key, label, fingerprint in (("a", "P0", "w1"), ("b", "P0l", "w1"), ("c", "P50", "w2")):
-        log.add({"plan_key": key, "label": label, "status": "ok", "weights_fingerprint": fingerprint}, 0, {})
-    frame = pd.DataFrame({"plan_key": ["a", "b", "c"]})
-    assert _duplicates(frame, log).tolist() == [None, "P0", None]
+        log.add({"plan_key": key, "label": label, "status": "ok", "weights_fingerprint": fingerprint, "plan": {}},
+                0, {})
+    objectives = Objectives(robustness="mean_corruption_accuracy", corruptions=("contrast",), severities=(1,),
+                            baseline_accuracy=90.0)
+    frame = evaluation_frame(log, objectives, lambda record: None)
+    assert frame["duplicate_of"].tolist() == [None, "P0", None]

@@ -16,8 +16,8 @@ from moo_compress.errors import ConfigError
 from moo_compress.search import SearchSettings, run_search
 from moo_compress.search.claims import Outcomes, plan_claims, tied
 from moo_compress.evaluation.stats import Interval
-from moo_compress.search.final import RECOVERY_LOSS, _dominated, recommend, recovery_warning
-from moo_compress.search.run import _met_by
+from moo_compress.search.recommend import recommend, threshold_met_by
+from moo_compress.search.reporting import RECOVERY_LOSS, dominated_on_report, recovery_warning
 
 
 def test_split_is_stratified_disjoint_and_deterministic() -> None:
@@ -56,7 +56,7 @@ def test_report_flags_a_dominated_plan() -> None:
     front = pd.DataFrame({"label": ["A", "B", "C"], "final/clean_accuracy": [90.0, 91.0, 80.0],
                           "final/mean_corruption_accuracy": [70.0, 72.0, 60.0],
                           "final/compression_ratio": [10.0, 12.0, 30.0]})
-    flags = _dominated(front, "mean_corruption_accuracy")
+    flags = dominated_on_report(front, "mean_corruption_accuracy")
     assert flags.tolist() == ["B", None, None]
 
 
@@ -73,11 +73,12 @@ def test_recommendations_use_the_space_robustness_metric() -> None:
 
 def test_threshold_says_whether_interval_or_point_meets_it() -> None:
     threshold = {"metric": "clean_delta", "min": -2.0}
-    assert _met_by(threshold, {"clean_delta": {"estimate": -0.5, "low": -1.5, "high": 0.5}}, {}) == "interval"
-    assert _met_by(threshold, {"clean_delta": {"estimate": -1.5, "low": -3.0, "high": 0.0}}, {}) == "point"
-    assert _met_by(threshold, {"clean_delta": {"estimate": -2.5, "low": -4.0, "high": -1.0}}, {}) == "no"
+    assert threshold_met_by(threshold, {"clean_delta": {"estimate": -0.5, "low": -1.5, "high": 0.5}}, {}) == "interval"
+    assert threshold_met_by(threshold, {"clean_delta": {"estimate": -1.5, "low": -3.0, "high": 0.0}}, {}) == "point"
+    assert threshold_met_by(threshold, {"clean_delta": {"estimate": -2.5, "low": -4.0, "high": -1.0}}, {}) == "no"
 
 
+@pytest.mark.slow
 def test_search_reports_on_the_report_split_against_the_reference(tiny_search: SearchSettings) -> None:
     result = run_search(tiny_search, log=lambda _: None, render=render_run)
     out = Path(tiny_search.output.out)
@@ -98,12 +99,14 @@ def test_search_reports_on_the_report_split_against_the_reference(tiny_search: S
     assert all(r.get("decided_on") == "search split" for r in knees["recommendations"] if r.get("row") is not None)
 
 
+@pytest.mark.slow
 def test_report_on_search_warns(tiny_search: SearchSettings) -> None:
     run_search(tiny_search.replace(fidelity={"report_on_search": True}), log=lambda _: None, render=render_run)
     summary = (Path(tiny_search.output.out) / "summary.md").read_text()
     assert "optimistic" in summary
 
 
+@pytest.mark.slow
 def test_relative_mce_with_flat_reference_falls_back_to_mce(tmp_path: Path) -> None:
     """A random model's error does not rise under corruption: relative mCE is undefined, never 'worst'."""
     from tests.search.conftest import TINY_SPACE, tiny_search_settings

@@ -3,6 +3,8 @@ rank-reversal flag."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def test_a_reversal_needs_confidence_on_both_sides() -> None:
     assert rank_reversals({k: (v[0][:8], v[1][:8]) for k, v in noisy.items()}) == {}  # within noise: a tie
 
 
+@pytest.mark.slow
 def test_every_run_carries_held_out_robustness_for_its_recommendations(tiny_search: SearchSettings) -> None:
     result = run_search(tiny_search, log=lambda _: None)
     front = result.pareto
@@ -61,6 +64,7 @@ def test_every_run_carries_held_out_robustness_for_its_recommendations(tiny_sear
     assert "heldout/mean_corruption_accuracy" in pareto
 
 
+@pytest.mark.slow
 def test_held_out_can_cover_the_front_or_be_switched_off(tiny_search: SearchSettings) -> None:
     front = run_search(tiny_search.replace(output={"held_out": "front"}), log=lambda _: None).pareto
     assert front["heldout/mca_delta"].notna().all()

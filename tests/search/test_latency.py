@@ -194,6 +194,7 @@ def test_pytorch_runtime_times_the_eager_model(tmp_path: Path) -> None:
 
 
 # -- end to end --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_deploy_search_on_a_tiny_model_writes_latency_everywhere(tiny_search: SearchSettings) -> None:
     space_file = Path(tiny_search.target.space)
     space = yaml.safe_load(space_file.read_text())

@@ -40,6 +40,7 @@ def _args(tmp_path: Path, *extra: str) -> list[str]:
             "--cache-dir", str(tmp_path / "cache"), *extra]
 
 
+@pytest.mark.slow
 def test_natural_resolution_photos_are_cropped_to_the_input_and_searched(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert search_main(_args(tmp_path, "--model", f"{tmp_path / 'mynet.py'}:build", "--input-size", "32",
@@ -76,6 +77,7 @@ def test_natural_photos_without_an_input_size_say_how_to_give_one(tmp_path: Path
     assert len(err.splitlines()) == 1 and "differ in size" in err and "--input-size" in err
 
 
+@pytest.mark.slow
 def test_a_space_can_name_the_corruption_parameter_set(tmp_path: Path) -> None:
     """``objectives.corruption_params`` overrides the set chosen by size (here ImageNet-C's on 32 pixels)."""
     import json

@@ -207,6 +207,7 @@ def test_a_kept_model_is_loaded_instead_of_compressed_again(tiny_search: SearchS
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_racing_search_with_an_image_budget_is_the_same_in_every_execution_mode(tiny_search: SearchSettings,
                                                                                tmp_path: Path) -> None:
     settings = tiny_search.replace(fidelity={"eval_images": None, "rungs": (10, 20, 30), "select_images": None},

@@ -30,6 +30,7 @@ def _quiet(_: str) -> None:
     pass
 
 
+@pytest.mark.slow
 def test_search_writes_every_output_and_replays_from_cache(tiny_search: SearchSettings) -> None:
     first = run_search(tiny_search, log=_quiet, render=render_run)
     out = Path(tiny_search.output.out)
@@ -65,6 +66,7 @@ def test_search_writes_every_output_and_replays_from_cache(tiny_search: SearchSe
         again.pareto.drop(columns=["cache_hit", "seconds"]), first.pareto.drop(columns=["cache_hit", "seconds"]))
 
 
+@pytest.mark.slow
 def test_failed_candidate_is_recorded_and_search_goes_on(tiny_search: SearchSettings,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     real = candidate.compress
@@ -83,6 +85,7 @@ def test_failed_candidate_is_recorded_and_search_goes_on(tiny_search: SearchSett
     assert (ev["status"] == "ok").any() and len(result.pareto) >= 1
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_results(tiny_search: SearchSettings, tmp_path: Path) -> None:
     reference = run_search(tiny_search.replace(output={"out": str(tmp_path / "ref")},
                                                execution={"cache_dir": str(tmp_path / "ref-cache")}), log=_quiet)

@@ -78,6 +78,7 @@ def test_the_budget_cuts_the_last_generation_to_what_it_pays_for() -> None:
     assert racer.affordable() == 0 and racer.exhausted
 
 
+@pytest.mark.slow
 def test_a_screened_search_measures_a_population_per_generation(tiny_search: SearchSettings, tmp_path: Path) -> None:
     settings = tiny_search.replace(algorithm={"generations": 3}, fidelity={"select_images": None})
     result = run_search(settings, log=lambda _: None)
@@ -89,11 +90,11 @@ def test_a_screened_search_measures_a_population_per_generation(tiny_search: Sea
 
 
 def test_the_first_generation_holds_the_extremes_and_each_technique_alone() -> None:
-    from moo_compress.search.run import _initial_population
+    from moo_compress.search.algorithms import initial_population
 
     encoding = SearchSpace.from_dict(TINY_SPACE).encoding({"all": ("conv",)})
-    X = _initial_population(encoding, 6, seed=0)
+    X = initial_population(encoding, 6, seed=0)
     plans = [encoding.decode(x).label() for x in X[:5]]
     assert plans[:2] == [encoding.decode(np.zeros(3, int)).label(), encoding.decode(encoding.upper_bounds).label()]
     assert plans[2:5] == ["P50", "C8", "Q8"]  # 50% pruning, 8 clusters, 8 bits: the mildest of each
-    assert _initial_population(encoding, 2, seed=0).shape == (2, 3)
+    assert initial_population(encoding, 2, seed=0).shape == (2, 3)

@@ -43,10 +43,10 @@ def export_and_check(spec: EvaluationSpec, plans: list[CompressionPlan], files: 
     "onnx_accuracy", "torch_accuracy" (percent), "gap" (points, ONNX minus PyTorch), "within"
     (|gap| <= :data:`ONNX_TOLERANCE` of its kind)}``.
     """
-    from moo_compress.compress import export_onnx
+    from moo_compress.deploy import export_onnx
     from moo_compress.evaluation import Evaluator
     from moo_compress.search.candidate import compressed_model
-    from moo_compress.evaluation.onnx_model import OnnxModel
+    from moo_compress.deploy.onnx_model import OnnxModel
 
     say = log or logger.info
     res = load_resources(spec)

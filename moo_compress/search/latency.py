@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from moo_compress import __version__
-from moo_compress.compress import CompressionPlan, RecoveryConfig, compress, export_onnx
+from moo_compress.compress import CompressionPlan, RecoveryConfig, compress
+from moo_compress.deploy import export_onnx
 from moo_compress.errors import ConfigError
 from moo_compress.fileio import atomic_write_json, stable_hash
 from moo_compress.provenance import source_fingerprint
@@ -140,7 +141,7 @@ class LatencyMeter:
     def __init__(self, settings: LatencySettings, *, model: Any, mean: Sequence[float], std: Sequence[float],
                  input_size: Sequence[int], weights_sha256: str, calibration: Any, reference_plan: CompressionPlan,
                  cache_dir: str | os.PathLike[str], log: Callable[[str], None] | None = None) -> None:
-        from moo_compress.evaluation.latency import hardware, onnx_runtime_name
+        from moo_compress.deploy.latency import hardware, onnx_runtime_name
 
         self.settings = settings
         self.model, self.mean, self.std = model, tuple(mean), tuple(std)
@@ -215,7 +216,7 @@ class LatencyMeter:
             atomic_write_json(self._plan_file(plan.key()), {"structure": same["structure"], "label": plan.label()})
             return str(same["structure"])
         if self.settings.runtime == "onnxruntime":
-            from moo_compress.evaluation.latency import graph_structure
+            from moo_compress.deploy.latency import graph_structure
 
             self.root.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.root) as folder:  # beside the store: a rename moves it
@@ -247,7 +248,7 @@ class LatencyMeter:
         if cached is not None:
             return cached
         if self.settings.runtime == "onnxruntime":
-            from moo_compress.evaluation.latency import measure_deployed
+            from moo_compress.deploy.latency import measure_deployed
 
             result = measure_deployed(self._artifact(structure), self._artifact(reference),
                                       threads=self.settings.threads, rounds=self.settings.rounds,
@@ -261,7 +262,7 @@ class LatencyMeter:
         import torch
 
         from moo_compress.evaluation.evaluator import fold_batchnorm
-        from moo_compress.evaluation.latency import measure_paired
+        from moo_compress.deploy.latency import measure_paired
 
         models = [fold_batchnorm(torch.load(self._artifact(s), map_location="cpu", weights_only=False).eval())
                   for s in (reference, structure)]

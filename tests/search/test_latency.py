@@ -19,7 +19,7 @@ pytest.importorskip("onnxscript")
 from moo_compress.compress import CompressionPlan, PruneConfig, QuantizeConfig  # noqa: E402
 from moo_compress.compress.calibration import CalibrationData  # noqa: E402
 from moo_compress.errors import ConfigError  # noqa: E402
-from moo_compress.evaluation import graph_structure  # noqa: E402
+from moo_compress.deploy import graph_structure  # noqa: E402
 from moo_compress.search import SearchSettings  # noqa: E402
 from moo_compress.search import latency as latency_module  # noqa: E402
 from moo_compress.search.final import recommend  # noqa: E402
@@ -128,7 +128,8 @@ def test_recommend_finds_knees_in_four_dimensions() -> None:
 
 # -- structure and meter ---------------------------------------------------------------------------------------------
 def test_graph_structure_ignores_weight_values_but_not_shapes_or_formats(tmp_path: Path) -> None:
-    from moo_compress.compress import compress, export_onnx
+    from moo_compress.compress import compress
+    from moo_compress.deploy import export_onnx
 
     files = {}
     plans = {"dense": CompressionPlan(), "q4": CompressionPlan(quantize=QuantizeConfig(4)),
@@ -145,7 +146,7 @@ def test_graph_structure_ignores_weight_values_but_not_shapes_or_formats(tmp_pat
 
 def test_meter_measures_each_structure_once_and_caches_across_runs(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from moo_compress.evaluation import latency as timing
+    from moo_compress.deploy import latency as timing
 
     timed = []
     real = timing.measure_deployed

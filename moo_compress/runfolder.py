@@ -56,7 +56,7 @@ LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_s
 SETTINGS_GROUPS = ("target", "algorithm", "fidelity", "execution", "output")
 #: The settings whose flat name (formats 1 and 2, and the command-line option) differs from their field:
 #: (group, field) -> flat name. Every other field keeps its name.
-SETTINGS_FLAT_NAMES = {("target", "model"): "arch", ("fidelity", "mode"): "fidelity"}
+SETTINGS_FLAT_NAMES = {("target", "model"): "arch", ("fidelity", "mode"): "fidelity", ("algorithm", "name"): "algorithm"}
 
 
 def _csv(frame: pd.DataFrame) -> str:

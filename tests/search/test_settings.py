@@ -26,7 +26,7 @@ FULL = SearchSettings(
     TargetSettings("resnet20", dataset="cifar100", data_root="/data/c100", weights="/w/r20.pt", weights_dir="/w",
                    mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), input_size=32, release_dir="/data/c100c",
                    space="cifar_resnet", calibration_images=256),
-    algorithm=AlgorithmSettings(pop_size=8, generations=3, seed=4, max_evals=40, budget_images=90000,
+    algorithm=AlgorithmSettings(name="nsga3", pop_size=8, generations=3, seed=4, max_evals=40, budget_images=90000,
                                 time_budget=600.0),
     fidelity=FidelitySettings(mode="fixed", rungs=(10, 20, 40), eval_images=30, select_images=60,
                               final_images="all", split_seed=1, subset_seed=2, report_on_search=True,
@@ -40,7 +40,7 @@ FULL = SearchSettings(
 FULL_FLAT = {
     "arch": "resnet20", "dataset": "cifar100", "weights": "/w/r20.pt", "weights_dir": "/w", "mean": [0.5, 0.4, 0.3],
     "std": [0.2, 0.25, 0.3], "input_size": 32, "data_root": "/data/c100", "release_dir": "/data/c100c",
-    "space": "cifar_resnet", "pop_size": 8, "generations": 3, "max_evals": 40, "time_budget": 600.0,
+    "space": "cifar_resnet", "algorithm": "nsga3", "pop_size": 8, "generations": 3, "max_evals": 40, "time_budget": 600.0,
     "budget_images": 90000, "fidelity": "fixed", "rungs": [10, 20, 40], "eval_images": 30, "select_images": 60,
     "final_images": "all", "split_seed": 1, "report_on_search": True, "threads": 2, "calibration_images": 256,
     "precision": "fp32", "device": "cpu", "batch_size": 32, "seed": 4, "subset_seed": 2, "out": "outputs/full",
@@ -153,7 +153,7 @@ def test_the_command_line_groups_its_options_as_the_settings() -> None:
     groups = {g.title: {a.option_strings[0] for a in g._group_actions} for g in parser._action_groups}
     assert {"target", "algorithm", "fidelity", "execution", "output"} <= set(groups)
     assert {"--arch", "--dataset", "--data", "--weights", "--space", "--calibration-images"} <= groups["target"]
-    assert groups["algorithm"] == {"--pop-size", "--generations", "--seed", "--max-evals", "--budget"}
+    assert groups["algorithm"] == {"--algorithm", "--pop-size", "--generations", "--seed", "--max-evals", "--budget"}
     assert {"--fidelity", "--rungs", "--eval-images", "--split-seed", "--subset-seed"} <= groups["fidelity"]
     assert groups["execution"] == {"--device", "--precision", "--threads", "--batch-size", "--workers",
                                    "--scheduler", "--cache-dir"}
@@ -161,7 +161,7 @@ def test_the_command_line_groups_its_options_as_the_settings() -> None:
     args = ["--arch", "resnet20", "--dataset", "cifar100", "--data-root", "/data/c100", "--weights", "/w/r20.pt",
             "--weights-dir", "/w", "--mean", "0.5,0.4,0.3", "--std", "0.2,0.25,0.3", "--input-size", "32",
             "--release-dir", "/data/c100c", "--space", "cifar_resnet", "--calibration-images", "256",
-            "--pop-size", "8", "--generations", "3", "--seed", "4", "--max-evals", "40", "--budget", "90000",
+            "--algorithm", "nsga3", "--pop-size", "8", "--generations", "3", "--seed", "4", "--max-evals", "40", "--budget", "90000",
             "--fidelity", "fixed", "--rungs", "10,20,40", "--eval-images", "30", "--select-images", "60",
             "--final-images", "all", "--split-seed", "1", "--subset-seed", "2", "--report-on-search",
             "--held-out-images", "25",

@@ -28,8 +28,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from moo_compress.cli import common
 from moo_compress.data import dataset_info, load_dataset, stratified_indices
@@ -112,6 +116,73 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _progress_to_stdout() -> Iterator[None]:
+    """Prints the re-evaluation's progress lines (its logger, INFO) as they come, message only."""
+    progress = logging.getLogger("moo_compress.search.reevaluate")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = progress.level, progress.propagate
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False  # shown once, here, whatever the root logger does
+    try:
+        yield
+    finally:
+        progress.removeHandler(handler)
+        progress.setLevel(level)
+        progress.propagate = propagate
+
+
+def _reevaluate(args: argparse.Namespace) -> int:
+    """Re-evaluates the plans of ``--run`` / ``--plan``; prints progress, then the results."""
+    # imported here: the search stack is heavy and evaluating a single model does not need it
+    from moo_compress.data.corruptions import BENCHMARK_CORRUPTIONS
+    from moo_compress.report.rundata import load_run
+    from moo_compress.search import reevaluate as rv
+    from moo_compress.search.settings import (
+        DEFAULTS,
+        ExecutionSettings,
+        SearchSettings,
+        TargetSettings,
+    )
+
+    overrides: dict[str, Any] = {"device": args.device, "batch_size": args.batch_size, "cache_dir": args.cache_dir,
+                                 "precision": args.precision}
+    split = rv.split_option(getattr(args, "split", None), run=bool(args.run))
+    plans: list[tuple[str, Any]] = []
+    run = warning = None
+    if args.run:
+        run = load_run(args.run)
+        settings = rv.run_settings(run, overrides)
+        corruptions, severities = tuple(run.info["corruptions"]), tuple(run.info["severities"])
+        params = run.info.get("corruption_params")
+        plans += rv.select_plans(run, args.select or ["knee"])
+        warning = rv.selection_warning(split, run)
+    else:
+        if args.arch is None:
+            raise ConfigError("--plan without --run needs --arch (and --weights unless found by name)")
+        settings = SearchSettings(
+            TargetSettings(args.arch, dataset=args.dataset, weights=args.weights, weights_dir=args.weights_dir,
+                           data_root=args.data_root),
+            execution=ExecutionSettings(threads=DEFAULTS["execution"]["threads"],
+                                        **{k: v for k, v in overrides.items() if v is not None}))
+        corruptions, severities, params = BENCHMARK_CORRUPTIONS, (1, 2, 3, 4, 5), None
+    plans += [(f"--plan {i}", rv.parse_plan(text)) for i, text in enumerate(args.plan or [])]
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    images = rv.DEFAULT_IMAGES if getattr(args, "images", None) is None else args.images
+    with _progress_to_stdout():
+        result = rv.reevaluate_plans(settings, plans, corruptions=corruptions, severities=severities,
+                                     corruption_params=params, images=rv.images_option(images), split=split,
+                                     export_dir=args.export, onnx_export=args.export_onnx,
+                                     workers=getattr(args, "workers", None), warning=warning,
+                                     latency=rv.run_latency(run) if args.latency else None)
+    print()
+    print(rv.format_results(result))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command; returns the exit status (2 for user errors)."""
     parser = build_parser()
@@ -125,12 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "--plan")
         return common.guard(parser.prog, lambda: _run(args))
 
-    def reevaluate() -> int:
-        from moo_compress.search.reevaluate import reevaluate_from_args
-
-        return reevaluate_from_args(args)
-
-    return common.guard(parser.prog, reevaluate)
+    return common.guard(parser.prog, lambda: _reevaluate(args))
 
 
 if __name__ == "__main__":

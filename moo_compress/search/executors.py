@@ -19,8 +19,17 @@ from typing import Any
 from moo_compress.errors import ConfigError
 from moo_compress.search.candidate import EvaluationSpec, evaluate_and_store
 
-__all__ = ["ExecutorConfig", "run_tasks", "close_executors", "default_threads", "default_workers", "gpu_count",
-           "WORKER_RESTART_MESSAGE", "ignore_worker_restarts"]
+__all__ = [
+    "WORKER_RESTART_MESSAGE",
+    "ExecutorConfig",
+    "close_executors",
+    "dask_client",
+    "default_threads",
+    "default_workers",
+    "gpu_count",
+    "ignore_worker_restarts",
+    "run_tasks",
+]
 
 #: The start of the ``UserWarning`` loky raises when one of its workers exits while tasks are queued.
 WORKER_RESTART_MESSAGE = "A worker stopped while some jobs were given to the executor"
@@ -105,7 +114,13 @@ def _device_specs(spec: EvaluationSpec, n: int) -> list[EvaluationSpec]:
 _CLIENTS: dict[str, Any] = {}
 
 
-def _dask_client(config: ExecutorConfig) -> Any:
+def dask_client(config: ExecutorConfig) -> Any:
+    """The Dask client of ``config.scheduler`` (``local``: a ``LocalCluster`` of ``config.workers`` workers),
+    started once per process and kept until :func:`close_executors`.
+
+    Raises:
+        ConfigError: without ``dask.distributed``, or when the scheduler cannot be reached.
+    """
     key = str(config.scheduler)
     if key not in _CLIENTS:
         try:
@@ -171,7 +186,7 @@ def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict
         backend = {"backend": "loky", "n_jobs": config.workers}
         ignore_worker_restarts()
     else:
-        _dask_client(config)
+        dask_client(config)
         threads = config.threads_per_worker or 1
         backend = {"backend": "dask", "n_jobs": -1}
     with parallel_config(**backend):

@@ -7,26 +7,28 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 from moo_compress.cli import evaluate
-from moo_compress.search import reevaluate
 from moo_compress.compress import CompressionPlan, RecoveryConfig
 from moo_compress.errors import ConfigError
+from moo_compress.report import load_run
+from moo_compress.search import reevaluate
+from moo_compress.search.latency import LatencySettings
 from moo_compress.search.reevaluate import (
     DEFAULT_IMAGES,
     SPLIT_CHOICES,
+    Reevaluation,
     SelectionBiasWarning,
     format_results,
     images_option,
+    onnx_paths,
     reevaluate_run,
     select_plans,
     selection_warning,
     split_option,
 )
-from moo_compress.report import load_run
 from tests.report.conftest import write_run
 
 
@@ -93,11 +95,12 @@ def test_cli_default_split_is_report_for_a_run_and_all_for_plans(synthetic_run: 
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     seen: list[dict[str, object]] = []
 
-    def fake(settings: object, plans: object, **kwargs: object) -> pd.DataFrame:
+    def fake(settings: object, plans: object, **kwargs: object) -> Reevaluation:
         seen.append({"settings": settings, **kwargs})
-        return pd.DataFrame(columns=["name", "label", "status", "compared_to"])
+        return Reevaluation((), arch="resnet20", dataset="cifar10", split=str(kwargs["split"]), split_seed=0,
+                            precision="fp32")
 
-    monkeypatch.setattr(reevaluate, "_reevaluate", fake)
+    monkeypatch.setattr(reevaluate, "reevaluate_plans", fake)
     assert evaluate.main(["--run", str(tiny_run_config), "--select", "0"]) == 0
     assert evaluate.main(["--run", str(tiny_run_config), "--select", "0", "--split", "search"]) == 0
     assert "warning: split 'search'" in capsys.readouterr().err
@@ -119,9 +122,12 @@ def test_reevaluate_run_reads_the_cache_and_exports(tiny_run: Path, tmp_path: Pa
     # the first recommendation that found a plan (which ones do depends on the tiny run's front)
     method = next(r["method"] for r in run.recommendations if r.get("plan"))
     lines: list[str] = []
-    frame = reevaluate_run(tiny_run, [method, 0], images=n_final, export_dir=tmp_path / "exported",
-                           progress=lines.append)
-    assert isinstance(frame, pd.DataFrame)
+    result = reevaluate_run(tiny_run, [method, 0], images=n_final, export_dir=tmp_path / "exported",
+                            progress=lines.append)
+    assert isinstance(result, Reevaluation)
+    assert [m.name for m in result.models[:2]] == ["reference", "original"] and result[method].role == "plan"
+    assert all(m.cached and m.ok for m in result.models)
+    frame = result.to_frame()
     assert list(frame["name"][:2]) == ["reference", "original"] and list(frame["role"][:2]) == ["reference", "original"]
     assert frame["cached"].all() and (frame["status"] == "ok").all()
     knee = next(r for r in run.recommendations if r["method"] == method)
@@ -143,12 +149,13 @@ def test_reevaluate_run_defaults_to_the_report_split(tiny_run: Path) -> None:
     method = next(r["method"] for r in run.recommendations if r.get("plan"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", SelectionBiasWarning)  # the report split never warns
-        frame = reevaluate_run(tiny_run, [method], progress=False)  # default images: capped to what the split holds
+        result = reevaluate_run(tiny_run, [method], progress=False)  # default images: capped to what the split holds
+    frame = result.to_frame()
     assert frame.attrs["split"] == "report" and frame.attrs["split_seed"] == run.settings["split_seed"]
     assert frame.attrs["warning"] is None and frame["cached"].all()  # the run's own report evaluations
     assert frame.attrs["n_clean"] == 30 and frame.attrs["n_corrupted"] == 30  # 3 per class of the report split
     assert any("3 per class are used" in n for n in frame.attrs["notes"])
-    text = format_results(frame)
+    text = format_results(result)
     assert "report split" in text and "never used to choose the plans" in text and "warning" not in text
     assert "cover the sampling of test images only" in text
 
@@ -160,8 +167,9 @@ def test_deltas_are_against_the_reference_not_the_original(tiny_run: Path) -> No
     recovery = RecoveryConfig.from_dict(run.config["space"]["recovery"])
     reference = CompressionPlan(recovery=recovery)
     other = CompressionPlan(recovery=RecoveryConfig(bn_images=10))  # another recovery: its own reference
-    frame = reevaluate_run(tiny_run, [method], plans=[reference, '{"bn_images": 10, "bits": 8}'], workers=1,
-                           progress=False).set_index("name")
+    result = reevaluate_run(tiny_run, [method], plans=[reference, '{"bn_images": 10, "bits": 8}'], workers=1,
+                            progress=False)
+    frame = result.to_frame().set_index("name")
     assert frame.loc["original", "plan_key"] == CompressionPlan().key()
     ref_name = f"reference (bn_images={recovery.bn_images})"
     assert frame.loc[ref_name, "plan_key"] == reference.key() and frame.loc[ref_name, "label"] == "recovery only"
@@ -182,7 +190,9 @@ def test_deltas_are_against_the_reference_not_the_original(tiny_run: Path) -> No
         assert row["mca_delta"] == pytest.approx(row["mean_corruption_accuracy"] - ref["mean_corruption_accuracy"])
         assert row["clean_delta_low"] <= row["clean_delta"] <= row["clean_delta_high"]
     assert frame.loc[ref_name, ["clean_delta", "mca_delta"]].isna().all()  # the reference has no delta
-    text = format_results(frame.reset_index())
+    assert result["plan 0"].claims is not None and result["plan 0"].claims.changed_predictions == 0
+    assert result[ref_name].claims is None and result[ref_name].compared_to is None
+    text = format_results(result)
     assert "plan 0 (recovery only) against the " + ref_name in text and "clean 0.0 [-" in text and "points" in text
 
 
@@ -190,9 +200,9 @@ def test_deltas_are_against_the_reference_not_the_original(tiny_run: Path) -> No
 def test_a_search_split_reevaluation_warns(tiny_run: Path) -> None:
     method = next(r["method"] for r in load_run(tiny_run).recommendations if r.get("plan"))
     with pytest.warns(SelectionBiasWarning, match="selected these plans"):
-        frame = reevaluate_run(tiny_run, [method], split="search", workers=1, progress=False)
-    assert frame.attrs["split"] == "search" and "selected these plans" in frame.attrs["warning"]
-    assert format_results(frame).startswith("warning: split 'search'")
+        result = reevaluate_run(tiny_run, [method], split="search", workers=1, progress=False)
+    assert result.split == "search" and "selected these plans" in result.warning
+    assert format_results(result).startswith("warning: split 'search'")
 
 
 @pytest.mark.slow
@@ -213,12 +223,12 @@ def test_a_recommendation_without_a_plan_says_so(synthetic_run: Path) -> None:
 
 def test_onnx_export_path_is_a_file_for_one_plan_and_a_folder_for_several(tmp_path: Path) -> None:
     one, two = CompressionPlan(), CompressionPlan(recovery=RecoveryConfig(bn_images=8))
-    assert reevaluate._onnx_paths("resnet20", [("a", one)], tmp_path / "m.onnx") == {one.key(): tmp_path / "m.onnx"}
-    files = reevaluate._onnx_paths("resnet20", [("a", one), ("b", two)], tmp_path / "out")
+    assert onnx_paths("resnet20", [("a", one)], tmp_path / "m.onnx") == {one.key(): tmp_path / "m.onnx"}
+    files = onnx_paths("resnet20", [("a", one), ("b", two)], tmp_path / "out")
     assert [p.parent for p in files.values()] == [tmp_path / "out"] * 2 and len(set(files.values())) == 2
     assert all(p.name.startswith("resnet20-") and p.suffix == ".onnx" for p in files.values())
     with pytest.raises(ConfigError, match="names one file but 2 plans are selected"):
-        reevaluate._onnx_paths("resnet20", [("a", one), ("b", two)], tmp_path / "m.onnx")
+        onnx_paths("resnet20", [("a", one), ("b", two)], tmp_path / "m.onnx")
 
 
 @pytest.mark.slow
@@ -250,12 +260,11 @@ def test_evaluate_cli_exports_onnx_and_reports_its_accuracy(tiny_run: Path, tmp_
 
 def test_latency_settings_of_a_reevaluation_follow_the_run(synthetic_run: Path) -> None:
     run = load_run(synthetic_run)
-    assert reevaluate.run_latency(None) == reevaluate.LatencySettings()
+    assert reevaluate.run_latency(None) == LatencySettings()
     run.knees["latency"] = {"runtime": "pytorch", "threads": 2, "rounds": 20, "batch_size": 8, "objective": True,
                             "runtime_name": "pytorch 2 eager", "hardware": "x", "reference_ms": 1.0,
                             "max_latency_ms": 3.0}
-    assert reevaluate.run_latency(run) == reevaluate.LatencySettings(runtime="pytorch", threads=2, rounds=20,
-                                                                     batch_size=8)
+    assert reevaluate.run_latency(run) == LatencySettings(runtime="pytorch", threads=2, rounds=20, batch_size=8)
 
 
 def test_latency_needs_plans_to_time(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,12 @@ import yaml
 
 from moo_compress.errors import ConfigError
 from moo_compress.models import create_model
-from moo_compress.search import ExecutionSettings, FidelitySettings, SearchSettings, TargetSettings
+from moo_compress.search import (
+    ExecutionSettings,
+    FidelitySettings,
+    SearchSettings,
+    TargetSettings,
+)
 from moo_compress.search.cache import CONTEXT_FILE
 from moo_compress.search.executors import (
     WORKER_RESTART_MESSAGE,
@@ -108,10 +113,10 @@ def _worker_malloc_env() -> str | None:
 def test_local_cluster_workers_keep_glibc_malloc_defaults() -> None:
     """Dask's default MALLOC_TRIM_THRESHOLD_ makes every activation an mmap (2x slower evaluation)."""
     pytest.importorskip("dask.distributed")
-    from moo_compress.search.executors import _dask_client, close_executors
+    from moo_compress.search.executors import close_executors, dask_client
 
     try:
-        client = _dask_client(ExecutorConfig(workers=2, scheduler="local"))
+        client = dask_client(ExecutorConfig(workers=2, scheduler="local"))
         found = client.run(_worker_malloc_env)
     finally:
         close_executors()

@@ -37,10 +37,10 @@ from moo_compress.compress import (  # noqa: E402
     CompressionPlan,
     PruneConfig,
     QuantizeConfig,
+    cluster,  # noqa: E402
     compress,
     compression_state,
 )
-from moo_compress.compress import cluster  # noqa: E402
 from moo_compress.models import load_pretrained  # noqa: E402
 
 KS = (4, 8, 16, 32)
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         + budget_section(models, [int(b) for b in args.budgets.split(",")], args.repeats)
         + "\n"
         + compress_section(pretrained["vgg19"].model, args.repeats)
-        + "\nload average (1 min) {:.1f} at the end.\n".format(os.getloadavg()[0])
+        + f"\nload average (1 min) {os.getloadavg()[0]:.1f} at the end.\n"
     )
     write_section("clustering", "Near-optimal clustering (init=\"optimal\")", body)
     return 0

@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     intro = f"VGG-19 weights: {source}.\n\n"
 
     def load() -> str:  # other processes share the 2 cores: say how busy the machine was
-        return "load average (1 min) {:.1f} at the end of this part.\n\n".format(os.getloadavg()[0])
+        return f"load average (1 min) {os.getloadavg()[0]:.1f} at the end of this part.\n\n"
 
     if "speed" in parts:
         default_threads = torch.get_num_threads()

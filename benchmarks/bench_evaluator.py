@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import torch
-
 from _results import write_section
+
 from moo_compress.evaluation import Evaluator, autocast
 from moo_compress.models import create_model, model_defaults
 

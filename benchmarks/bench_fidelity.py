@@ -39,22 +39,22 @@ from _results import write_section  # noqa: E402
 
 from moo_compress.compress import CompressionPlan  # noqa: E402
 from moo_compress.data import load_dataset  # noqa: E402
+from moo_compress.evaluation.stats import pack_bits  # noqa: E402
 from moo_compress.models import model_defaults  # noqa: E402
 from moo_compress.search import ExecutionSettings, SearchSettings, TargetSettings  # noqa: E402
+from moo_compress.search.algorithms import create_algorithm  # noqa: E402
 from moo_compress.search.candidate import split_order, split_pool  # noqa: E402
 from moo_compress.search.claims import record_outcomes  # noqa: E402
+from moo_compress.search.evaluations import EvaluationLog, evaluation_frame  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
 from moo_compress.search.final import contenders, pareto_mask, select  # noqa: E402
 from moo_compress.search.objectives import Objectives, record_metrics  # noqa: E402
-from moo_compress.search.algorithms import create_algorithm  # noqa: E402
-from moo_compress.search.evaluations import EvaluationLog, evaluation_frame  # noqa: E402
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator  # noqa: E402
-from moo_compress.search.screening import run_generations, setup_algorithm  # noqa: E402
 from moo_compress.search.racing import Racer  # noqa: E402
 from moo_compress.search.run import UNTIL_BUDGET, hypervolume, space_spec  # noqa: E402
+from moo_compress.search.screening import run_generations, setup_algorithm  # noqa: E402
 from moo_compress.search.space import load_space  # noqa: E402
 from moo_compress.search.surrogate import Surrogate  # noqa: E402
-from moo_compress.evaluation.stats import pack_bits  # noqa: E402
 
 SPACE = Path(__file__).resolve().parent / "spaces" / "fidelity.yaml"
 

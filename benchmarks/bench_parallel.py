@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
 from _results import write_section
+
 from moo_compress.models import model_defaults
 from moo_compress.search.executors import ExecutorConfig, close_executors
 from moo_compress.search.problem import PlanEvaluator

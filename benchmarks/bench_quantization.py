@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         body += error_section(models) + "\n"
     if "time" in parts:
         body += time_section(models, args.repeats)
-        body += "load average (1 min) {:.1f} at the end of the timing.\n\n".format(os.getloadavg()[0])
+        body += f"load average (1 min) {os.getloadavg()[0]:.1f} at the end of the timing.\n\n"
     if "exhaustive" in parts:
         body += exhaustive_section(models["resnet20"], args.exhaustive_ratios)
     write_section("quantization", "Weight quantization grids: minimum squared error against min/max", body)

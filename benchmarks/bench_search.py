@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _results import write_section
+
 from moo_compress.models import model_defaults
 from moo_compress.search import ExecutionSettings, FidelitySettings, SearchSettings, TargetSettings
 from moo_compress.search.run import hypervolume, pareto_mask, run_search

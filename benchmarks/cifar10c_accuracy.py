@@ -23,10 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _results import write_section  # noqa: E402
 
-from moo_compress.evaluation import metrics  # noqa: E402
 from moo_compress.data import load_dataset  # noqa: E402
 from moo_compress.data.cifar_c import load_corrupted  # noqa: E402
-from moo_compress.evaluation import Evaluator  # noqa: E402
+from moo_compress.evaluation import (
+    Evaluator,  # noqa: E402
+    metrics,  # noqa: E402
+)
 from moo_compress.evaluation.robustness import evaluate_robustness  # noqa: E402
 from moo_compress.models import load_pretrained  # noqa: E402
 

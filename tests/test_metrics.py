@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from moo_compress.evaluation import metrics
 from moo_compress.data.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS
 from moo_compress.errors import ConfigError
+from moo_compress.evaluation import metrics
 
 # Two corruptions x two severities, errors as fractions.
 MODEL = {("gaussian_noise", 1): 0.2, ("gaussian_noise", 2): 0.4, ("fog", 1): 0.1, ("fog", 2): 0.3}

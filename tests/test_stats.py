@@ -9,8 +9,8 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from moo_compress.evaluation import stats
 from moo_compress.errors import ConfigError
+from moo_compress.evaluation import stats
 from moo_compress.evaluation.stats import (
     Interval,
     pack_bits,

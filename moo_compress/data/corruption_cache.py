@@ -132,7 +132,8 @@ def load_generated(
     indices = select_indices(clean.labels, n_per_class, seed, chosen)
     key = generation_key(clean.fingerprint, stable_hash(indices.tolist()), seed, (), pset, shape)
     if set(names) - set(ALL_CORRUPTIONS):  # CIFAR-10-C-bar names: their own generator and parameters
-        from moo_compress.data.corruptions_bar import GENERATOR_VERSION as BAR_VERSION, bar_params_fingerprint
+        from moo_compress.data.corruptions_bar import GENERATOR_VERSION as BAR_VERSION
+        from moo_compress.data.corruptions_bar import bar_params_fingerprint
 
         key["bar"] = [BAR_VERSION, bar_params_fingerprint()]
     folder = paths.cache_dir(cache_dir) / "corruptions" / f"{clean.name}-{stable_hash(key)}"

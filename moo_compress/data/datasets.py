@@ -36,8 +36,8 @@ import numpy as np
 from PIL import Image
 
 from moo_compress import paths
-from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError
 from moo_compress.data.resize import Sizing
+from moo_compress.errors import ConfigError, DataFormatError, DataNotFoundError
 from moo_compress.fileio import atomic_save_npy, atomic_write_json, stable_hash
 from moo_compress.registry import Registry
 

@@ -27,8 +27,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from moo_compress.deploy.graph import GraphIndex, attribute, drop_unused_initializers
 from moo_compress.compress.quantize import ActivationQuant
+from moo_compress.deploy.graph import GraphIndex, attribute, drop_unused_initializers
 from moo_compress.errors import ConfigError
 
 __all__ = [

@@ -87,7 +87,7 @@ def source_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _factory(name: str) -> Callable[..., Any]:
     kind, rest = _parse(name)
     target, _, attr = rest.rpartition(":")

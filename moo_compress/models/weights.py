@@ -421,8 +421,13 @@ def materialize_source(
             str(paths.cache_dir(cache_dir)))
     if memo in _MATERIALIZED and _MATERIALIZED[memo].is_file():  # a run builds several specs of one model
         return _MATERIALIZED[memo]
-    from moo_compress.models.sources import (build_from_source, describe, source_metadata, source_slug,
-                                             torchvision_published)
+    from moo_compress.models.sources import (
+        build_from_source,
+        describe,
+        source_metadata,
+        source_slug,
+        torchvision_published,
+    )
 
     metadata: dict[str, Any] = {}
     published = weights is not None and re.fullmatch(r"[A-Z0-9_]+", str(weights)) is not None and \

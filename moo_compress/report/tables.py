@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from moo_compress.errors import ConfigError
-from moo_compress.runfolder import LATENCY_COLUMNS, METRIC_COLUMNS
 from moo_compress.report.methods import method_style
 from moo_compress.report.rundata import RunData
+from moo_compress.runfolder import LATENCY_COLUMNS, METRIC_COLUMNS
 
 __all__ = [
     "METRICS",

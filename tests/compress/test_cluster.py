@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 from torch import nn
 
-from moo_compress.compress import ClusterConfig, CompressionPlan, PruneConfig, compress, compression_state, kmeans_1d
-from moo_compress.compress import cluster
+from moo_compress.compress import (
+    ClusterConfig,
+    CompressionPlan,
+    PruneConfig,
+    cluster,
+    compress,
+    compression_state,
+    kmeans_1d,
+)
 from moo_compress.compress.cluster import assign, cluster_weights
 from moo_compress.errors import ConfigError
 

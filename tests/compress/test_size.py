@@ -11,9 +11,9 @@ from moo_compress.compress import (
     PruneConfig,
     QuantizeConfig,
     compress,
-    model_fingerprint,
     compression_ratio,
     compression_state,
+    model_fingerprint,
     size_report,
 )
 from moo_compress.compress.encoding import (

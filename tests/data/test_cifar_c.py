@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 
 from moo_compress import paths
-from moo_compress.data import ArrayDataset, stratified_indices
-from moo_compress.data import corruption_cache, corruption_jobs, release_generation, releases
+from moo_compress.data import (
+    ArrayDataset,
+    corruption_cache,
+    corruption_jobs,
+    release_generation,
+    releases,
+    stratified_indices,
+)
 from moo_compress.data.corrupted_loading import load_corrupted
 from moo_compress.data.corruptions import corrupt
 from moo_compress.data.release_download import download_release

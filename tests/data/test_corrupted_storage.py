@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from moo_compress import paths
-from moo_compress.data import ArrayDataset, image_store, load_dataset, stratified_indices
-from moo_compress.data import corruption_cache
+from moo_compress.data import ArrayDataset, corruption_cache, image_store, load_dataset, stratified_indices
 from moo_compress.data.corrupted_loading import load_corrupted
 from moo_compress.data.corrupted_set import CorruptedSet
 from moo_compress.data.corruptions import GENERATOR_VERSION, corrupt, get_param_set, params_fingerprint

@@ -16,12 +16,17 @@ from moo_compress.data.corruptions import (
     CORRUPTION_FAMILIES,
     EXTRA_CORRUPTIONS,
     PARAMS,
+    api,
+    base,
     corrupt,
     corrupt_into,
+    filters,
+    fractal,
+    geometry,
     list_corruptions,
+    motion,
     resolve_corruptions,
 )
-from moo_compress.data.corruptions import api, base, filters, fractal, geometry, motion
 from moo_compress.errors import ConfigError, DataFormatError, UnknownNameError
 
 DETERMINISTIC = {"defocus_blur", "zoom_blur", "gaussian_blur", "brightness", "contrast", "pixelate",

@@ -18,11 +18,13 @@ from scipy import fftpack, ndimage
 from moo_compress.data.corruptions_bar import (
     BAR_CORRUPTIONS,
     PARAMS,
+    api,
     corrupt_bar,
     corrupt_bar_into,
     list_bar_corruptions,
+    optics,
+    raster,
 )
-from moo_compress.data.corruptions_bar import api, optics, raster
 from moo_compress.data.corruptions_bar.base import IMPLEMENTATIONS, to_uint8
 from moo_compress.errors import ConfigError, DataFormatError, UnknownNameError
 

@@ -10,16 +10,19 @@ from moo_compress.data.corruptions import (
     ALL_CORRUPTIONS,
     PARAM_SETS,
     PARAMS,
+    api,
+    base,
     block_size,
     corrupt,
     corrupt_into,
+    filters,
     get_param_set,
     list_param_sets,
     param_set_for_size,
     params_fingerprint,
     resolve_param_set,
+    textures,
 )
-from moo_compress.data.corruptions import api, base, filters, textures
 from moo_compress.data.corruptions.blur import shuffle_sources
 from moo_compress.errors import ConfigError, DataFormatError, UnknownNameError
 from tests.data.synthetic import natural_images

@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from moo_compress.evaluation import metrics
 from moo_compress.data import ArrayDataset
 from moo_compress.data.cifar_c import load_corrupted
-from moo_compress.evaluation import Evaluator
+from moo_compress.evaluation import Evaluator, metrics
 from moo_compress.evaluation.robustness import evaluate_robustness, robustness_accuracy
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from moo_compress.report import FIGURES, RUN_ENV, load_run, render_run, summary_markdown
 from moo_compress.cli.report import main
+from moo_compress.report import FIGURES, RUN_ENV, load_run, render_run, summary_markdown
 from tests.report.conftest import write_run
 
 

@@ -15,9 +15,9 @@ lives in its own module (``noise``, ``blur``, ``weather``, ``digital``).
 
 from moo_compress.data.corruptions.api import (
     BLOCK_SIZE,
+    block_size,
     check_severities,
     check_severity,
-    block_size,
     corrupt,
     corrupt_into,
     list_corruptions,

@@ -7,7 +7,6 @@ identically whether it is processed at once or in chunks that start on a block b
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from moo_compress.data.corruptions import BLOCK_SIZE, check_severity

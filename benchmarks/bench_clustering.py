@@ -103,9 +103,15 @@ def quality_section(models: dict[str, dict[str, list[np.ndarray]]], repeats: int
                 for values in layers:
                     # alternate the two, so that load from other processes hits both alike
                     optimal, kmeanspp = ClusterConfig(k), ClusterConfig(k, init="kmeans++")
-                    t_o, (c_o, i_o) = timed(lambda: cluster.cluster_weights(values, optimal, rng=None), repeats)
+                    t_o, (c_o, i_o) = timed(
+                        lambda values=values, optimal=optimal: cluster.cluster_weights(values, optimal, rng=None),
+                        repeats,
+                    )
                     t_k, (c_k, i_k) = timed(
-                        lambda: cluster.cluster_weights(values, kmeanspp, rng=np.random.default_rng(0)), repeats
+                        lambda values=values, kmeanspp=kmeanspp: cluster.cluster_weights(
+                            values, kmeanspp, rng=np.random.default_rng(0)
+                        ),
+                        repeats,
                     )
                     best = best_of_kmeanspp(values, k, STARTS)
                     ours.append(inertia(values, c_o, i_o) / best)
@@ -168,13 +174,14 @@ def budget_section(models: dict[str, dict[str, list[np.ndarray]]], budgets: list
         }
         # each budget's time against one k-means++ start timed next to it, so that load hits both alike
         times = {
-            k: timed(lambda: run(vgg, k), repeats)[0] / timed(lambda: run_kmeanspp(k), repeats)[0] for k in (16, 64)
+            k: timed(lambda k=k: run(vgg, k), repeats)[0] / timed(lambda k=k: run_kmeanspp(k), repeats)[0]
+            for k in (16, 64)
         }
         return f"| {label} | {max(gaps[k] for k in KS):.1e} | {gaps[64]:.1e} | {times[16]:.2f}x | {times[64]:.2f}x |"
 
     rows = []
     for bins in budgets:
-        with mock.patch.object(cluster, "_bin_budget", lambda k: max(bins, 4 * k)):
+        with mock.patch.object(cluster, "_bin_budget", lambda k, bins=bins: max(bins, 4 * k)):
             rows.append(row(str(bins)))
     rows.append(row(f"chosen: {cluster._BINS_PER_CLUSTER} per cluster, {cluster._MIN_BINS}-{cluster._MAX_BINS}"))
     return (
@@ -200,7 +207,7 @@ def compress_section(model: torch.nn.Module, repeats: int) -> str:
     compress(model, MAIN)  # warm-up
     rows, t = [], {}
     for label, plan in (("optimal", MAIN), ("kmeans++", old)):
-        t[label] = timed(lambda: compress(model, plan), repeats)[0]
+        t[label] = timed(lambda plan=plan: compress(model, plan), repeats)[0]
         rows.append(f"| `{label}` | {t[label]:.2f} |")
     verdict = "meets" if t["optimal"] <= 2.0 else "misses"
     return (

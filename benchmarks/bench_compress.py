@@ -284,9 +284,11 @@ def int8_section(pretrained, data_root: str | None, rounds: int, threads: int) -
         for batch in (64, 1):
             x = calibration.tensor(slice(0, batch))
             images = calibration.images[:batch]
-            calls = {"PyTorch fp32": lambda: pretrained.model(x), "PyTorch fp32 channels-last": lambda: channels_last(x),
-                     "PyTorch bf16 autocast": lambda: bf16(x),
-                     "ONNX Runtime fp32": lambda: fp32(images), "ONNX Runtime int8 QDQ": lambda: int8(images)}
+            calls = {"PyTorch fp32": lambda x=x: pretrained.model(x),
+                     "PyTorch fp32 channels-last": lambda x=x: channels_last(x),
+                     "PyTorch bf16 autocast": lambda x=x: bf16(x),
+                     "ONNX Runtime fp32": lambda images=images: fp32(images),
+                     "ONNX Runtime int8 QDQ": lambda images=images: int8(images)}
             result = compare_latency(calls, rounds=rounds if batch > 1 else 3 * rounds)
             rows += [f"| {batch} | {name} | {1e3 * t:.1f} | {speedup:.2f}x |" for name, (t, speedup) in result.items()]
     finally:

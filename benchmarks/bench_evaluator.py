@@ -56,8 +56,8 @@ def measure(arch: str, n_images: int, batch_size: int, repeats: int) -> dict[tup
         evaluator_pass(evaluator, images[:batch_size])  # warm-up (oneDNN primitive creation)
         bare_forward(model, batches[:1], precision)
         for _ in range(repeats):
-            for name, run in (("bare", lambda: bare_forward(model, batches, precision)),
-                              ("evaluator", lambda: evaluator_pass(evaluator, images))):
+            for name, run in (("bare", lambda precision=precision: bare_forward(model, batches, precision)),
+                              ("evaluator", lambda evaluator=evaluator: evaluator_pass(evaluator, images))):
                 seconds = run()
                 best[name, precision] = min(best.get((name, precision), float("inf")), seconds)
     return best

@@ -71,7 +71,7 @@ def _truth(settings: SearchSettings, images: int, executor: ExecutorConfig) -> t
         spec = spec.with_window(0, images).resolved()
         done = [0]
 
-        def show(record: dict[str, Any], split: str = split) -> None:
+        def show(record: dict[str, Any], split: str = split, done: list[int] = done) -> None:
             done[0] += 1
             if done[0] % 10 == 0 or done[0] == len(plans):
                 print(f"  truth {split}: {done[0]}/{len(plans)} ({record['label']}, {record.get('seconds', 0):.1f}s)",

@@ -129,18 +129,20 @@ def bench_arch(arch: str, *, train, test, weights_dir: str | None, threads: int,
     return "\n".join(lines), rows
 
 
+def _named(rows: dict[str, dict], batch: int, word: str) -> str:
+    """The plans whose verdict at this batch contains `word`, with their speed-ups, or "none"."""
+    hits = [f"{name} ({rows[name][batch]['speedup']:.2f}x)" for name in rows
+            if name != "baseline" and batch in rows[name] and word in rows[name][batch]["verdict"]]
+    return ", ".join(hits) or "none"
+
+
 def reading(results: dict[str, dict[str, dict]]) -> str:
     """One line per architecture and batch naming the plans measurably faster or slower than the baseline."""
     out = []
     for arch, rows in results.items():
         for batch in (1, 64):
-            def named(word: str) -> str:
-                hits = [f"{name} ({rows[name][batch]['speedup']:.2f}x)" for name in rows
-                        if name != "baseline" and batch in rows[name] and word in rows[name][batch]["verdict"]]
-                return ", ".join(hits) or "none"
-
-            out.append(f"- {arch}, batch {batch}: measurably faster than the baseline: {named('faster')}; "
-                       f"measurably slower: {named('slower')}.")
+            out.append(f"- {arch}, batch {batch}: measurably faster than the baseline: "
+                       f"{_named(rows, batch, 'faster')}; measurably slower: {_named(rows, batch, 'slower')}.")
     return "\n".join(out)
 
 

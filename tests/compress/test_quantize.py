@@ -23,6 +23,11 @@ def _levels_per_channel(w):
     return max(np.unique(row).size for row in w.reshape(w.shape[0], -1))
 
 
+def _channel_error(model, n, original):
+    """Squared error per output channel of layer `n` of `model` against the original weights."""
+    return ((weight(model, n).reshape(original.shape) - original).astype(np.float64) ** 2).sum(1)
+
+
 @pytest.mark.parametrize("bits", WEIGHT_BITS)
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_per_channel_levels(tiny, bits, symmetric):
@@ -44,8 +49,7 @@ def test_per_channel_levels(tiny, bits, symmetric):
         slack = 4 * np.finfo(np.float32).eps * np.abs(original)  # float32 rounding of (q - z) * scale
         assert np.all(np.abs(w - original) <= scale[:, None] * 0.5 + slack)
         # the searched range clips outliers but never has a larger squared error per channel
-        error = lambda m: ((weight(m, n).reshape(original.shape) - original).astype(np.float64) ** 2).sum(1)  # noqa: E731
-        assert np.all(error(mse) <= error(minmax) * (1 + 1e-6) + 1e-12)
+        assert np.all(_channel_error(mse, n, original) <= _channel_error(minmax, n, original) * (1 + 1e-6) + 1e-12)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 8])

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from moo_compress.evaluation.stats import Interval
-from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.claims import LEVEL
 from moo_compress.search.knee import (
     closest_to_ideal,
@@ -20,6 +19,7 @@ from moo_compress.search.knee import (
     smallest_within_accuracy_drop,
 )
 from moo_compress.search.latency import speedup_verdict
+from moo_compress.search.records import Front, PlanRecord
 from moo_compress.search.reporting import robustness_score
 
 __all__ = ["recommend", "recommendations", "threshold_met_by"]
@@ -73,9 +73,10 @@ def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *
     return picks
 
 
-def recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustness: str,
+def recommendations(front: Front, picks: list[dict[str, Any]], robustness: str,
                      report_base: dict[str, Any]) -> list[dict[str, Any]]:
-    """The picks (decided on the search split) with their report-split numbers, intervals and flags."""
+    """The picks (decided on the search split) with their report-split numbers, intervals and flags, as
+    ``knees.json`` holds them."""
     out = []
     for pick in picks:
         row = pick["row"]
@@ -83,54 +84,25 @@ def recommendations(front: pd.DataFrame, picks: list[dict[str, Any]], robustness
         if row is None:
             out.append({**entry, "row": None, "rationale": "no plan on the front qualifies"})
             continue
-        r = front.iloc[row]
-        entry.update(row=int(row), plan_key=r["plan_key"], label=r["label"], plan=r["plan"],
+        plan = front.record(row)
+        entry.update(row=int(row), plan_key=plan.key, label=plan.label, plan=plan.plan,
                      decided_on="search split", reported_on=report_base.get("split") or "search split (selection)")
-        for c in METRIC_COLUMNS:
-            entry[c] = float(r[f"final/{c}"])
-        if isinstance(r.get("onnx/path"), str):
-            entry["onnx"] = {"file": f"onnx/{r['onnx/path']}", "kind": r["onnx/kind"],
-                             "accuracy": float(r["onnx/accuracy"]), "torch_accuracy": float(r["onnx/torch_accuracy"]),
-                             "gap": float(r["onnx/gap"]), "within_tolerance": bool(r["onnx/within"])}
-        if math.isfinite(float(r.get("latency_ms", math.nan))):
-            entry["latency"] = {"ms": float(r["latency_ms"]), "low_ms": float(r["latency_low_ms"]),
-                                "high_ms": float(r["latency_high_ms"]), "speedup": float(r["latency_speedup"]),
-                                "speedup_low": float(r["latency_speedup_low"]),
-                                "speedup_high": float(r["latency_speedup_high"]),
-                                "batch_ms": _float_or_none(r.get("latency_batch_ms")),
-                                "batch_speedup": _float_or_none(r.get("latency_batch_speedup"))}
-        intervals = {}
-        for name in ("clean_delta", "mca_delta", "mce", "relative_mce", "worst_class_delta", "worst_corruption_delta"):
-            if f"final/{name}_low" in r:
-                intervals[name] = {"estimate": float(r[f"final/{name}"]), "low": float(r[f"final/{name}_low"]),
-                                   "high": float(r[f"final/{name}_high"])}
+        entry.update(plan.metrics)
+        if plan.onnx is not None:
+            entry["onnx"] = plan.onnx.to_dict()
+        if plan.latency is not None:
+            entry["latency"] = plan.latency.to_dict()
+        intervals = {name: claim.to_dict() for name, claim in plan.intervals.items()}
         entry["intervals"] = intervals
-        if math.isfinite(float(r.get("heldout/mca_delta", math.nan))):
-            entry["heldout"] = {"mean_corruption_accuracy": float(r["heldout/mean_corruption_accuracy"]),
-                                "mca_delta": {"estimate": float(r["heldout/mca_delta"]),
-                                              "low": float(r["heldout/mca_delta_low"]),
-                                              "high": float(r["heldout/mca_delta_high"])},
-                                "rank_reversal": r["heldout/rank_reversal"]
-                                if isinstance(r.get("heldout/rank_reversal"), str) else None}
-        for name in ("worst_class", "worst_corruption", "dominated_on_report_by", "tied_with"):
-            if name in r and not (isinstance(r[name], float) and math.isnan(r[name])):
-                entry[name] = r[name] if not isinstance(r[name], np.generic) else r[name].item()
+        if plan.heldout is not None:
+            entry["heldout"] = plan.heldout.to_dict()
+        entry.update(plan.flags)
         threshold = pick.get("threshold")
         if threshold is not None:
-            entry["threshold"] = {**threshold, "met_by": threshold_met_by(threshold, intervals, entry)}
-        entry["rationale"] = _rationale(pick["why"], entry, robustness)
+            entry["threshold"] = threshold = {**threshold, "met_by": threshold_met_by(threshold, intervals, entry)}
+        entry["rationale"] = _rationale(pick["why"], plan, threshold, robustness)
         out.append(entry)
     return out
-
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
 
 
 def threshold_met_by(threshold: dict[str, Any], intervals: dict[str, Any], entry: dict[str, Any]) -> str:
@@ -145,42 +117,41 @@ def threshold_met_by(threshold: dict[str, Any], intervals: dict[str, Any], entry
     return "point" if claim["estimate"] >= threshold["min"] else "no"
 
 
-
-def _rationale(why: str, entry: dict[str, Any], robustness: str) -> str:
-    iv = entry["intervals"]
+def _rationale(why: str, plan: PlanRecord, threshold: dict[str, Any] | None, robustness: str) -> str:
+    """The sentence that explains a recommendation, from its plan's typed record."""
+    iv = plan.intervals
 
     def fmt(name: str, signed: bool = True) -> str:
-        if name not in iv or not math.isfinite(iv[name]["estimate"]):
+        if name not in iv or not math.isfinite(iv[name].estimate):
             return "undefined"
-        return Interval(iv[name]["estimate"], iv[name]["low"], iv[name]["high"], LEVEL, 1).format(1, signed)
+        return Interval(iv[name].estimate, iv[name].low, iv[name].high, LEVEL, 1).format(1, signed)
 
-    text = (f"{why}. {entry['compression_ratio']:.1f}x smaller; clean {fmt('clean_delta')} points, mean corruption "
-            f"accuracy {fmt('mca_delta')} points, mCE {fmt('mce', False)}")
+    text = (f"{why}. {plan.metrics['compression_ratio']:.1f}x smaller; clean {fmt('clean_delta')} points, mean "
+            f"corruption accuracy {fmt('mca_delta')} points, mCE {fmt('mce', False)}")
     if robustness == "relative_mce":
         text += f", relative mCE {fmt('relative_mce', False)}"
     text += " against the reference (95% intervals over report images)"
-    if "latency" in entry:
-        lat = entry["latency"]
-        faster = speedup_verdict(lat["speedup_low"], lat["speedup_high"])
-        text += (f"; batch-1 latency {lat['ms']:.3g} ms (interquartile range {lat['low_ms']:.3g}-{lat['high_ms']:.3g} ms), "
-                 f"speed-up {lat['speedup']:.2f}x [{lat['speedup_low']:.2f}, {lat['speedup_high']:.2f}] over the "
+    lat = plan.latency
+    if lat is not None:
+        faster = speedup_verdict(lat.speedup_low, lat.speedup_high)
+        text += (f"; batch-1 latency {lat.ms:.3g} ms (interquartile range {lat.low_ms:.3g}-{lat.high_ms:.3g} ms), "
+                 f"speed-up {lat.speedup:.2f}x [{lat.speedup_low:.2f}, {lat.speedup_high:.2f}] over the "
                  f"reference timed in the same rounds: {faster}")
-    if "worst_class" in entry:
-        text += (f"; worst-hit class {entry['worst_class']} {fmt('worst_class_delta')}, worst-hit corruption "
-                 f"{entry['worst_corruption']} {fmt('worst_corruption_delta')}")
-    if "onnx" in entry:
-        onnx = entry["onnx"]
-        text += (f"; its ONNX file ({onnx['file']}, {'int8 QDQ' if onnx['kind'] == 'qdq' else 'float weights'}) "
-                 f"gives {onnx['accuracy']:.2f}% clean top-1 in ONNX Runtime against {onnx['torch_accuracy']:.2f}% in "
-                 f"PyTorch on the same report images" + ("" if onnx["within_tolerance"] else " (OUTSIDE the tolerance)"))
-    threshold = entry.get("threshold")
+    flags = plan.flags
+    if "worst_class" in flags:
+        text += (f"; worst-hit class {flags['worst_class']} {fmt('worst_class_delta')}, worst-hit corruption "
+                 f"{flags.get('worst_corruption')} {fmt('worst_corruption_delta')}")
+    onnx = plan.onnx
+    if onnx is not None:
+        text += (f"; its ONNX file ({onnx.file}, {'int8 QDQ' if onnx.kind == 'qdq' else 'float weights'}) gives "
+                 f"{onnx.accuracy:.2f}% clean top-1 in ONNX Runtime against {onnx.torch_accuracy:.2f}% in PyTorch "
+                 f"on the same report images" + ("" if onnx.within_tolerance else " (OUTSIDE the tolerance)"))
     if threshold and threshold["metric"] == "clean_delta":
         text += {"interval": "; the whole interval is within the allowed drop",
                  "point": "; only the point estimate is within the allowed drop (the interval reaches beyond it)",
                  "no": "; on the report split it is NOT within the allowed drop"}[threshold["met_by"]]
-    if entry.get("dominated_on_report_by"):
-        text += f"; dominated on the report split by {entry['dominated_on_report_by']}"
-    if entry.get("tied_with"):
-        text += f"; statistically tied with {entry['tied_with']}"
+    if flags.get("dominated_on_report_by"):
+        text += f"; dominated on the report split by {flags['dominated_on_report_by']}"
+    if flags.get("tied_with"):
+        text += f"; statistically tied with {flags['tied_with']}"
     return text + "."
-

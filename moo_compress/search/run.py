@@ -125,7 +125,7 @@ def run_search(settings: Any, *, algorithm: Any = None, progress: ProgressCallba
         picks, baseline, fidelity = finish(ctx, screening, selection, reported)
         frame = screening.frame
         result = SearchResult(ctx.out_dir, frame.drop(columns=["_F"]),
-                              reported.front.drop(columns=["_F"], errors="ignore"), picks,
+                              reported.front.table.drop(columns=["_F"], errors="ignore"), picks,
                               pd.DataFrame(screening.history), baseline, tracker.elapsed())
         outputs.write_all(result, settings=ctx.settings, space=ctx.space, spec=screening.spec,
                           final_spec=reported.spec, select_spec=selection.spec, encoding=ctx.encoding,

@@ -12,8 +12,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.candidate import EvaluationSpec
 from moo_compress.search.context import SearchContext
@@ -23,6 +21,7 @@ from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.progress import Progress
 from moo_compress.search.recommend import recommend, recommendations
+from moo_compress.search.records import Front
 from moo_compress.search.reporting import report
 from moo_compress.search.screening import Screening
 from moo_compress.search.selection import contenders, select
@@ -45,7 +44,7 @@ class Selection:
         spec: The selection images' spec (None when selection is off).
     """
 
-    front: pd.DataFrame
+    front: Front
     keys: list[str]
     reference: dict[str, Any]
     picks: list[dict[str, Any]]
@@ -63,7 +62,7 @@ class Reported:
         spec: The report split's spec (None when the report is off).
     """
 
-    front: pd.DataFrame
+    front: Front
     summary: dict[str, Any] = field(default_factory=dict)
     spec: EvaluationSpec | None = None
 
@@ -91,7 +90,7 @@ def select_stage(ctx: SearchContext, screening: Screening, progress: Progress) -
     picks = recommend(front, metrics["clean_accuracy"], objectives.robustness, min_ratio=output.pick_min_ratio,
                       max_drop=output.pick_max_drop, latency=objectives.latency)
     spec = ctx.window_spec(0, ctx.select_images) if measured else None
-    return Selection(front, keys, metrics, picks, spec, measured=bool(reference))
+    return Selection(Front(front), keys, metrics, picks, spec, measured=bool(reference))
 
 
 def recommended_rows(selection: Selection) -> list[int]:
@@ -103,17 +102,17 @@ def report_stage(ctx: SearchContext, screening: Screening, selection: Selection,
     """Measures the selected front, the reference and the original on the report split (when asked)."""
     spec = ctx.report_spec()
     if spec is None:
-        front = selection.front
+        front = selection.front.table
         for c in METRIC_COLUMNS:
             front[f"final/{c}"] = front[f"select/{c}"]
         for c in LATENCY_FIELDS:
             if c in front:
                 front[f"final/{c}"] = front[c]
-        return Reported(front)
+        return Reported(Front(front))
     progress.start("report", len(selection.front) + 2, [])
     evaluator = dataclasses.replace(screening.evaluator, spec=spec)
-    front, summary = report(selection.front, evaluator, ctx.reference_plan, screening.objectives)
-    return Reported(front, summary, spec)
+    front, summary = report(selection.front.table, evaluator, ctx.reference_plan, screening.objectives)
+    return Reported(Front(front), summary, spec)
 
 
 def held_out_stage(ctx: SearchContext, screening: Screening, selection: Selection, reported: Reported,
@@ -125,16 +124,18 @@ def held_out_stage(ctx: SearchContext, screening: Screening, selection: Selectio
     rows = recommended_rows(selection) if which == "recommended" else list(range(len(reported.front)))
     progress.start("held out", len(rows) + 1, [])
     evaluator = dataclasses.replace(screening.evaluator, spec=reported.spec)
-    reported.front, reported.summary["heldout"] = held_out(reported.front, rows, evaluator, ctx.held_out_spec(),
-                                                           ctx.reference_plan, screening.objectives)
+    table, reported.summary["heldout"] = held_out(reported.front.table, rows, evaluator, ctx.held_out_spec(),
+                                                  ctx.reference_plan, screening.objectives)
+    reported.front = Front(table)
 
 
 def deployment_stage(ctx: SearchContext, screening: Screening, selection: Selection, reported: Reported) -> None:
     """Exports the recommendations of a deployment search as ONNX files and checks them in ONNX Runtime."""
     if reported.spec is None or screening.meter is None:
         return
-    reported.front, reported.summary["deployed"] = deployed(reported.front, recommended_rows(selection),
-                                                            reported.spec, ctx.out_dir / "onnx")
+    table, reported.summary["deployed"] = deployed(reported.front.table, recommended_rows(selection),
+                                                   reported.spec, ctx.out_dir / "onnx")
+    reported.front = Front(table)
 
 
 def finish(ctx: SearchContext, screening: Screening, selection: Selection,

@@ -162,7 +162,7 @@ def budget_section(models: dict[str, dict[str, list[np.ndarray]]], budgets: list
 
     # more bins than any ResNet-20 layer has distinct values: one bin per value, the exact optimum
     with mock.patch.object(cluster, "_bin_budget", lambda k: 1 << 20):
-        exact = {k: [inertia(v, *r) for v, r in zip(resnet, run(resnet, k))] for k in (*KS, 64)}
+        exact = {k: [inertia(v, *r) for v, r in zip(resnet, run(resnet, k), strict=True)] for k in (*KS, 64)}
 
     def run_kmeanspp(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         config = ClusterConfig(k, init="kmeans++")
@@ -170,7 +170,8 @@ def budget_section(models: dict[str, dict[str, list[np.ndarray]]], budgets: list
 
     def row(label: str) -> str:
         gaps = {
-            k: max(inertia(v, *r) / e - 1 for v, r, e in zip(resnet, run(resnet, k), exact[k])) for k in (*KS, 64)
+            k: max(inertia(v, *r) / e - 1 for v, r, e in zip(resnet, run(resnet, k), exact[k], strict=True))
+            for k in (*KS, 64)
         }
         # each budget's time against one k-means++ start timed next to it, so that load hits both alike
         times = {

@@ -123,31 +123,36 @@ def speed_section(model: torch.nn.Module, repeats: int, naive_iterations: int) -
     rngs = lambda: [np.random.default_rng([0, i]) for i in range(len(values))]  # noqa: E731
 
     # converged fast k-means (as compress runs it)
-    t_fast, results = timed(lambda: [kmeans_1d(v, 16, rng=r) for v, r in zip(values, rngs())], repeats)
+    t_fast, results = timed(lambda: [kmeans_1d(v, 16, rng=r) for v, r in zip(values, rngs(), strict=True)], repeats)
     iterations = [r.iterations for r in results]
     # equal work: both methods run naive_iterations Lloyd updates from the same k-means++ centroids
     t_fast_fixed, fixed = timed(
-        lambda: [kmeans_1d(v, 16, rng=r, tol=0, max_iter=naive_iterations) for v, r in zip(values, rngs())], repeats
+        lambda: [
+            kmeans_1d(v, 16, rng=r, tol=0, max_iter=naive_iterations) for v, r in zip(values, rngs(), strict=True)
+        ],
+        repeats,
     )
-    inits = [_init_kmeanspp(np.sort(v), 16, r) for v, r in zip(values, rngs())]
+    inits = [_init_kmeanspp(np.sort(v), 16, r) for v, r in zip(values, rngs(), strict=True)]
     start = time.perf_counter()
-    naive = [naive_kmeans(v, c, naive_iterations) for v, c in zip(values, inits)]
+    naive = [naive_kmeans(v, c, naive_iterations) for v, c in zip(values, inits, strict=True)]
     t_naive = time.perf_counter() - start
     per_iteration = t_naive / (naive_iterations + 1)
     worst = max(
         float(np.max(np.abs(f.centroids - n[0]) / (np.abs(n[0]) + 1e-12)))
-        for f, n in zip(fixed, naive)
+        for f, n in zip(fixed, naive, strict=True)
         if f.centroids.size == n[0].size
     )
-    agree = sum(int(np.sum(f.labels == n[1])) for f, n in zip(fixed, naive)) / sum(v.size for v in values)
+    agree = sum(int(np.sum(f.labels == n[1])) for f, n in zip(fixed, naive, strict=True)) / sum(v.size for v in values)
     projected = per_iteration * (statistics.mean(iterations) + 1)
     verdict = "meets" if t_compress <= 2.0 else "misses"
     return f"""### Speed: VGG-19, 50% sparsity + 16 clusters + 8 bits
 
 | what | seconds (median of {repeats}) |
 |---|---|
-| `compress(vgg19, P50-C16-Q8)` end to end ({n_weights / 1e6:.1f}M weights, {len(values)} layers) | **{t_compress:.2f}** |
-| 1-D k-means of all layers, converged (mean {statistics.mean(iterations):.0f} Lloyd updates per layer, max {max(iterations)}) | {t_fast:.2f} |
+| `compress(vgg19, P50-C16-Q8)` end to end ({n_weights / 1e6:.1f}M weights, {len(values)} layers) \
+| **{t_compress:.2f}** |
+| 1-D k-means of all layers, converged (mean {statistics.mean(iterations):.0f} Lloyd updates per layer, \
+max {max(iterations)}) | {t_fast:.2f} |
 | 1-D k-means of all layers, {naive_iterations} updates from k-means++ | {t_fast_fixed:.2f} |
 | naive n x k k-means of all layers, {naive_iterations} updates from the same centroids (one run) | {t_naive:.2f} |
 
@@ -175,7 +180,8 @@ def ratio_section(model: torch.nn.Module) -> str:
         overhead = len(packed) - report.compressed_bytes
         rows.append(
             f"| {plan.label()} | {seconds:.2f} | {report.compression_ratio:.2f}x | {len(packed) / 1e6:.2f} | "
-            f"{len(fp32) / len(packed):.2f}x | {overhead / 1e3:.1f} | {packed_gzip / 1e6:.2f} | {fp32_gzip / packed_gzip:.2f}x |"
+            f"{len(fp32) / len(packed):.2f}x | {overhead / 1e3:.1f} | {packed_gzip / 1e6:.2f} | "
+            f"{fp32_gzip / packed_gzip:.2f}x |"
         )
     return (
         f"""### Compression ratio: analytic against measured, VGG-19
@@ -192,7 +198,8 @@ gzip = gzip(fp32 `state_dict`) / gzip(packed file), the seed study's measure.
         + """
 
 Quantizing the centroids of a clustered layer only shrinks its codebook (k values at b instead of 32
-bits; under 1 kB over all of VGG-19's layers for k = 16), so C16 and C16-Q8 have practically the same size. Analytic and packed ratios agree to the header; gzip adds
+bits; under 1 kB over all of VGG-19's layers for k = 16), so C16 and C16-Q8 have practically the same size. \
+Analytic and packed ratios agree to the header; gzip adds
 little on top of the packed layouts except for dense quantized codes (Q4), whose values are far from
 uniformly distributed.
 """

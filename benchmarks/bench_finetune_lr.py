@@ -66,7 +66,8 @@ def main() -> None:
                                      calibration=calibration))
         pruned = correct(compress(pre.model, CompressionPlan(prune=prune, recovery=recovery, exclude_classifier=True),
                                   calibration=calibration))
-        rows.append(f"| {lr:g} | {100 * reference.mean():.1f}% | {_pm(paired_difference_interval(reference, original))} "
+        rows.append(f"| {lr:g} | {100 * reference.mean():.1f}% "
+                    f"| {_pm(paired_difference_interval(reference, original))} "
                     f"| {100 * pruned.mean():.1f}% | {_pm(paired_difference_interval(pruned, reference))} |")
         print(rows[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
     body = "\n".join([

@@ -70,7 +70,7 @@ def _truth(settings: SearchSettings, executor: ExecutorConfig, seed: int = 0,
     labels = load_resources(spec).clean.labels
     ref = record_outcomes(records[0], spec.corruptions, spec.severities)
     out = {}
-    for plan, record in zip(plans[1:], records[1:]):
+    for plan, record in zip(plans[1:], records[1:], strict=True):
         if record["status"] != "ok":
             continue
         claims = plan_claims(record_outcomes(record, spec.corruptions, spec.severities), ref, labels)
@@ -121,7 +121,8 @@ def main() -> None:
         close_executors()
     print("searches ...", flush=True)
     claims = _claims(settings, args.seeds, workdir)
-    claims["true"] = [truth[k][m] if k in truth else math.nan for k, m in zip(claims["plan_key"], claims["metric"])]
+    claims["true"] = [truth[k][m] if k in truth else math.nan
+                      for k, m in zip(claims["plan_key"], claims["metric"], strict=True)]
     claims = claims.dropna(subset=["true"])
     claims["covered"] = (claims["low"] <= claims["true"]) & (claims["true"] <= claims["high"])
     claims["changed"] = [truth[k]["changed"] for k in claims["plan_key"]]
@@ -158,7 +159,8 @@ def main() -> None:
         "5 corruptions at severity 3, batch-norm re-estimation on 512 training images, "
         f"{settings.execution.precision}). **Truth**: "
         "every plan, and the reference, on the whole report split (5,000 clean images; 5,000 per corruption "
-        f"cell). **Claims**: {args.seeds} searches (NSGA-II 8 x 3; NSGA-II seed and image-subset seed = 0..{args.seeds - 1}), "
+        f"cell). **Claims**: {args.seeds} searches (NSGA-II 8 x 3; NSGA-II seed and image-subset seed = "
+        f"0..{args.seeds - 1}), "
         f"screening on {args.eval_images} and selection on {args.select_images} search-split images, the front "
         f"measured on {args.final_images} report-split images per cell (clean accuracy on all 5,000) with paired "
         "95% intervals against the reference (clean and mean-corruption-accuracy deltas in points, mCE).",
@@ -168,7 +170,8 @@ def main() -> None:
         f"Median |claimed - true| delta of front members: **{error.median():.2f} points** (90th percentile "
         f"{error.quantile(0.9):.2f}; {len(deltas)} clean and mCA deltas; mCA deltas alone: median "
         f"{mca_error.median():.2f}, 90th percentile {mca_error.quantile(0.9):.2f}); median interval width: clean "
-        f"{width[claims['metric'] == 'clean_delta'].median():.2f}, mCA {width[claims['metric'] == 'mca_delta'].median():.2f} "
+        f"{width[claims['metric'] == 'clean_delta'].median():.2f}, "
+        f"mCA {width[claims['metric'] == 'mca_delta'].median():.2f} "
         f"points, mCE {width[claims['metric'] == 'mce'].median():.2f}. Plans flagged as dominated on the report "
         f"split: {int(claims.drop_duplicates(['seed', 'plan_key'])['dominated'].sum())} of "
         f"{len(claims.drop_duplicates(['seed', 'plan_key']))}.",

@@ -140,8 +140,8 @@ def report(before: dict, after: dict, timing: dict[str, float] | None = None) ->
                 f"| {a['ratio']:.2f}x |"
             )
     if timing:
-        lines += ["", f"Compressing VGG-19 with P50-C16-Q8 (no recovery; best of 3 in each of 3 alternating processes): "
-                  f"before {timing['before']:.2f} s, after {timing['after']:.2f} s "
+        lines += ["", "Compressing VGG-19 with P50-C16-Q8 (no recovery; best of 3 in each of 3 alternating "
+                  f"processes): before {timing['before']:.2f} s, after {timing['after']:.2f} s "
                   f"(**{timing['after'] / timing['before']:.2f}x**; target: at most 2 s). The optimal clustering's "
                   "dynamic programme and the quantization grid search add the difference."]
     return "\n".join(lines)

@@ -129,9 +129,11 @@ fidelity), each from an empty cache: `--workers 1` **{one:.0f} s**, `--workers 2
 The two searches are not bit-identical: a serial run evaluates with 2 torch threads, a worker with 1,
 and batch-norm re-estimation and bf16 convolutions reduce in a thread-dependent order. On the
 {len(both)} plans both searches evaluated, screening clean accuracy differed by {clean_diff.mean():.2f} points on
-average (at most {clean_diff.max():.1f}: one image is {100 / args.search_images:.0f} points at this fidelity) and mean corruption
+average (at most {clean_diff.max():.1f}: one image is {100 / args.search_images:.0f} points at this fidelity) \
+and mean corruption
 accuracy by {corr_diff.mean():.3f} (at most {corr_diff.max():.2f}); such differences steer NSGA-II to partly
-different plans, and {len(front1 & front2)} of the {len(front1)} and {len(front2)} Pareto plans are shared. Runs with the
+different plans, and {len(front1 & front2)} of the {len(front1)} and {len(front2)} Pareto plans are shared. \
+Runs with the
 same threads per worker compute the same numbers (`--workers 2`, with or without `--scheduler local`);
 the tests check that serial, process and Dask runs of a small fp32 search give the same Pareto set.
 """
@@ -141,7 +143,8 @@ the tests check that serial, process and Dask runs of a small fp32 search give t
 One generation of a {args.arch} search: {len(plans)} distinct plans of the `{default_space(defaults.family)}` space,
 each compressed, batch-norm re-estimated and evaluated on N clean images and N images for each of
 15 corruptions x 5 severities (bf16; N = {" and ".join(map(str, args.eval_images))}, the `--quick` and default
-screening fidelities), every plan computed (empty caches). Each executor first evaluates {len(warmup)} other plans, which starts its workers (spawning them,
+screening fidelities), every plan computed (empty caches). Each executor first evaluates {len(warmup)} other plans, \
+which starts its workers (spawning them,
 importing torch, loading the checkpoint and the images once per worker); a search pays that once per run,
 as the workers persist across generations.
 

@@ -105,7 +105,8 @@ point 0), as the search itself reports it; random search draws plans uniformly f
 | method | evaluations | HV / grid HV (mean) | (min over seeds) |
 |---|---|---|---|
 | whole grid | {grid} | 1.000 | |
-| NSGA-II | {evals.mean():.0f} ({100 * evals.mean() / grid:.0f}% of the grid) | {np.mean(hv_nsga) / hv_grid:.3f} | {np.min(hv_nsga) / hv_grid:.3f} |
+| NSGA-II | {evals.mean():.0f} ({100 * evals.mean() / grid:.0f}% of the grid) | {np.mean(hv_nsga) / hv_grid:.3f} \
+| {np.min(hv_nsga) / hv_grid:.3f} |
 | random search | same as NSGA-II | {np.mean(hv_rand) / hv_grid:.3f} | {np.min(hv_rand) / hv_grid:.3f} |
 
 NSGA-II beats random search in {int(np.sum(hv_nsga > hv_rand))} of {args.seeds} seeds (mean HV ratio NSGA-II /

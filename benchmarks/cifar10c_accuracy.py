@@ -71,7 +71,8 @@ def main() -> None:
     by_severity = metrics.accuracy_by_severity(table)
     lines += [
         "",
-        f"Over the 15 benchmark corruptions: mean corruption accuracy **{100 * metrics.mean_corruption_accuracy(table):.1f}%** "
+        "Over the 15 benchmark corruptions: mean corruption accuracy "
+        f"**{100 * metrics.mean_corruption_accuracy(table):.1f}%** "
         f"(unnormalised mCE {metrics.unnormalised_mce(table):.1f}); "
         "by severity " + ", ".join(f"s{s} {100 * v:.1f}%" for s, v in by_severity.items()) + "; "
         "by family " + ", ".join(f"{f} {100 * v:.1f}%" for f, v in by_family.items()) + ".",

@@ -35,7 +35,8 @@ def main() -> None:
     deployed = {r["label"]: r["onnx"] for r in run.knees["recommendations"] if r.get("onnx")}
     base = run.knees["baseline"]
     lines = [
-        f"Run: `python -m moo_compress.search --arch {run.config['run']['arch']} --space {run.config['space']['name']}` "
+        f"Run: `python -m moo_compress.search --arch {run.config['run']['arch']} "
+        f"--space {run.config['space']['name']}` "
         f"({run.config['run']['seconds'] / 60:.1f} min; {len(run.evaluations)} distinct plans). Latency: "
         f"{latency.get('runtime_name')} on {latency.get('hardware')}; {latency.get('measured')}. Reference "
         f"(uncompressed after the same recovery): {base['final']['clean_accuracy']:.2f}% clean on "
@@ -50,7 +51,8 @@ def main() -> None:
         onnx = deployed.get(r["label"])
         check = f"{onnx['accuracy']:.2f}% vs {onnx['torch_accuracy']:.2f}%" if onnx else ""
         lines.append(
-            f"| `{r['label']}`{' (recommended)' if r['label'] in picked else ''} | {r['final/compression_ratio']:.2f} | "
+            f"| `{r['label']}`{' (recommended)' if r['label'] in picked else ''} "
+            f"| {r['final/compression_ratio']:.2f} | "
             f"{_interval(r, 'clean_delta')} | {_interval(r, 'mca_delta')} | {r['latency_ms']:.3g} "
             f"[{r['latency_low_ms']:.3g}, {r['latency_high_ms']:.3g}] | {r['latency_speedup']:.2f} "
             f"[{r['latency_speedup_low']:.2f}, {r['latency_speedup_high']:.2f}] | {r['latency_batch_speedup']:.2f} | "

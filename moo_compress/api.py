@@ -146,7 +146,7 @@ def _array_folder(data: Any, cache_dir: str | None) -> str:
         for split, (images, labels) in arrays.items():
             for c in range(classes):
                 (root / split / f"class{c:04d}").mkdir(parents=True, exist_ok=True)
-            for i, (image, label) in enumerate(zip(images, labels)):
+            for i, (image, label) in enumerate(zip(images, labels, strict=True)):
                 Image.fromarray(image).save(root / split / f"class{int(label):04d}" / f"{i:06d}.png")
         (root / "done").write_text("")
     return str(root)

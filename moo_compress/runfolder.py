@@ -28,8 +28,8 @@ from moo_compress.errors import DataFormatError, DataNotFoundError
 from moo_compress.fileio import atomic_write_json, atomic_write_text
 
 __all__ = ["FORMAT_VERSION", "CONFIG", "EVALUATIONS", "PARETO", "KNEES", "HISTORY", "SUMMARY", "REQUIRED",
-           "METRIC_COLUMNS", "LATENCY_COLUMNS", "SETTINGS_GROUPS", "SETTINGS_FLAT_NAMES", "write_tables", "write_config", "read_table",
-           "read_run", "format_version", "flat_settings"]
+           "METRIC_COLUMNS", "LATENCY_COLUMNS", "SETTINGS_GROUPS", "SETTINGS_FLAT_NAMES", "write_tables",
+           "write_config", "read_table", "read_run", "format_version", "flat_settings"]
 
 #: Version of the run-folder format written now (1: folders written before it was recorded; 3: settings
 #: nested by group).
@@ -56,7 +56,11 @@ LATENCY_COLUMNS = ("latency_ms", "latency_low_ms", "latency_high_ms", "latency_s
 SETTINGS_GROUPS = ("target", "algorithm", "fidelity", "execution", "output")
 #: The settings whose flat name (formats 1 and 2, and the command-line option) differs from their field:
 #: (group, field) -> flat name. Every other field keeps its name.
-SETTINGS_FLAT_NAMES = {("target", "model"): "arch", ("fidelity", "mode"): "fidelity", ("algorithm", "name"): "algorithm"}
+SETTINGS_FLAT_NAMES = {
+    ("target", "model"): "arch",
+    ("fidelity", "mode"): "fidelity",
+    ("algorithm", "name"): "algorithm",
+}
 
 
 def _csv(frame: pd.DataFrame) -> str:

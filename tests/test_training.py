@@ -64,7 +64,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_folder: Path, tmp_path: Path)
     straight = run(tmp_path / "a.state")
     run(tmp_path / "b.state", max_steps=4)  # finishes epoch 1 (3 steps), dies in epoch 2
     resumed = run(tmp_path / "b.state")
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
 
     other = TrainRecipe(epochs=2, batch_size=8, precision="fp32", lr=0.2)

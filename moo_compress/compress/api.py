@@ -158,7 +158,7 @@ def _compress_weights(targets: list[Target], seed: int) -> tuple[dict[str, Layer
             by_group[t.group].append(t)
     for members in by_group.values():
         masks = prune_masks([weights[t.name] for t in members], members[0].prune)  # type: ignore[arg-type]
-        keeps.update({t.name: m for t, m in zip(members, masks)})
+        keeps.update({t.name: m for t, m in zip(members, masks, strict=True)})
     pruned = {
         t.name: ~keeps[t.name].reshape(keeps[t.name].shape[0], -1).any(axis=1)
         for t in targets

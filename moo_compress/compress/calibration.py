@@ -166,7 +166,7 @@ class CalibrationData:
         """Normalised float32 NCHW batch (channels-last memory) of the images at ``index``."""
         x = torch.from_numpy(np.array(self.images[index], dtype=np.uint8, order="C")).to(device)
         scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(1, 3, 1, 1)
-        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=device).view(1, 3, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)], device=device).view(1, 3, 1, 1)
         return x.permute(0, 3, 1, 2).float().mul_(scale).add_(shift)
 
     def batches(

@@ -88,7 +88,10 @@ def prune_masks(weights: Sequence[np.ndarray], config: PruneConfig) -> list[np.n
     if config.structured:
         rows = [w.reshape(w.shape[0], -1) for w in weights]
         keeps = filter_mask(rows, config.sparsity, scope=config.scope)
-        return [np.broadcast_to(k[:, None], r.shape).reshape(w.shape).copy() for k, r, w in zip(keeps, rows, weights)]
+        return [
+            np.broadcast_to(k[:, None], r.shape).reshape(w.shape).copy()
+            for k, r, w in zip(keeps, rows, weights, strict=True)
+        ]
     if config.scope == "layer":
         return [
             magnitude_mask(np.abs(w).ravel(), int(round(config.sparsity * w.size))).reshape(w.shape) for w in weights
@@ -112,11 +115,11 @@ def _global_masks(magnitudes: list[np.ndarray], sparsity: float, shapes: list[tu
     keeps = [m > threshold for m in magnitudes]
     # weights equal to the threshold: prune the first ones (in layer order) until exactly n_prune are gone
     restore = (total - sum(int(np.count_nonzero(k)) for k in keeps)) - n_prune
-    for m, keep in zip(reversed(magnitudes), reversed(keeps)):
+    for m, keep in zip(reversed(magnitudes), reversed(keeps), strict=True):
         if restore <= 0:
             break
         ties = np.flatnonzero(m == threshold)
         take = ties[max(0, ties.size - restore) :]
         keep[take] = True
         restore -= take.size
-    return [k.reshape(shape) for k, shape in zip(keeps, shapes)]
+    return [k.reshape(shape) for k, shape in zip(keeps, shapes, strict=True)]

@@ -113,7 +113,7 @@ def recalibrate_batchnorm(
     was_training = model.training
     model.eval()
     accumulators = [_MomentAccumulator() for _ in norms]
-    handles = [m.register_forward_pre_hook(a) for m, a in zip(norms, accumulators)]
+    handles = [m.register_forward_pre_hook(a) for m, a in zip(norms, accumulators, strict=True)]
     for m in norms:
         m.reset_running_stats()  # num_batches_tracked then counts this pass's batches
         m.train()
@@ -125,7 +125,7 @@ def recalibrate_batchnorm(
         for h in handles:
             h.remove()
         model.train(was_training)
-    for m, a in zip(norms, accumulators):
+    for m, a in zip(norms, accumulators, strict=True):
         if a.mean is None:  # the layer was not reached (an unused branch): leave it as it was
             continue
         m.running_mean.copy_(a.mean.to(m.running_mean.dtype))

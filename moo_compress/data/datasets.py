@@ -174,7 +174,8 @@ def resolve_data_root(name: str, data_root: str | os.PathLike[str] | None = None
         DataNotFoundError: if ``data_root`` or ``$MOO_COMPRESS_DATA`` is set but holds no such dataset.
     """
     info = dataset_info(name)
-    layouts = f"an ImageFolder tree (train/<class>/*, test/<class>/*) or a torchvision root holding {info.torchvision_folder}/"
+    layouts = ("an ImageFolder tree (train/<class>/*, test/<class>/*) or a torchvision root holding "
+               f"{info.torchvision_folder}/")
     if not info.num_classes:  # a user's ImageFolder tree: only where it is given
         layouts = "an ImageFolder tree (train/<class>/*, test/<class>/*)"
         if data_root is None:
@@ -308,7 +309,9 @@ def load_image_folder(
         raise DataNotFoundError(f"{split_dir} does not exist; an ImageFolder dataset needs {root}/{split}/<class>/*")
     files, labels, classes = _folder_listing(split_dir)
     if not files:
-        raise DataNotFoundError(f"no images under {split_dir}/<class>/ (looked for {', '.join(sorted(_IMAGE_SUFFIXES))})")
+        raise DataNotFoundError(
+            f"no images under {split_dir}/<class>/ (looked for {', '.join(sorted(_IMAGE_SUFFIXES))})"
+        )
 
     cache = cache or paths.cache_dir()
     tag, plain = f"{name}-{split}", _listing_key(files, split_dir)
@@ -373,7 +376,9 @@ def _load_torchvision(info: DatasetInfo, root: Path, split: str, *, download: bo
         try:
             return cls(str(root), train=(split == "train"), download=download)
         except (urllib.error.URLError, OSError, RuntimeError) as exc:
-            raise DataNotFoundError(f"{info.name} not found at {folder} and could not be downloaded ({exc}); {how}") from None
+            raise DataNotFoundError(
+                f"{info.name} not found at {folder} and could not be downloaded ({exc}); {how}"
+            ) from None
 
     def build(path: Path) -> tuple[np.ndarray, list[str]]:
         ds = fetch()
@@ -422,7 +427,9 @@ def load_dataset(
     if kind == "imagefolder":
         ds = load_image_folder(root, split, name=name, cache=cache, sizing=sizing)
         if info.num_classes and ds.num_classes != info.num_classes:
-            raise DataFormatError(f"{root}/{split} has {ds.num_classes} class folders but {name} has {info.num_classes}")
+            raise DataFormatError(
+                f"{root}/{split} has {ds.num_classes} class folders but {name} has {info.num_classes}"
+            )
         return ds
     return _load_torchvision(info, root, split, download=download and paths.data_dir() is None, cache=cache)
 

@@ -58,7 +58,9 @@ def encode_png(images: np.ndarray) -> list[bytes]:
     """Lossless PNG files of uint8 RGB images ``(N, H, W, 3)``."""
     blobs = []
     for image in images:
-        ok, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL])
+        ok, data = cv2.imencode(
+            ".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, _PNG_LEVEL]
+        )
         if not ok:
             raise RuntimeError("OpenCV could not encode a PNG")
         blobs.append(data.tobytes())

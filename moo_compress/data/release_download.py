@@ -68,7 +68,9 @@ def download_release(
                     digest.update(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, OSError) as exc:
-        raise DataNotFoundError(f"could not download {url} ({exc}); download it by hand and extract it into {root}") from None
+        raise DataNotFoundError(
+            f"could not download {url} ({exc}); download it by hand and extract it into {root}"
+        ) from None
     if digest.hexdigest() != md5:
         archive.unlink()
         raise DataFormatError(f"{url} downloaded with MD5 {digest.hexdigest()}, expected {md5}; try again")

@@ -122,7 +122,9 @@ def load_release_folder(root: Path, clean: ArrayDataset, corruptions: Sequence[s
         for severity in severities:
             folder = root / corruption / str(severity)
             _check_classes(folder, clean.classes)
-            paths[(corruption, severity)] = [_match(folder, cls, f, stems) for cls, f in zip(classes, chosen)]
+            paths[(corruption, severity)] = [
+                _match(folder, cls, f, stems) for cls, f in zip(classes, chosen, strict=True)
+            ]
     listing = []
     for key in sorted(paths):
         for path in paths[key]:

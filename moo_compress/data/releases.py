@@ -174,7 +174,9 @@ def open_release(root: str | os.PathLike[str], *, corruptions: Iterable[str] | N
     labels = np.asarray(load_npy(labels_path, shape=shape, what="labels", integer=True))
     blocks = labels.reshape(len(severities), -1)
     if not (blocks == blocks[0]).all():
-        raise DataFormatError(f"{labels_path} is not one block of labels repeated for each of {len(severities)} severities")
+        raise DataFormatError(
+            f"{labels_path} is not one block of labels repeated for each of {len(severities)} severities"
+        )
     present = tuple(name for name in ALL_CORRUPTIONS if (root / f"{name}.npy").is_file())
     release = CorruptionRelease(root, blocks[0].astype(np.int64), severities, present, manifest)
     for name in resolve_corruptions(corruptions) if corruptions is not None else ():

@@ -95,7 +95,7 @@ def balanced_order(labels: np.ndarray, n: int, *, seed: int = 0) -> np.ndarray:
     while np.minimum(sizes, rounds).sum() < n:  # some classes ran out: more rounds of the others
         rounds += 1
     table = np.full((classes.size, rounds), -1, dtype=np.int64)
-    for row, m in zip(table, members):
+    for row, m in zip(table, members, strict=True):
         row[: min(m.size, rounds)] = m[:rounds]
     order = np.argsort(rng.random((rounds, classes.size)), axis=1)  # a class order per round
     flat = table[order, np.arange(rounds)[:, None]].reshape(-1)

@@ -35,7 +35,10 @@ def measure_latency(call: Callable[[], object], *, warmup: int = 2, repeats: int
 
 
 def time_calls(calls: dict[str, Callable[[], object]], *, rounds: int = 15, warmup: int = 2) -> dict[str, np.ndarray]:
-    """Seconds of every call in each of ``rounds`` rounds; the calls alternate within a round (after ``warmup`` rounds)."""
+    """Seconds of every call in each of ``rounds`` rounds.
+
+    The calls alternate within a round (after ``warmup`` rounds).
+    """
     times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode():
         for _ in range(warmup):

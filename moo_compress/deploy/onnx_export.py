@@ -96,7 +96,7 @@ class _ImageInput(nn.Module):
         self.model = model
         # (x / 255 - mean) / std == x * scale + shift, as the Evaluator and CalibrationData compute it
         self.register_buffer("scale", torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1))
-        self.register_buffer("shift", torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
+        self.register_buffer("shift", torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.permute(0, 3, 1, 2).contiguous().float()  # contiguous: plain NCHW, so flatten stays a reshape
@@ -226,7 +226,7 @@ def _observe(model, tensors: list[str], calibration: CalibrationData) -> dict[st
     for start in range(0, n, 128):
         batch = np.ascontiguousarray(calibration.images[start:min(start + 128, n)])
         outputs = session.run(tensors, {INPUT_NAME: batch})
-        for name, value in zip(tensors, outputs):
+        for name, value in zip(tensors, outputs, strict=True):
             lo, hi = float(value.min()), float(value.max())
             old = ranges.get(name)
             ranges[name] = [lo, hi] if old is None else [min(old[0], lo), max(old[1], hi)]

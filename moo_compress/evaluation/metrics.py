@@ -20,7 +20,6 @@ severities (default 1..5).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -43,8 +42,8 @@ __all__ = [
     "unnormalised_mce",
 ]
 
-Table = Union[Mapping[tuple[str, int], float], pd.DataFrame]
-Corruptions = Union[str, Iterable[str], None]
+Table = Mapping[tuple[str, int], float] | pd.DataFrame
+Corruptions = str | Iterable[str] | None
 
 _COLUMNS = ("corruption", "severity", "accuracy", "error")
 
@@ -58,10 +57,10 @@ def _as_dict(table: Table, value: str, *, argument: str) -> dict[tuple[str, int]
             raise ConfigError(f"{argument} must have columns corruption, severity and {value} (or {other}); "
                               f"got {list(table.columns)}")
         column = table[value] if value in table.columns else 1.0 - table[other]
-        keys = list(zip(table["corruption"].astype(str), table["severity"].astype(int)))
+        keys = list(zip(table["corruption"].astype(str), table["severity"].astype(int), strict=True))
         if len(set(keys)) != len(keys):
             raise ConfigError(f"{argument} has more than one row for some (corruption, severity)")
-        result = dict(zip(keys, column.astype(float)))
+        result = dict(zip(keys, column.astype(float), strict=True))
     elif isinstance(table, Mapping):
         result = {}
         for key, number in table.items():
@@ -133,7 +132,7 @@ def accuracy_by_corruption(accuracies: Table, *, corruptions: Corruptions = "ben
     """``mean_s A(c, s)`` for every corruption ``c``."""
     names, _, grid = _grid(_as_dict(accuracies, "accuracy", argument="accuracies"), corruptions, severities,
                            argument="accuracies")
-    return {c: float(row.mean()) for c, row in zip(names, grid)}
+    return {c: float(row.mean()) for c, row in zip(names, grid, strict=True)}
 
 
 def accuracy_by_family(accuracies: Table, *, corruptions: Corruptions = "benchmark",
@@ -150,7 +149,7 @@ def accuracy_by_severity(accuracies: Table, *, corruptions: Corruptions = "bench
     """``mean_c A(c, s)`` for every severity ``s``."""
     _, sevs, grid = _grid(_as_dict(accuracies, "accuracy", argument="accuracies"), corruptions, severities,
                           argument="accuracies")
-    return {s: float(col.mean()) for s, col in zip(sevs, grid.T)}
+    return {s: float(col.mean()) for s, col in zip(sevs, grid.T, strict=True)}
 
 
 def corruption_errors(errors: Table, reference_errors: Table, *, corruptions: Corruptions = "benchmark",
@@ -164,10 +163,10 @@ def corruption_errors(errors: Table, reference_errors: Table, *, corruptions: Co
     _, _, ref = _grid(_as_dict(reference_errors, "error", argument="reference_errors"), corruptions, severities,
                       argument="reference_errors")
     numerator, denominator = grid.sum(axis=1), ref.sum(axis=1)
-    zero = [c for c, d in zip(names, denominator) if d <= 0]
+    zero = [c for c, d in zip(names, denominator, strict=True) if d <= 0]
     if zero:
         raise ConfigError(f"the reference model has zero error on {zero}, so CE is undefined there")
-    return {c: float(n / d) for c, n, d in zip(names, numerator, denominator)}
+    return {c: float(n / d) for c, n, d in zip(names, numerator, denominator, strict=True)}
 
 
 def mce(errors: Table, reference_errors: Table, *, corruptions: Corruptions = "benchmark",
@@ -203,11 +202,11 @@ def relative_corruption_errors(errors: Table, clean_error: float, reference_erro
                       argument="reference_errors")
     numerator = (grid - float(clean_error)).sum(axis=1)
     denominator = (ref - float(reference_clean_error)).sum(axis=1)
-    flat = [c for c, d in zip(names, denominator) if d <= 0]
+    flat = [c for c, d in zip(names, denominator, strict=True) if d <= 0]
     if flat:
         raise ConfigError(f"the reference model's error does not rise above its clean error under {flat}, "
                           "so relative CE is undefined there")
-    return {c: float(n / d) for c, n, d in zip(names, numerator, denominator)}
+    return {c: float(n / d) for c, n, d in zip(names, numerator, denominator, strict=True)}
 
 
 def relative_mce(errors: Table, clean_error: float, reference_errors: Table, reference_clean_error: float, *,

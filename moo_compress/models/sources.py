@@ -36,8 +36,8 @@ from torch import nn
 
 from moo_compress.errors import CheckpointError, ConfigError, UnknownNameError
 
-__all__ = ["SOURCE_KINDS", "canonical_source", "describe", "is_source", "torchvision_published", "build_from_source", "source_metadata", "derive_layer_groups",
-           "source_slug"]
+__all__ = ["SOURCE_KINDS", "canonical_source", "describe", "is_source", "torchvision_published", "build_from_source",
+           "source_metadata", "derive_layer_groups", "source_slug"]
 
 #: The kinds of model source, by prefix (``file`` and ``module`` are told apart by the ``.py`` suffix).
 SOURCE_KINDS = ("torchvision", "timm", "pickle", "file", "module")

@@ -405,9 +405,10 @@ def materialize_source(
 
     The model is built from the source (its factory's own weights) and ``weights`` loaded into it when
     given, or for ``torchvision:<name>`` the published weights ``weights`` names (``DEFAULT``,
-    ``IMAGENET1K_V1``..., downloaded when online). Normalisation: ``mean``/``std`` when given, else the checkpoint's, else the model's own
-    metadata (:func:`~moo_compress.models.sources.source_metadata`); input size likewise
-    (``input_size`` pixels square), recorded only when known: a model without one takes the data as it is.
+    ``IMAGENET1K_V1``..., downloaded when online). Normalisation: ``mean``/``std`` when given, else the
+    checkpoint's, else the model's own metadata (:func:`~moo_compress.models.sources.source_metadata`);
+    input size likewise (``input_size`` pixels square), recorded only when known: a model without one
+    takes the data as it is.
 
     Raises:
         ConfigError: if no normalisation is known, or the model's outputs do not match ``num_classes``

@@ -198,8 +198,9 @@ def resolve_run(run: str | os.PathLike[str] | None = None, *, start: str | os.Pa
         return Path(env).expanduser()
     here = Path(start).resolve()
     for folder in (here, *here.parents):
-        if (folder / "outputs").is_dir() and any((p / runfolder.KNEES).is_file() for p in (folder / "outputs").glob("*")):
-            return find_latest_run(folder / "outputs")
+        outputs = folder / "outputs"
+        if outputs.is_dir() and any((p / runfolder.KNEES).is_file() for p in outputs.glob("*")):
+            return find_latest_run(outputs)
     raise DataNotFoundError(f"no run folder given, ${RUN_ENV} is unset and no finished run was found under "
                             f"outputs/ in {here} or its parents; run 'python -m moo_compress.search --arch resnet20 "
                             f"--quick' first, or name a run folder")

@@ -167,7 +167,9 @@ def _latency_cells(r: Any, titles: dict[str, str]) -> list[str]:
         return []
     ms, low, high = (r.get(f"final/latency_{k}", r.get(f"latency_{k}")) for k in ("ms", "low_ms", "high_ms"))
     batch1 = format_ms(ms) if low is None or pd.isna(low) else f"{format_ms(ms)} [{format_ms(low)}, {format_ms(high)}]"
-    speedup, low, high = (r.get(f"final/latency_speedup{k}", r.get(f"latency_speedup{k}")) for k in ("", "_low", "_high"))
+    speedup, low, high = (
+        r.get(f"final/latency_speedup{k}", r.get(f"latency_speedup{k}")) for k in ("", "_low", "_high")
+    )
     cells = [batch1, _fmt(speedup) if low is None or pd.isna(low) else f"{_fmt(speedup)} [{_fmt(low)}, {_fmt(high)}]"]
     if "latency_batch_ms" in titles:
         speedup = r.get("final/latency_batch_speedup", r.get("latency_batch_speedup"))
@@ -206,8 +208,10 @@ def _baseline(run: RunData) -> list[str]:
     base = run.knees.get("baseline", {})
     screen = run.screening_baseline
     lines = ["", "## Reference and original", "",
-             "| model | images | clean accuracy | mean corruption accuracy | mCE vs. reference |", "|---|---|---|---|---|",
-             f"| reference, screening | {_fidelity(run.info.get('screening'))} | {_fmt(screen.get('clean_accuracy'))}% | "
+             "| model | images | clean accuracy | mean corruption accuracy | mCE vs. reference |",
+             "|---|---|---|---|---|",
+             f"| reference, screening | {_fidelity(run.info.get('screening'))} "
+             f"| {_fmt(screen.get('clean_accuracy'))}% | "
              f"{_fmt(screen.get('mean_corruption_accuracy'))}% | 100.0 |"]
     if base.get("selection"):
         sel = base["selection"]

@@ -103,7 +103,8 @@ def fidelity_text(run: RunData, which: str = "best") -> str:
     if block.get("images_per_cell"):
         return f"{which}, {block['images_per_cell']} images per (corruption, severity) of the {split} split"
     where = f" of the {split} split" if split in ("search", "report") else ""
-    name = {"final": "report", "screening": "screening"}[which] if split in ("search", "report") else which + " fidelity"
+    name = ({"final": "report", "screening": "screening"}[which] if split in ("search", "report")
+            else which + " fidelity")
     return f"{name}, {'every image' if n is None else f'{n} images per class'}{where}"
 
 

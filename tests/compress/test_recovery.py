@@ -157,7 +157,10 @@ def test_the_reference_is_fine_tuned_like_its_plans(tiny, calibration):
 
     reference = compress(tiny, CompressionPlan(recovery=recovery), calibration)
     assert loss(reference) < loss(tiny)
-    assert any(not torch.equal(a, b) for a, b in zip(reference.state_dict().values(), tiny.state_dict().values()))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(reference.state_dict().values(), tiny.state_dict().values(), strict=True)
+    )
 
 
 def test_calibration_data_validation_and_subsets():

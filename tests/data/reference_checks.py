@@ -24,7 +24,7 @@ def mean_change(corrupted: np.ndarray, clean: np.ndarray) -> float:
 def assert_like_reference(ours: list[float], reference: list[float]) -> None:
     """Every severity within 25% of the reference's mean change, and strictly stronger than the one
     before wherever the reference's is (by more than 2%, so that sampling noise is not a step)."""
-    for severity, (mine, theirs) in enumerate(zip(ours, reference), start=1):
+    for severity, (mine, theirs) in enumerate(zip(ours, reference, strict=True), start=1):
         assert mine == pytest.approx(theirs, rel=TOLERANCE), (severity, ours, reference)
     for step in range(len(reference) - 1):
         if reference[step + 1] > (1 + DISTINCT) * reference[step]:

@@ -69,7 +69,9 @@ def import_imagecorruptions() -> types.ModuleType:
     if not getattr(module.gaussian, "_shimmed", False):
         original = module.gaussian
 
-        def gaussian(image: np.ndarray, *args: object, multichannel: bool | None = None, **kwargs: object) -> np.ndarray:
+        def gaussian(
+            image: np.ndarray, *args: object, multichannel: bool | None = None, **kwargs: object
+        ) -> np.ndarray:
             if multichannel:
                 kwargs["channel_axis"] = -1
             return original(image, *args, **kwargs)

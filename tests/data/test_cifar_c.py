@@ -182,7 +182,9 @@ def test_generate_release_with_workers_equals_in_process(tmp_path: Path) -> None
     assert open_release(two).severities == (2, 5)
 
 
-def test_interrupted_generation_leaves_no_complete_looking_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_generation_leaves_no_complete_looking_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clean = tiny_clean(20)
     real = corruption_jobs.corrupt_into
     calls = []

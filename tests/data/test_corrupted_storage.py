@@ -117,7 +117,7 @@ def test_png_generation_with_workers_equals_in_process(tmp_path: Path, monkeypat
                 for name in ("motion_blur", "spatter")]
         corruption_jobs.run_jobs(images, jobs, seed=5, workers=workers, scratch=tmp_path)
         targets.append([image_store.read_png_zip(job.target, 5, (224, 224, 3)) for job in jobs])
-    for one, two, name in zip(*targets, ("motion_blur", "spatter")):
+    for one, two, name in zip(*targets, ("motion_blur", "spatter"), strict=True):
         assert np.array_equal(one, two) and np.array_equal(one, corrupt(images, name, 4, seed=5))
 
 

@@ -157,7 +157,7 @@ def test_bad_seed(images: np.ndarray) -> None:
 @pytest.mark.parametrize("name", MONOTONE)
 def test_distortion_grows_with_severity(name: str, images: np.ndarray) -> None:
     distortion = [mad(corrupt(images, name, s), images) for s in range(1, 6)]
-    assert all(b > a for a, b in zip(distortion, distortion[1:])), distortion
+    assert all(b > a for a, b in zip(distortion, distortion[1:], strict=False)), distortion
 
 
 def test_motion_blur_distortion_grows_with_severity(images: np.ndarray) -> None:
@@ -263,7 +263,9 @@ def test_defocus_blur_matches_opencv_filter2d(images: np.ndarray) -> None:
     for severity in (1, 4, 5):
         kernel = filters.disk_kernel(*PARAMS["defocus_blur"].param(severity))
         expected = np.stack([
-            np.uint8(np.clip(np.stack([cv2.filter2D(im[..., d] / 255.0, -1, kernel) for d in range(3)], -1), 0, 1) * 255)
+            np.uint8(
+                np.clip(np.stack([cv2.filter2D(im[..., d] / 255.0, -1, kernel) for d in range(3)], -1), 0, 1) * 255
+            )
             for im in images[:6]])
         out = corrupt(images[:6], "defocus_blur", severity)
         assert np.abs(out.astype(int) - expected).max() <= 1  # summation order only
@@ -379,7 +381,8 @@ def test_elastic_transform_matches_opencv_and_scipy(images: np.ndarray) -> None:
         dx = (ndimage.gaussian_filter(noise_x[n], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)
         dy = (ndimage.gaussian_filter(noise_y[n], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)
         gx, gy, gz = np.meshgrid(np.arange(32), np.arange(32), np.arange(3))
-        coords = (np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)), np.reshape(gz, (-1, 1)))
+        coords = (np.reshape(gy + dy[..., None], (-1, 1)), np.reshape(gx + dx[..., None], (-1, 1)),
+                  np.reshape(gz, (-1, 1)))
         warped = ndimage.map_coordinates(x, coords, order=1, mode="reflect").reshape(x.shape)
         expected.append(np.uint8(np.clip(warped, 0, 1) * 255))
     out = corrupt(batch, "elastic_transform", severity, seed=seed).astype(int)
@@ -402,7 +405,7 @@ def test_frost_blends_a_crop_of_a_frost_texture() -> None:
             continue
         tops = rng.integers(0, texture.shape[0] - 32, size=members.size)
         lefts = rng.integers(0, texture.shape[1] - 32, size=members.size)
-        for n, top, left in zip(members, tops, lefts):
+        for n, top, left in zip(members, tops, lefts, strict=True):
             crop = texture[top: top + 32, left: left + 32][..., ::-1]
             assert np.array_equal(out[n], np.uint8(np.clip(b * crop.astype(np.float64), 0, 255)))
 

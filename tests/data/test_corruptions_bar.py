@@ -146,14 +146,14 @@ def test_distortion_grows_with_severity(name: str) -> None:
         level = level_of(name, severity)
         params = corruption.sample(np.random.default_rng(11), len(batch), level)
         distortion.append(mad(to_uint8(corruption.apply(batch, params, level)), batch))
-    assert all(b > a for a, b in zip(distortion, distortion[1:])), distortion
+    assert all(b > a for a, b in zip(distortion, distortion[1:], strict=False)), distortion
 
 
 def test_distortion_grows_with_severity_through_the_public_call() -> None:
     batch = textured_images(64, seed=7)
     for name in ("blue_noise_sample", "lines", "sparkles"):
         distortion = [mad(corrupt_bar(batch, name, s, seed=11), batch) for s in range(1, 6)]
-        assert all(b > a for a, b in zip(distortion, distortion[1:])), (name, distortion)
+        assert all(b > a for a, b in zip(distortion, distortion[1:], strict=False)), (name, distortion)
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -302,7 +302,7 @@ def ref_sparkles(image: np.ndarray, level: float, centers: np.ndarray, rays: np.
                  normals: np.ndarray) -> np.ndarray:
     radius = float_parameter(level, 0.1) * S
     current = image
-    for center, count, z in zip(centers, rays, normals):
+    for center, count, z in zip(centers, rays, normals, strict=True):
         lengths = [max(1, radius + 0.25 * radius * z[k]) for k in range(count)]
         current = np.array([[current[y, x].astype(np.float32)
                              + starburst_pixel(y, x, center, lengths, 50)
@@ -428,7 +428,8 @@ def restate_sampling(name: str, image: np.ndarray, level: float, rs: np.random.R
         return ref_circular_motion_blur(image, level)
     assert name == "transverse_chromatic_abberation"
     scale = float_parameter(level, 0.5)
-    return ref_transverse_chromatic_abberation(image, level, np.array([1.0, 1.0 + scale / 2, 1.0 + scale])[rs.permutation(3)])
+    factors = np.array([1.0, 1.0 + scale / 2, 1.0 + scale])[rs.permutation(3)]
+    return ref_transverse_chromatic_abberation(image, level, factors)
 
 
 # Float-rounding tolerances: circular_motion_blur is averaged in float64 here and in float32 by the

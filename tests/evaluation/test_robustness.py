@@ -41,7 +41,7 @@ def test_evaluate_robustness_table(tmp_path: Path) -> None:
     evaluator = Evaluator(MeanColour(), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     table = evaluate_robustness(evaluator, corrupted)
     assert list(table.columns) == ["corruption", "severity", "accuracy", "error", "family"]
-    assert list(zip(table["corruption"], table["severity"])) == corrupted.keys()
+    assert list(zip(table["corruption"], table["severity"], strict=True)) == corrupted.keys()
     for row in table.itertuples():
         expected = evaluator.accuracy(corrupted.images(row.corruption, row.severity), corrupted.labels)
         assert row.accuracy == pytest.approx(expected) and row.error == pytest.approx(1 - expected)

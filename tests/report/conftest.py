@@ -201,7 +201,7 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
     recommendations = []
     if len(front):
         picks = [len(front) // 2, len(front) // 2, len(front) - 1, 0]
-        for (method, title), row in zip(METHODS, picks):
+        for (method, title), row in zip(METHODS, picks, strict=True):
             r = front.iloc[row]
             recommendations.append({
                 "method": method, "title": title, "row": int(row), "plan_key": r["plan_key"], "label": r["label"],

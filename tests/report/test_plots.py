@@ -153,7 +153,8 @@ def test_accuracy_vs_robustness_colours_by_ratio(synthetic_run: Path) -> None:
     (front,) = _gid(ax, "front")
     np.testing.assert_allclose(front.get_array(), run.pareto["final/compression_ratio"])
     assert "compression ratio" in fig.axes[1].get_ylabel()  # the colour bar
-    assert "reference" in _annotations(ax) and "reference: the uncompressed model after the same recovery" in _legend_texts(fig)
+    assert "reference" in _annotations(ax)
+    assert "reference: the uncompressed model after the same recovery" in _legend_texts(fig)
 
 
 def test_hypervolume_plots_history(synthetic_run: Path) -> None:

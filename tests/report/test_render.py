@@ -100,7 +100,7 @@ def test_summary_pareto_table_has_latency_columns(latency_run: Path) -> None:
                           "latency, batch 64 (ms, speed-up)", "flags"]
     rows = [line for line in lines if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert len(rows) == len(run.pareto)
-    for line, (_, r) in zip(rows, run.pareto.iterrows()):
+    for line, (_, r) in zip(rows, run.pareto.iterrows(), strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert len(cells) == len(head.strip("|").split("|"))
         assert cells[-4] == f"{_ms(r['final/latency_ms'])} [{_ms(r['final/latency_low_ms'])}, " \

@@ -86,7 +86,8 @@ def test_pareto_table_has_latency_columns_when_measured(latency_run: Path) -> No
     expected = {"latency, batch 1 (ms)": "final/latency_ms", "latency IQR low (ms)": "final/latency_low_ms",
                 "latency IQR high (ms)": "final/latency_high_ms",
                 "speed-up vs. reference (x)": "final/latency_speedup",
-                "speed-up IQR low (x)": "final/latency_speedup_low", "speed-up IQR high (x)": "final/latency_speedup_high",
+                "speed-up IQR low (x)": "final/latency_speedup_low",
+                "speed-up IQR high (x)": "final/latency_speedup_high",
                 "latency, batch 64 (ms)": "final/latency_batch_ms",
                 "speed-up vs. reference, batch 64 (x)": "final/latency_batch_speedup"}
     for title, column in expected.items():

@@ -91,6 +91,6 @@ def correlate_reflect101(images: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     pad = [(0, 0), (reach, reach), (reach, reach)] + [(0, 0)] * (images.ndim - 3)
     padded = np.pad(images.astype(np.float64, copy=False), pad, mode="reflect")  # numpy reflect == REFLECT_101
     out = np.zeros(images.shape, dtype=np.float64)
-    for dy, dx in zip(*np.nonzero(kernel)):
+    for dy, dx in zip(*np.nonzero(kernel), strict=True):
         out += kernel[dy, dx] * padded[:, dy: dy + height, dx: dx + width]
     return out

@@ -160,5 +160,7 @@ def respecify(params: dict[str, tuple[Any, ...]]) -> tuple[CorruptionSpec, ...]:
         ValueError: unless ``params`` names every corruption once, with five severities each.
     """
     if set(params) != set(PARAMS) or any(len(p) != len(SEVERITIES) for p in params.values()):
-        raise ValueError(f"a parameter table needs the {len(PARAMS)} corruptions with {len(SEVERITIES)} severities each")
+        raise ValueError(
+            f"a parameter table needs the {len(PARAMS)} corruptions with {len(SEVERITIES)} severities each"
+        )
     return tuple(CorruptionSpec(s.name, s.family, s.benchmark, tuple(params[s.name]), s.meaning) for s in SPECS)

@@ -54,6 +54,6 @@ def line_aa_many(r0: np.ndarray, c0: np.ndarray, r1: np.ndarray, c1: np.ndarray
         r = np.where(step_r, r + sr, r)
         active &= ~(done | done_r)
 
-    line, rows, cols, coverage = (np.concatenate(parts) for parts in zip(*pieces))
+    line, rows, cols, coverage = (np.concatenate(parts) for parts in zip(*pieces, strict=True))
     order = np.argsort(line, kind="stable")  # group by line, keeping each line's drawing order
     return line[order], rows[order], cols[order], coverage[order]

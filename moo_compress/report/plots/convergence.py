@@ -41,7 +41,7 @@ def plot_hypervolume(run: RunData, path: str | os.PathLike[str] | None = None) -
     ax.plot(gen, hist["hypervolume"], marker="o", color="tab:blue", lw=2, label="hypervolume of the front",
             gid="hypervolume")
     if "front_size" in hist:
-        for g, hv, size in zip(gen, hist["hypervolume"], hist["front_size"]):
+        for g, hv, size in zip(gen, hist["hypervolume"], hist["front_size"], strict=True):
             ax.annotate(f"{int(size)}", (g, hv), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7,
                         color="tab:blue")
     ax.set_xlabel("generation")

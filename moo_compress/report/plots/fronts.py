@@ -160,12 +160,12 @@ def plot_pairwise_fronts(run: RunData, path: str | os.PathLike[str] | None = Non
     rows = math.ceil(len(pairs) / 3)
     fig = new_figure(17, 6.2 if rows == 1 else 5.0 * rows + 1.2)
     axes = np.ravel(fig.subplots(rows, 3))
-    for ax, (x, y) in zip(axes, pairs):
+    for ax, (x, y) in zip(axes, pairs, strict=False):
         _pair(ax, plans, x, y)
         if plans.front.empty and plans.context.empty:
             no_data(ax, "no candidate evaluated successfully")
-    for ax, (x, y) in zip(axes, pairs):
-        obstacles = list(zip(column(plans.front, x), column(plans.front, y)))
+    for ax, (x, y) in zip(axes, pairs, strict=False):
+        obstacles = list(zip(column(plans.front, x), column(plans.front, y), strict=True))
         place_labels(ax, pick_labels(plans, x, y), obstacles=obstacles)
     handles = [
         (Line2D([], [], ls="none", marker="o", ms=5, color="0.72"),
@@ -221,14 +221,14 @@ def plot_front_3d(run: RunData, path: str | os.PathLike[str] | None = None, *, e
     floor = np.nanmin(all_z) - 0.05 * max(np.nanmax(all_z) - np.nanmin(all_z), 1.0) if np.isfinite(all_z).any() else 0
     if not HIGHER_IS_BETTER.get(rob, True) and np.isfinite(all_z).any():
         floor = np.nanmax(all_z) + 0.05 * max(np.nanmax(all_z) - np.nanmin(all_z), 1.0)
-    for x, y, z in zip(lx, acc, robust):
+    for x, y, z in zip(lx, acc, robust, strict=True):
         ax.plot([x, x], [y, y], [floor, z], color=FRONT_COLOUR, lw=0.8, alpha=0.45)
     latency = run.latency_objective
     colour = {"c": column(front, "latency_ms"), "cmap": _LATENCY_CMAP} if latency else {"c": FRONT_COLOUR}
     points = ax.scatter(lx, acc, robust, s=45, edgecolors="black", linewidths=0.5, depthshade=False, gid="front",
                         label=f"Pareto set ({plans.front_fidelity})", **colour)
     ax.scatter(lx, acc, np.full(len(lx), floor), s=8, c="0.6", depthshade=False)
-    for row, x, y, z in zip(front["row"], lx, acc, robust):
+    for row, x, y, z in zip(front["row"], lx, acc, robust, strict=True):
         ax.text(x, y, z, f"  #{row}", fontsize=7.5, color="0.15")
     if base:
         bx = np.log2(max(base.get("compression_ratio", 1.0), 1e-9))

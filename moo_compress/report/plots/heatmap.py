@@ -69,7 +69,7 @@ def plot_corruption_heatmap(run: RunData, path: str | os.PathLike[str] | None = 
     axes = np.atleast_1d(axes)
     annotate = n_rows <= 40
     image = None
-    for ax, (delta, baseline, title) in zip(axes, panels):
+    for ax, (delta, baseline, title) in zip(axes, panels, strict=True):
         image = _panel(ax, delta, baseline, norm, title, annotate)
     front = run.pareto
     picks = recommendations_by_row(run)
@@ -81,7 +81,7 @@ def plot_corruption_heatmap(run: RunData, path: str | os.PathLike[str] | None = 
                       + (f"  [{tags}]" if tags else ""))
     axes[0].set_yticks(np.arange(n_rows))
     axes[0].set_yticklabels(labels, fontsize=8)
-    for tick, row in zip(axes[0].get_yticklabels(), families.index):
+    for tick, row in zip(axes[0].get_yticklabels(), families.index, strict=True):
         if int(row) in picks:
             tick.set_fontweight("bold")
     axes[0].set_ylabel("Pareto plan (#row of pareto.csv, compression ratio)")

@@ -40,7 +40,7 @@ def plot_held_out(run: RunData, path: str | os.PathLike[str] | None = None) -> F
         if mask.any():
             ax.errorbar(x[mask], y[mask], xerr=xerr[:, mask], yerr=yerr[:, mask], fmt="o", color=colour,
                         ecolor=colour, alpha=0.85, capsize=3, label=name)
-    for i, xi, yi in zip(rows.index, x, y):
+    for i, xi, yi in zip(rows.index, x, y, strict=True):
         ax.annotate(f"#{i}", (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
     lo = float(np.nanmin(np.concatenate([x - xerr[0], y - yerr[0], [0.0]])))
     hi = float(np.nanmax(np.concatenate([x + xerr[1], y + yerr[1], [0.0]])))

@@ -88,8 +88,9 @@ def _objective_axis(values: np.ndarray, focus: np.ndarray, metric: str) -> tuple
 
 def plot_parallel_coordinates(run: RunData, path: str | os.PathLike[str] | None = None) -> Figure:
     """One vertical axis per gene (weakest compression at the bottom) and per objective (better at
-    the top; batch-1 latency, fastest at the top, where it was an objective); one line per evaluated plan. Pareto plans are coloured by robustness, the other plans
-    faded, the baseline dashed and the recommended plans drawn thick in their method's colour.
+    the top; batch-1 latency, fastest at the top, where it was an objective); one line per evaluated
+    plan. Pareto plans are coloured by robustness, the other plans faded, the baseline dashed and the
+    recommended plans drawn thick in their method's colour.
 
     Args:
         run: The run.
@@ -172,7 +173,7 @@ def _draw_front(ax: Axes, xs: np.ndarray, front: np.ndarray, plans: Plans, rob: 
                      (finite.min() - 1, finite.max() + 1) if len(finite) else (0, 1))
     if not HIGHER_IS_BETTER.get(rob, True):
         colours = colours.reversed()
-    for line, value in zip(front, values):
+    for line, value in zip(front, values, strict=True):
         ax.plot(xs, line, color=colours(norm(value)) if np.isfinite(value) else "tab:blue", lw=1.6, alpha=0.9,
                 zorder=3, gid="front")
     return colours, norm
@@ -195,7 +196,7 @@ def _draw_axes(ax: Axes, xs: np.ndarray, ticks: list[list[tuple[float, str]]], g
                metrics: list[str]) -> None:
     """The vertical axes with their tick texts, the shaded objective side and the axis names."""
     names = genes + metrics
-    for x, axis_ticks in zip(xs, ticks):
+    for x, axis_ticks in zip(xs, ticks, strict=True):
         ax.axvline(x, color="0.25", lw=1.0, zorder=0)
         for y, text in axis_ticks:
             ax.text(x - 0.04, y, text, ha="right", va="center", fontsize=7.5, color="0.2",

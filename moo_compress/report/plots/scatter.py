@@ -90,7 +90,7 @@ def plot_accuracy_vs_robustness(run: RunData, path: str | os.PathLike[str] | Non
     norm = LogNorm(lo, hi) if hi > lo * 1.01 else Normalize(lo - 0.5, hi + 0.5)
     cmap = colormaps["plasma"]
     pairs = [("clean_accuracy", rob)] + ([("latency_ms", "clean_accuracy")] if latency else [])
-    images = [_panel(ax, plans, x, y, norm=norm, cmap=cmap) for ax, (x, y) in zip(axes, pairs)]
+    images = [_panel(ax, plans, x, y, norm=norm, cmap=cmap) for ax, (x, y) in zip(axes, pairs, strict=True)]
     cbar = fig.colorbar(images[0], ax=list(axes), pad=0.01)
     cbar.set_label("compression ratio (×, log colour scale) — higher is better", fontsize=9)
     if isinstance(norm, LogNorm):
@@ -102,8 +102,9 @@ def plot_accuracy_vs_robustness(run: RunData, path: str | os.PathLike[str] | Non
         axes[1].axvline(float(limit), color="crimson", ls="--", lw=1.2, zorder=3, gid="latency-limit",
                         label=f"latency limit of the search space ({float(limit):g} ms)")
         axes[1].legend(loc="lower left", fontsize=7.5, framealpha=0.9)
-    for ax, (x, y) in zip(axes, pairs):
-        place_labels(ax, pick_labels(plans, x, y), obstacles=list(zip(column(plans.front, x), column(plans.front, y))))
+    for ax, (x, y) in zip(axes, pairs, strict=True):
+        obstacles = list(zip(column(plans.front, x), column(plans.front, y), strict=True))
+        place_labels(ax, pick_labels(plans, x, y), obstacles=obstacles)
     handles = [(Line2D([], [], ls="none", marker="o", ms=5, color="0.6", alpha=0.6),
                 f"other evaluated plans ({plans.context_fidelity})"),
                (Line2D([], [], ls="none", marker="o", ms=8, mfc="0.6", mec="black"),

@@ -419,19 +419,11 @@ def _recovery_text(recovery: RecoveryConfig) -> str:
     return ", ".join(f"{k}={v}" for k, v in recovery.to_dict().items()) or "none"
 
 
-def _activation_bits(plan: CompressionPlan) -> bool:
-    qs = [plan.quantize] + [g.quantize for g in plan.groups]
-    return any(q is not None and q.activation_bits for q in qs)
-
-
 def _calibration(settings: SearchSettings, plans: Sequence[CompressionPlan]) -> int:
     """Calibration images, chosen as the search chooses them so that a run's cached evaluations are reused."""
-    # TODO(needs_calibration): use CompressionPlan.needs_calibration once it exists, instead of deciding here
-    bn = max([p.recovery.bn_images for p in plans] + [0])
-    other = any(p.recovery.finetune_steps or _activation_bits(p) for p in plans)
-    if not bn and not other:
+    if not any(p.needs_calibration for p in plans):
         return 0
-    return calibration_size(settings.target.calibration_images, bn)
+    return calibration_size(settings.target.calibration_images, max(p.recovery.bn_images for p in plans))
 
 
 def _fit_to_split(spec: EvaluationSpec) -> tuple[EvaluationSpec, int, str | None]:

@@ -293,72 +293,114 @@ def remove_zero_filters(
     shapes = _spatial_shapes(model)
     kept = KeptChannels()
     for node in list(model.graph.node):
-        if not _is_layer(node, index):
-            continue
-        weight = index.array(node.input[1])
-        rows_last = node.op_type == "Gemm" and not attribute(node, "transB", 0)  # a Gemm weight stored (in, out)
-        if rows_last:
-            weight = weight.T
-        zero = ~weight.reshape(weight.shape[0], -1).any(axis=1)
-        if not zero.any() or zero.all():
-            continue
-        bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        bias = index.array(bias_name) if bias_name else np.zeros(weight.shape[0], np.float32)
-        if bias is None or bias.shape != (weight.shape[0],):  # a computed or broadcast bias: leave the layer
-            continue
-        followed = _follow(index, node.output[0], bias.astype(np.float64))
-        if followed is None:
-            continue
-        tensor, constants, passed = followed
-        readers = _readers(index, tensor, shapes)
-        if readers is None:
-            continue
-        dead = np.flatnonzero(zero)
-        seen = {r.weight: input_value(r.weight, constants) if input_value else constants for r in readers}
-        # a constant that meets zero padding cannot be folded into a bias: keep such filters
-        foldable = np.ones(dead.size, dtype=bool)
-        for r in readers:
-            if r.padded:
-                foldable &= seen[r.weight][dead] == 0
-        kept.kept_nonzero += int((~foldable).sum())
-        dead = dead[foldable]
-        if dead.size == 0:
-            continue
-        alive = np.setdiff1d(np.arange(weight.shape[0]), dead)
-        for r in readers:
-            w = index.array(r.weight)
-            cols = r.columns(dead).reshape(-1)
-            per = r.columns(dead).shape[1]
-            arriving = np.repeat(seen[r.weight][dead], per)
-            shift = _column_sums(w.astype(np.float64), r.node, cols, arriving)
-            keep_cols = np.setdiff1d(np.arange(_input_columns(w, r.node)), cols)
-            index.set_array(r.weight, _take_columns(w, r.node, keep_cols))
-            previous = kept.columns.get(r.weight)
-            kept.columns[r.weight] = keep_cols if previous is None else previous[keep_cols]
-            if np.any(shift != 0):
-                reader_bias = r.node.input[2] if len(r.node.input) > 2 and r.node.input[2] else None
-                if reader_bias is None:
-                    name = index.add_constant(f"{r.weight}_bias", shift.astype(np.float32))
-                    while len(r.node.input) < 3:
-                        r.node.input.append("")
-                    r.node.input[2] = name
-                else:
-                    index.set_array(reader_bias, (index.array(reader_bias) + shift).astype(np.float32))
-            if r.flat is not None:
-                _resize_flatten(index, r, alive.size, shapes)
-        index.set_array(node.input[1], weight[alive].T if rows_last else weight[alive])
-        if bias_name:
-            index.set_array(bias_name, bias[alive])
-        previous = kept.rows.get(node.input[1])
-        kept.rows[node.input[1]] = alive if previous is None else previous[alive]
-        kept.removed += int(dead.size)
-        for name in [node.output[0], *passed, tensor]:
-            if name in shapes:
-                shapes[name] = (shapes[name][0], alive.size, *shapes[name][2:])
+        if _is_layer(node, index):
+            _remove_layer_zero_filters(index, node, shapes=shapes, kept=kept, input_value=input_value)
     if kept.removed:
         del model.graph.value_info[:]
         drop_unused_initializers(model)
     return kept
+
+
+@dataclass
+class _ZeroRows:
+    """A layer with some, not all, output rows zero and one constant bias per output."""
+
+    weight: np.ndarray  # rows are outputs (a Gemm weight stored (in, out) is transposed)
+    rows_last: bool  # the weight is stored (in, out)
+    zero: np.ndarray  # per row: all zero
+    bias_name: str | None
+    bias: np.ndarray
+
+
+def _zero_rows(index: GraphIndex, node: onnx.NodeProto) -> _ZeroRows | None:
+    """The layer's weight and bias when some but not all of its rows are zero; None otherwise."""
+    weight = index.array(node.input[1])
+    rows_last = node.op_type == "Gemm" and not attribute(node, "transB", 0)  # a Gemm weight stored (in, out)
+    if rows_last:
+        weight = weight.T
+    zero = ~weight.reshape(weight.shape[0], -1).any(axis=1)
+    if not zero.any() or zero.all():
+        return None
+    bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    bias = index.array(bias_name) if bias_name else np.zeros(weight.shape[0], np.float32)
+    if bias is None or bias.shape != (weight.shape[0],):  # a computed or broadcast bias: leave the layer
+        return None
+    return _ZeroRows(weight, rows_last, zero, bias_name, bias)
+
+
+def _remove_layer_zero_filters(
+    index: GraphIndex,
+    node: onnx.NodeProto,
+    *,
+    shapes: dict[str, tuple[int, ...]],
+    kept: KeptChannels,
+    input_value: Callable[[str, np.ndarray], np.ndarray] | None,
+) -> None:
+    """Removes one layer's foldable all-zero filters and the readers' columns they feed; records it in ``kept``."""
+    layer = _zero_rows(index, node)
+    if layer is None:
+        return
+    followed = _follow(index, node.output[0], layer.bias.astype(np.float64))
+    if followed is None:
+        return
+    tensor, constants, passed = followed
+    readers = _readers(index, tensor, shapes)
+    if readers is None:
+        return
+    dead = np.flatnonzero(layer.zero)
+    seen = {r.weight: input_value(r.weight, constants) if input_value else constants for r in readers}
+    # a constant that meets zero padding cannot be folded into a bias: keep such filters
+    foldable = np.ones(dead.size, dtype=bool)
+    for r in readers:
+        if r.padded:
+            foldable &= seen[r.weight][dead] == 0
+    kept.kept_nonzero += int((~foldable).sum())
+    dead = dead[foldable]
+    if dead.size == 0:
+        return
+    alive = np.setdiff1d(np.arange(layer.weight.shape[0]), dead)
+    for r in readers:
+        _fold_into_reader(index, r, seen[r.weight][dead], dead=dead, kept=kept)
+        if r.flat is not None:
+            _resize_flatten(index, r, alive.size, shapes)
+    index.set_array(node.input[1], layer.weight[alive].T if layer.rows_last else layer.weight[alive])
+    if layer.bias_name:
+        index.set_array(layer.bias_name, layer.bias[alive])
+    previous = kept.rows.get(node.input[1])
+    kept.rows[node.input[1]] = alive if previous is None else previous[alive]
+    kept.removed += int(dead.size)
+    for name in [node.output[0], *passed, tensor]:
+        if name in shapes:
+            shapes[name] = (shapes[name][0], alive.size, *shapes[name][2:])
+
+
+def _fold_into_reader(index: GraphIndex, reader: _Reader, values: np.ndarray, *, dead: np.ndarray,
+                      kept: KeptChannels) -> None:
+    """Drops the reader's columns fed by the ``dead`` filters and adds what their constant ``values``
+    contributed to the reader's bias; records the kept columns in ``kept``."""
+    w = index.array(reader.weight)
+    cols = reader.columns(dead).reshape(-1)
+    per = reader.columns(dead).shape[1]
+    arriving = np.repeat(values, per)
+    shift = _column_sums(w.astype(np.float64), reader.node, cols, arriving)
+    keep_cols = np.setdiff1d(np.arange(_input_columns(w, reader.node)), cols)
+    index.set_array(reader.weight, _take_columns(w, reader.node, keep_cols))
+    previous = kept.columns.get(reader.weight)
+    kept.columns[reader.weight] = keep_cols if previous is None else previous[keep_cols]
+    if np.any(shift != 0):
+        _add_to_bias(index, reader, shift)
+
+
+def _add_to_bias(index: GraphIndex, reader: _Reader, shift: np.ndarray) -> None:
+    """Adds ``shift`` to the reader's bias, giving it one when it has none."""
+    reader_bias = reader.node.input[2] if len(reader.node.input) > 2 and reader.node.input[2] else None
+    if reader_bias is None:
+        name = index.add_constant(f"{reader.weight}_bias", shift.astype(np.float32))
+        while len(reader.node.input) < 3:
+            reader.node.input.append("")
+        reader.node.input[2] = name
+    else:
+        index.set_array(reader_bias, (index.array(reader_bias) + shift).astype(np.float32))
 
 
 def drop_unused_initializers(model: onnx.ModelProto) -> None:

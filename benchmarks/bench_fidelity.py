@@ -204,7 +204,7 @@ def _scores(front: list[str], points: dict[str, np.ndarray], true_front: set[str
             "size": len(front)}
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--truth-images", type=int, default=1000)
@@ -222,7 +222,124 @@ def main() -> None:
                         help="the budget in plans at the fixed fidelity (default: a third of the grid)")
     parser.add_argument("--pop-size", type=int, default=8)
     parser.add_argument("--cache-dir", default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _true_front(points: dict[str, np.ndarray]) -> tuple[set[str], tuple[np.ndarray, np.ndarray]]:
+    """The Pareto set of the true points and the scale (low, span) that normalises its range."""
+    keys = list(points)
+    P = np.array([points[k] for k in keys])
+    mask = pareto_mask(P)
+    true_front = {k for k, m in zip(keys, mask, strict=True) if m}
+    T = P[mask]
+    return true_front, (T.min(axis=0), np.maximum(T.max(axis=0) - T.min(axis=0), 1e-9))
+
+
+def _methods(args: argparse.Namespace, baseline: str) -> dict[str, tuple]:
+    """Every compared method: name -> (ladder, racing, confidence, clean multiple, surrogate)."""
+    surrogates = {"off": None, "on": Surrogate()}
+    modes = [m.strip() for m in args.surrogate.split(",")]
+    methods = {baseline: ((args.fixed_images,), False, 0.95, 1, None)}
+    if "on" in modes:
+        methods[f"{baseline}, surrogate"] = ((args.fixed_images,), False, 0.95, 1, surrogates["on"])
+    confidences = [float(c) for c in args.confidences.split(",")]
+    multiples = [int(c) for c in args.clean_multiples.split(",")]
+    for text in args.ladders.split(";"):
+        ladder = tuple(int(x) for x in text.split(","))
+        for confidence in confidences:
+            for multiple in multiples:
+                for mode in modes:
+                    name = (f"racing {'/'.join(map(str, ladder))}, confidence {confidence:g}"
+                            f"{f', clean x{multiple}' if multiple != 1 else ''}{', surrogate' if mode == 'on' else ''}")
+                    methods[name] = (ladder, True, confidence, multiple, surrogates[mode])
+    return methods
+
+
+def _replays(args: argparse.Namespace, methods: dict[str, tuple], search_truth: dict, labels: np.ndarray,
+             context: Any, *, budget: int, points: dict[str, np.ndarray], true_front: set[str],
+             scale: tuple) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Scores of every method in every seed's replay, at equal budget ("budget") and equal total images
+    ("matched")."""
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {"budget": {m: [] for m in methods},
+                                                         "matched": {m: [] for m in methods}}
+    for seed in range(args.seeds):
+        target = None
+        for name, (ladder, racing, confidence, multiple, surrogate) in methods.items():
+            replay = functools.partial(_replay, search_truth, labels, context, ladder=ladder, racing=racing, seed=seed,
+                                       select_images=args.select_images, pop_size=args.pop_size,
+                                       confidence=confidence, clean_multiple=multiple, surrogate=surrogate)
+            run = replay(budget=budget)
+            rows["budget"][name].append({**_scores(run["front"], points, true_front, scale), **run})
+            if target is None:  # fixed screening: its total (selection included) is the cost to match
+                target = run["images"]
+            else:
+                run = _matched(replay, budget, target)
+            rows["matched"][name].append({**_scores(run["front"], points, true_front, scale), **run})
+        print(f"  seed {seed}: " + "; ".join(f"{m} HV {rows['matched'][m][-1]['hv']:.3f}" for m in methods), flush=True)
+    return rows
+
+
+def _table(runs_by_method: dict[str, list[dict[str, Any]]], baseline: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    hvs = {name: np.array([r["hv"] for r in runs]) for name, runs in runs_by_method.items()}
+    lines = ["| method | HV / true HV, mean (min) | spread (sd) | precision | recall | front size "
+             "| plans visited | images, screening + selection | wins vs fixed | mean gain (sd) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in runs_by_method.items():
+        hv = hvs[name]
+        gain = hv - hvs[baseline]
+        wins = "" if name == baseline else f"{int((gain > 0).sum())} of {len(hv)}"
+        gains = "" if name == baseline else f"{gain.mean():+.3f} ({gain.std(ddof=1):.3f})"
+        lines.append(
+            f"| {name} | **{hv.mean():.3f}** ({hv.min():.3f}) | {hv.std(ddof=1):.3f} | "
+            f"{np.mean([r['precision'] for r in runs]):.2f} | {np.mean([r['recall'] for r in runs]):.2f} | "
+            f"{np.mean([r['size'] for r in runs]):.1f} | {np.mean([r['visited'] for r in runs]):.1f} | "
+            f"{np.mean([r['screening_images'] for r in runs]):,.0f} + "
+            f"{np.mean([r['images'] - r['screening_images'] for r in runs]):,.0f} | {wins} | {gains} |")
+    return lines, hvs
+
+
+def _versus(hvs: dict[str, np.ndarray], name: str, other: str) -> str:
+    gain = hvs[name] - hvs[other]
+    return (f"ahead of {other} in {int((gain > 0).sum())} of {len(gain)} seeds, tied in "
+            f"{int((gain == 0).sum())} (mean gain {gain.mean():+.3f}, sd {gain.std(ddof=1):.3f})")
+
+
+def _verdict(hvs: dict[str, np.ndarray], methods: dict[str, tuple], baseline: str) -> str:
+    """The best racing variant against fixed screening at equal total images, and where its gain comes from."""
+    fixed = hvs[baseline]
+    racing = [name for name in methods if name.startswith("racing")]
+    best = max(racing, key=lambda name: hvs[name].mean())
+    gain = hvs[best] - fixed
+    wins = int((gain > 0).sum())
+    spread = max(hvs[best].std(ddof=1), fixed.std(ddof=1))
+    # one-sided sign test over the seeds that differ: P(at least `wins` of them favour racing | no difference)
+    differ = int((gain != 0).sum())
+    sign_p = sum(math.comb(differ, k) for k in range(wins, differ + 1)) / 2 ** differ if differ else 1.0
+    met = hvs[best].mean() >= 0.97 and wins >= 7 and gain.mean() > spread
+    gain_sd = gain.std(ddof=1)
+    caveat = (f" (the standard deviation of the per-seed gain, {gain_sd:.3f}, is "
+              f"{'larger' if gain_sd >= gain.mean() else 'smaller'} than the margin)") if met else ""
+    parts = [f"At equal total images, the best racing variant is **{best}**: mean {hvs[best].mean():.3f} of the true "
+             f"hypervolume, {_versus(hvs, best, baseline)}; the margin {gain.mean():+.3f} is larger than the spread "
+             f"over seeds of either method ({hvs[best].std(ddof=1):.3f} and {fixed.std(ddof=1):.3f}), and a one-sided "
+             f"sign test over the seeds gives p = {sign_p:.3f}. The target (>= 0.97 and ahead of fixed screening in "
+             f">= 7 of 10 seeds by a margin larger than the reported spread) is {'**met**' if met else '**not met**'}"
+             f"{caveat}."]
+    plain = best.replace(", surrogate", "")
+    if plain != best and plain in hvs:
+        parts.append(f"Where the gain comes from: the same racing without the surrogate reaches "
+                     f"{hvs[plain].mean():.3f} ({_versus(hvs, plain, baseline)}); fixed screening with the surrogate "
+                     f"reaches {hvs[baseline + ', surrogate'].mean():.3f}, and {best} is "
+                     f"{_versus(hvs, best, baseline + ', surrogate')}. The surrogate decides *which* plans are "
+                     "measured; racing stops a candidate only when a front plan with at least its compression ratio is "
+                     "confidently better in clean accuracy *and* robustness, and on this grid, where a third of the "
+                     "plans are Pareto-optimal and most of the rest lose by a few points, 10-50 images rarely "
+                     "confirm that, so racing saves few images.")
+    return " ".join(parts)
+
+
+def main() -> None:
+    args = _parse_args()
     started = time.perf_counter()
     settings = SearchSettings(TargetSettings("resnet20", space=str(SPACE)),
                               execution=ExecutionSettings(cache_dir=args.cache_dir, device="cpu")).resolved()
@@ -238,107 +355,20 @@ def main() -> None:
     objectives = Objectives(robustness=space.robustness, corruptions=spec.corruptions, severities=spec.severities,
                             baseline_accuracy=0.0)
     points = _true_points(report_truth, reference.key(), objectives)
-    keys = list(points)
-    P = np.array([points[k] for k in keys])
-    mask = pareto_mask(P)
-    true_front = {k for k, m in zip(keys, mask, strict=True) if m}
-    T = P[mask]
-    scale = (T.min(axis=0), np.maximum(T.max(axis=0) - T.min(axis=0), 1e-9))
+    true_front, scale = _true_front(points)
     budget = int(round(args.budget_plans * args.fixed_images * (cells + 1)))
-    surrogates = {"off": None, "on": Surrogate()}
-    modes = [m.strip() for m in args.surrogate.split(",")]
     baseline = f"fixed {args.fixed_images}"
-    methods = {baseline: ((args.fixed_images,), False, 0.95, 1, None)}
-    if "on" in modes:
-        methods[f"{baseline}, surrogate"] = ((args.fixed_images,), False, 0.95, 1, surrogates["on"])
-    confidences = [float(c) for c in args.confidences.split(",")]
-    multiples = [int(c) for c in args.clean_multiples.split(",")]
-    for text in args.ladders.split(";"):
-        ladder = tuple(int(x) for x in text.split(","))
-        for confidence in confidences:
-            for multiple in multiples:
-                for mode in modes:
-                    name = (f"racing {'/'.join(map(str, ladder))}, confidence {confidence:g}"
-                            f"{f', clean x{multiple}' if multiple != 1 else ''}{', surrogate' if mode == 'on' else ''}")
-                    methods[name] = (ladder, True, confidence, multiple, surrogates[mode])
-    rows: dict[str, dict[str, list[dict[str, Any]]]] = {"budget": {m: [] for m in methods},
-                                                         "matched": {m: [] for m in methods}}
+    methods = _methods(args, baseline)
     replay_started = time.perf_counter()
-    for seed in range(args.seeds):
-        target = None
-        for name, (ladder, racing, confidence, multiple, surrogate) in methods.items():
-            replay = functools.partial(_replay, search_truth, labels, context, ladder=ladder, racing=racing, seed=seed,
-                                       select_images=args.select_images, pop_size=args.pop_size,
-                                       confidence=confidence, clean_multiple=multiple, surrogate=surrogate)
-            run = replay(budget=budget)
-            rows["budget"][name].append({**_scores(run["front"], points, true_front, scale), **run})
-            if target is None:  # fixed screening: its total (selection included) is the cost to match
-                target = run["images"]
-            else:
-                run = _matched(replay, budget, target)
-            rows["matched"][name].append({**_scores(run["front"], points, true_front, scale), **run})
-        print(f"  seed {seed}: " + "; ".join(f"{m} HV {rows['matched'][m][-1]['hv']:.3f}" for m in methods), flush=True)
+    rows = _replays(args, methods, search_truth, labels, context, budget=budget, points=points,
+                    true_front=true_front, scale=scale)
     replay_seconds = time.perf_counter() - replay_started
     sweep = _sweep(args, search_truth, labels, context, budget, points, true_front, scale) if args.sweep else []
-
-    def table(runs_by_method: dict[str, list[dict[str, Any]]]) -> tuple[list[str], dict[str, np.ndarray]]:
-        hvs = {name: np.array([r["hv"] for r in runs]) for name, runs in runs_by_method.items()}
-        lines = ["| method | HV / true HV, mean (min) | spread (sd) | precision | recall | front size "
-                 "| plans visited | images, screening + selection | wins vs fixed | mean gain (sd) |",
-                 "|---|---|---|---|---|---|---|---|---|---|"]
-        for name, runs in runs_by_method.items():
-            hv = hvs[name]
-            gain = hv - hvs[baseline]
-            wins = "" if name == baseline else f"{int((gain > 0).sum())} of {len(hv)}"
-            gains = "" if name == baseline else f"{gain.mean():+.3f} ({gain.std(ddof=1):.3f})"
-            lines.append(
-                f"| {name} | **{hv.mean():.3f}** ({hv.min():.3f}) | {hv.std(ddof=1):.3f} | "
-                f"{np.mean([r['precision'] for r in runs]):.2f} | {np.mean([r['recall'] for r in runs]):.2f} | "
-                f"{np.mean([r['size'] for r in runs]):.1f} | {np.mean([r['visited'] for r in runs]):.1f} | "
-                f"{np.mean([r['screening_images'] for r in runs]):,.0f} + "
-                f"{np.mean([r['images'] - r['screening_images'] for r in runs]):,.0f} | {wins} | {gains} |")
-        return lines, hvs
-
-    budget_table, _ = table(rows["budget"])
-    matched_table, hvs = table(rows["matched"])
-    fixed = hvs[baseline]
-
-    def versus(name: str, other: str) -> str:
-        gain = hvs[name] - hvs[other]
-        return (f"ahead of {other} in {int((gain > 0).sum())} of {len(gain)} seeds, tied in "
-                f"{int((gain == 0).sum())} (mean gain {gain.mean():+.3f}, sd {gain.std(ddof=1):.3f})")
-
-    racing = [name for name in methods if name.startswith("racing")]
-    best = max(racing, key=lambda name: hvs[name].mean())
-    gain = hvs[best] - fixed
-    wins = int((gain > 0).sum())
-    spread = max(hvs[best].std(ddof=1), fixed.std(ddof=1))
-    # one-sided sign test over the seeds that differ: P(at least `wins` of them favour racing | no difference)
-    differ = int((gain != 0).sum())
-    sign_p = sum(math.comb(differ, k) for k in range(wins, differ + 1)) / 2 ** differ if differ else 1.0
-    met = hvs[best].mean() >= 0.97 and wins >= 7 and gain.mean() > spread
-    gain_sd = gain.std(ddof=1)
-    caveat = (f" (the standard deviation of the per-seed gain, {gain_sd:.3f}, is "
-              f"{'larger' if gain_sd >= gain.mean() else 'smaller'} than the margin)") if met else ""
-    parts = [f"At equal total images, the best racing variant is **{best}**: mean {hvs[best].mean():.3f} of the true "
-             f"hypervolume, {versus(best, baseline)}; the margin {gain.mean():+.3f} is larger than the spread over "
-             f"seeds of either method ({hvs[best].std(ddof=1):.3f} and {fixed.std(ddof=1):.3f}), and a one-sided sign "
-             f"test over the seeds gives p = {sign_p:.3f}. The target (>= 0.97 and ahead of fixed screening in >= 7 "
-             f"of 10 seeds by a margin larger than the reported spread) is {'**met**' if met else '**not met**'}"
-             f"{caveat}."]
-    plain = best.replace(", surrogate", "")
-    if plain != best and plain in hvs:
-        parts.append(f"Where the gain comes from: the same racing without the surrogate reaches "
-                     f"{hvs[plain].mean():.3f} ({versus(plain, baseline)}); fixed screening with the surrogate reaches "
-                     f"{hvs[baseline + ', surrogate'].mean():.3f}, and {best} is "
-                     f"{versus(best, baseline + ', surrogate')}. The surrogate decides *which* plans are measured; "
-                     "racing stops a candidate only when a front plan with at least its compression ratio is "
-                     "confidently better in clean accuracy *and* robustness, and on this grid, where a third of the "
-                     "plans are Pareto-optimal and most of the rest lose by a few points, 10-50 images rarely "
-                     "confirm that, so racing saves few images.")
-    verdict = " ".join(parts)
+    budget_table, _ = _table(rows["budget"], baseline)
+    matched_table, hvs = _table(rows["matched"], baseline)
+    verdict = _verdict(hvs, methods, baseline)
     body = "\n".join([
-        f"ResNet-20, space `benchmarks/spaces/fidelity.yaml` ({len(keys)} plans: sparsity x clusters x bits, "
+        f"ResNet-20, space `benchmarks/spaces/fidelity.yaml` ({len(points)} plans: sparsity x clusters x bits, "
         f"{len(spec.corruptions)} corruptions at severity {'/'.join(map(str, spec.severities))}, batch-norm "
         f"re-estimation on 512 training images, {settings.execution.precision}). **Truth** (one-time cost "
         f"{truth_seconds / 60:.1f} min in this run, {'cached' if truth_seconds < 60 else 'computed'}; about 10 min "

@@ -129,19 +129,20 @@ def resolve_fidelity(settings: SearchSettings, space: SearchSpace) -> Fidelity:
                                images=asked.eval_images or space.fidelity.images)
 
 
-def _fit_calibration(settings: SearchSettings, space: SearchSpace) -> SearchSpace:
+def _fit_calibration(settings: SearchSettings, space: SearchSpace) -> tuple[SearchSpace, EvaluationSpec]:
     """The space, its recovery's ``bn_images`` lowered (with a warning) to what the training split holds when
-    that is sound; a clear error naming the option that fixes it otherwise."""
-    if not needs_calibration(space):
-        return space
+    that is sound (a clear error naming the option that fixes it otherwise), and its search-split spec."""
     probe = space_spec(settings, space, None, split="search")
+    if not needs_calibration(space):
+        return space, probe
     wanted = probe.calibration_images
     available = len(dataset_labels(probe.dataset, "train", data_root=probe.data_root, cache_dir=probe.cache_dir))
     if available >= wanted:
-        return space
-    if settings.target.calibration_images:
-        raise ConfigError(f"--calibration-images asks for {wanted} training images, but the training split of "
-                          f"{probe.dataset} holds {available}: pass --calibration-images {available} or fewer")
+        return space, probe
+    if settings.target.calibration_images or not space.recovery.bn_images:
+        asked = "--calibration-images asks" if settings.target.calibration_images else "activation calibration asks"
+        raise ConfigError(f"{asked} for {wanted} training images, but the training split of {probe.dataset} holds "
+                          f"{available}: pass --calibration-images {available} or fewer")
     if available < MIN_CALIBRATION_IMAGES:
         raise ConfigError(f"the space's recovery needs {wanted} training images for calibration, but the training "
                           f"split of {probe.dataset} holds {available} (fewer than {MIN_CALIBRATION_IMAGES}, too few to "
@@ -151,7 +152,8 @@ def _fit_calibration(settings: SearchSettings, space: SearchSpace) -> SearchSpac
                    "using all %d (pass --calibration-images N to choose another number)", wanted, probe.dataset,
                    available, available)
     recovery = dataclasses.replace(space.recovery, bn_images=min(space.recovery.bn_images, available))
-    return dataclasses.replace(space, recovery=recovery)
+    space = dataclasses.replace(space, recovery=recovery)
+    return space, space_spec(settings, space, None, split="search")
 
 
 def _writable(out_dir: Path) -> Path:
@@ -281,8 +283,7 @@ def resolve_context(settings: SearchSettings) -> SearchContext:
                 "%s; loading images (a first run decodes the dataset and generates the corrupted images it needs "
                 "into the cache, about a minute) ...", target.model, target.dataset, how, executor.workers,
                 execution.threads, execution.precision)
-    space = _fit_calibration(settings, space)
-    base_spec = space_spec(settings, space, None, split="search")
+    space, base_spec = _fit_calibration(settings, space)
     split_size = int(len(split_pool(base_spec)))
     select_n = (settings.fidelity.select_images if settings.fidelity.select_images is not None
                 else min(split_size, 2 * ladder[-1]))

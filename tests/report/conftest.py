@@ -133,10 +133,56 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
     _derive(base_final, {})
     base_final["mce"] = base_final["relative_mce"] = 100.0
     prefixes = [f"{g}." for g in GROUPS] if per_group else [""]
-    variables = [f"{p}{k}" for p in prefixes for k in CHOICES]
-    rows, seen = [], set()
     n_total = 0 if empty_front else n_plans
     assert n_total <= 27 ** len(prefixes), "more plans than the synthetic space holds"
+    rows = _ok_rows(rng, latency_rng, n_total=n_total, prefixes=prefixes, per_group=per_group, latency=latency,
+                    base_screen=base_screen)
+    if single and rows:
+        best = rows[-1]
+        best.update({"clean_accuracy": 95.0, "mean_corruption_accuracy": 90.0, "compression_ratio": 40.0, "mce": 10.0})
+    rows += _failed_rows(failed if not empty_front else max(failed, 2), prefixes=prefixes, per_group=per_group)
+    ev = pd.DataFrame(rows)
+    for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"):
+        if column not in ev:
+            ev[column] = np.nan
+    ok = _mark_pareto(ev, robustness=robustness, latency=latency)
+    front = _front(ev, rng, final=final, base_final=base_final)
+    objectives = ["clean_accuracy", robustness, "compression_ratio"] + (["latency_ms"] if latency == "objective"
+                                                                        else [])
+    knees = {"baseline": {"screening": base_screen, "final": base_final if final else None},
+             "recommendations": _recommendations(front, latency=latency), "objectives": objectives,
+             "robustness": robustness}
+    latency_info = {**LATENCY_INFO, "objective": latency == "objective"} if latency else None
+    if latency:
+        knees["latency"] = latency_info
+        base_screen.update({"latency_ms": LATENCY_INFO["reference_ms"],
+                            "latency_low_ms": LATENCY_INFO["reference_low_ms"],
+                            "latency_high_ms": LATENCY_INFO["reference_high_ms"], "latency_speedup": 1.0,
+                            "latency_speedup_low": 0.97, "latency_speedup_high": 1.03,
+                            "latency_batch_ms": LATENCY_INFO["reference_batch_ms"], "latency_batch_speedup": 1.0})
+    config = _config(seed=seed, final=final, flat_settings=flat_settings, per_group=per_group,
+                     variables=[f"{p}{k}" for p in prefixes for k in CHOICES], objectives=objectives,
+                     robustness=robustness, latency=latency, latency_info=latency_info)
+    runfolder.write_config(folder, config)  # the search's own writer
+    if flat_settings:
+        path = folder / runfolder.CONFIG
+        path.write_text(path.read_text().replace(f"format_version: {runfolder.FORMAT_VERSION}", "format_version: 2"))
+    runfolder.write_tables(folder, evaluations=ev, pareto=front if len(front) else ev.iloc[:0], knees=knees,
+                           history=_history(ev, ok, failed))
+    return folder
+
+
+def _gene_columns(genes: dict[str, dict[str, Any]], prefixes: list[str]) -> dict[str, Any]:
+    """The ``gene/*`` columns of one plan (``off`` for a technique switched off)."""
+    return {f"gene/{p}{k}": ("off" if genes[p.rstrip(".")][k] in ("off", 32) else genes[p.rstrip(".")][k])
+            for p in prefixes for k in CHOICES}
+
+
+def _ok_rows(rng: np.random.Generator, latency_rng: np.random.Generator, *, n_total: int, prefixes: list[str],
+             per_group: bool, latency: str | None, base_screen: dict[str, float]) -> list[dict[str, Any]]:
+    """``n_total`` distinct successfully evaluated plans, the uncompressed one first."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     while len(rows) < n_total:
         genes = {p.rstrip("."): {k: CHOICES[k][int(rng.integers(len(CHOICES[k])))] for k in CHOICES} for p in prefixes}
         if len(rows) == 0:  # the uncompressed genotype, as the search's first individual
@@ -150,27 +196,29 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         if latency:
             metrics.update(_latency(latency_rng, log_ratio, len(rows)))
         row = {"plan_key": plan.key(), "generation": 1 + len(rows) * 3 // max(n_total, 1), "label": plan.label(),
-               **{f"gene/{p}{k}": ("off" if genes[p.rstrip(".")][k] in ("off", 32) else genes[p.rstrip(".")][k])
-                  for p in prefixes for k in CHOICES},
+               **_gene_columns(genes, prefixes),
                "status": "ok", "error": None, "cache_hit": False, "seconds": 1.5, **metrics, "feasible": True,
                "plan": plan.to_dict()}
         rows.append(row)
-    if single and rows:
-        best = rows[-1]
-        best.update({"clean_accuracy": 95.0, "mean_corruption_accuracy": 90.0, "compression_ratio": 40.0, "mce": 10.0})
-    for i in range(failed if not empty_front else max(failed, 2)):
+    return rows
+
+
+def _failed_rows(n: int, *, prefixes: list[str], per_group: bool) -> list[dict[str, Any]]:
+    """``n`` plans whose evaluation failed (no metrics)."""
+    rows = []
+    for i in range(n):
         genes = {p.rstrip("."): {"sparsity": 0.0, "clusters": 8, "weight_bits": 4 if i % 2 else 8} for p in prefixes}
         genes[next(iter(genes))]["sparsity"] = 0.5 + 0.1 * i
         plan = _plan(genes, per_group)
         rows.append({"plan_key": plan.key(), "generation": 1, "label": plan.label(),
-                     **{f"gene/{p}{k}": ("off" if genes[p.rstrip(".")][k] in ("off", 32) else genes[p.rstrip(".")][k])
-                        for p in prefixes for k in CHOICES},
+                     **_gene_columns(genes, prefixes),
                      "status": "failed", "error": "RuntimeError: simulated clustering failure", "cache_hit": False,
                      "seconds": 0.1, "feasible": False, "plan": plan.to_dict()})
-    ev = pd.DataFrame(rows)
-    for column in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce", "compression_ratio"):
-        if column not in ev:
-            ev[column] = np.nan
+    return rows
+
+
+def _mark_pareto(ev: pd.DataFrame, *, robustness: str, latency: str | None) -> np.ndarray:
+    """Sets ``feasible`` (latency constraint) and ``pareto``; returns the mask of feasible successful plans."""
     ok = (ev["status"] == "ok").to_numpy()
     if latency == "constraint":  # too slow = infeasible, kept out of the front as the search does
         ev["feasible"] = ok & (ev["latency_ms"].to_numpy(float) <= MAX_LATENCY_MS)
@@ -182,6 +230,12 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
         F = np.column_stack([F, -ev["latency_ms"].to_numpy(float)])  # faster is better
     ev["pareto"] = [bool(ok[i]) and not any(ok[j] and _dominates(F[j], F[i]) for j in range(len(ev)))
                     for i in range(len(ev))]
+    return ok
+
+
+def _front(ev: pd.DataFrame, rng: np.random.Generator, *, final: bool, base_final: dict[str, float]) -> pd.DataFrame:
+    """The Pareto table: the front's rows with ``final/*`` (re-evaluated when ``final``) and ``select/*``
+    latency columns."""
     front = ev[ev["pareto"]].sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True)
     metric_cols = [c for c in ev.columns if c in ("clean_accuracy", "mean_corruption_accuracy", "mce", "relative_mce",
                                                   "compression_ratio") or c.startswith(("family/", "acc/"))]
@@ -198,41 +252,48 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
     for c in latency_cols:  # a property of the deployed structure, measured once: the same at every stage
         front[f"select/{c}"] = front[c]
         front[f"final/{c}"] = front[c]
-    recommendations = []
-    if len(front):
-        picks = [len(front) // 2, len(front) // 2, len(front) - 1, 0]
-        for (method, title), row in zip(METHODS, picks, strict=True):
-            r = front.iloc[row]
-            recommendations.append({
-                "method": method, "title": title, "row": int(row), "plan_key": r["plan_key"], "label": r["label"],
-                "plan": r["plan"], "clean_accuracy": float(r["final/clean_accuracy"]),
-                "mean_corruption_accuracy": float(r["final/mean_corruption_accuracy"]), "mce": float(r["final/mce"]),
-                "compression_ratio": float(r["final/compression_ratio"]),
-                "rationale": f"synthetic pick of row {row}."})
-            if latency:
-                recommendations[-1]["latency"] = {k.removeprefix("latency_"): float(r[k]) for k in latency_cols
-                                                  if k != "latency_structure"}
-        recommendations.append({"method": "high_tradeoff", "title": "High trade-off point", "row": None,
-                                "rationale": "no plan on the front qualifies"})
-    objectives = ["clean_accuracy", robustness, "compression_ratio"] + (["latency_ms"] if latency == "objective"
-                                                                        else [])
-    knees = {"baseline": {"screening": base_screen, "final": base_final if final else None},
-             "recommendations": recommendations, "objectives": objectives, "robustness": robustness}
-    latency_info = {**LATENCY_INFO, "objective": latency == "objective"} if latency else None
-    if latency:
-        knees["latency"] = latency_info
-        base_screen.update({"latency_ms": LATENCY_INFO["reference_ms"], "latency_low_ms": LATENCY_INFO["reference_low_ms"],
-                            "latency_high_ms": LATENCY_INFO["reference_high_ms"], "latency_speedup": 1.0,
-                            "latency_speedup_low": 0.97, "latency_speedup_high": 1.03,
-                            "latency_batch_ms": LATENCY_INFO["reference_batch_ms"], "latency_batch_speedup": 1.0})
+    return front
+
+
+def _recommendations(front: pd.DataFrame, *, latency: str | None) -> list[dict[str, Any]]:
+    """Synthetic picks of every method (none on an empty front)."""
+    recommendations: list[dict[str, Any]] = []
+    if not len(front):
+        return recommendations
+    latency_cols = [c for c in front.columns if c.startswith("latency_")]
+    picks = [len(front) // 2, len(front) // 2, len(front) - 1, 0]
+    for (method, title), row in zip(METHODS, picks, strict=True):
+        r = front.iloc[row]
+        recommendations.append({
+            "method": method, "title": title, "row": int(row), "plan_key": r["plan_key"], "label": r["label"],
+            "plan": r["plan"], "clean_accuracy": float(r["final/clean_accuracy"]),
+            "mean_corruption_accuracy": float(r["final/mean_corruption_accuracy"]), "mce": float(r["final/mce"]),
+            "compression_ratio": float(r["final/compression_ratio"]),
+            "rationale": f"synthetic pick of row {row}."})
+        if latency:
+            recommendations[-1]["latency"] = {k.removeprefix("latency_"): float(r[k]) for k in latency_cols
+                                              if k != "latency_structure"}
+    recommendations.append({"method": "high_tradeoff", "title": "High trade-off point", "row": None,
+                            "rationale": "no plan on the front qualifies"})
+    return recommendations
+
+
+def _history(ev: pd.DataFrame, ok: np.ndarray, failed: int) -> pd.DataFrame:
+    """One row per generation."""
     generations = sorted(set(ev["generation"])) if len(ev) else [1]
-    history = pd.DataFrame({"generation": generations, "evaluations": [int((ev["generation"] <= g).sum()) for g in
-                                                                         generations],
-                            "new": [int((ev["generation"] == g).sum()) for g in generations],
-                            "cache_hits": [0] * len(generations), "failed": [failed] * len(generations),
-                            "hypervolume": np.linspace(1.5, 2.0, len(generations)) if ok.any() else 0.0,
-                            "front_size": [int(ev["pareto"].sum())] * len(generations),
-                            "seconds": np.arange(1, len(generations) + 1) * 10.0})
+    return pd.DataFrame({"generation": generations, "evaluations": [int((ev["generation"] <= g).sum()) for g in
+                                                                    generations],
+                         "new": [int((ev["generation"] == g).sum()) for g in generations],
+                         "cache_hits": [0] * len(generations), "failed": [failed] * len(generations),
+                         "hypervolume": np.linspace(1.5, 2.0, len(generations)) if ok.any() else 0.0,
+                         "front_size": [int(ev["pareto"].sum())] * len(generations),
+                         "seconds": np.arange(1, len(generations) + 1) * 10.0})
+
+
+def _config(*, seed: int, final: bool, flat_settings: bool, per_group: bool, variables: list[str],
+            objectives: list[str], robustness: str, latency: str | None,
+            latency_info: dict[str, Any] | None) -> dict[str, Any]:
+    """``config.yaml``'s content."""
     fidelity = {"n_per_class": 10, "precision": "fp32", "context_key": "f" * 16}
     settings = {"target": {"model": "resnet20", "dataset": "cifar10"}, "algorithm": {"seed": seed},
                 "fidelity": {"eval_images": 20, "final_images": 100 if final else 0},
@@ -258,14 +319,7 @@ def write_run(folder: Path, *, n_plans: int = 14, failed: int = 0, single: bool 
             "objective": latency == "objective"}}
         config["space"]["constraints"] = {"max_latency_ms": MAX_LATENCY_MS if latency == "constraint" else None}
         config["run"]["latency"] = latency_info
-
-    runfolder.write_config(folder, config)  # the search's own writer
-    if flat_settings:
-        path = folder / runfolder.CONFIG
-        path.write_text(path.read_text().replace(f"format_version: {runfolder.FORMAT_VERSION}", "format_version: 2"))
-    runfolder.write_tables(folder, evaluations=ev, pareto=front if len(front) else ev.iloc[:0], knees=knees,
-                           history=history)
-    return folder
+    return config
 
 
 #: name -> write_run options: the shapes every figure must render.

@@ -16,8 +16,6 @@ Writing compressed models to files lives in :mod:`moo_compress.deploy` (packed f
 are still importable from here: they are loaded on first use, so ``compress`` never imports ``deploy``.
 """
 
-import importlib
-
 from moo_compress.compress.api import ACTIVATION_CALIBRATION_IMAGES, compress
 from moo_compress.compress.calibration import CalibrationData
 from moo_compress.compress.channels import ChannelGraph, channel_graph
@@ -48,6 +46,7 @@ from moo_compress.compress.state import (
     model_fingerprint,
 )
 from moo_compress.compress.targets import LayerFilter, candidate_layers, is_compressible
+from moo_compress.moved import lazy_names
 
 __all__ = [
     "ACTIVATION_CALIBRATION_IMAGES",
@@ -99,14 +98,4 @@ _DEPLOYED = {
     "export_onnx": "moo_compress.deploy.onnx_export",
 }
 
-
-def __getattr__(name: str) -> object:
-    """A name that moved to :mod:`moo_compress.deploy`, imported from there on first use."""
-    module = _DEPLOYED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_DEPLOYED))
+__getattr__, __dir__ = lazy_names(__name__, _DEPLOYED, globals())

@@ -5,10 +5,9 @@ Running exported ONNX files (``OnnxModel``) and timing inference (``measure_late
 loaded on first use, so that ``evaluation`` itself never imports ``deploy``.
 """
 
-import importlib
-
 from moo_compress.evaluation.evaluator import Evaluator, check_images, evaluate_accuracy
 from moo_compress.evaluation.runtime import PRECISIONS, autocast, check_precision, resolve_device, resolve_precision
+from moo_compress.moved import lazy_names
 
 __all__ = [
     "PRECISIONS",
@@ -41,14 +40,4 @@ _DEPLOYED = {
     "runtime_kernels": "moo_compress.deploy.onnx_model",
 }
 
-
-def __getattr__(name: str) -> object:
-    """A name that moved to :mod:`moo_compress.deploy`, imported from there on first use."""
-    module = _DEPLOYED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_DEPLOYED))
+__getattr__, __dir__ = lazy_names(__name__, _DEPLOYED, globals())

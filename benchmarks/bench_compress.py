@@ -45,7 +45,7 @@ from moo_compress.compress import (  # noqa: E402
     size_report,
     state_dict_bytes,
 )
-from moo_compress.compress.cluster import _init_kmeanspp  # noqa: E402
+from moo_compress.compress.cluster import init_kmeanspp  # noqa: E402
 from moo_compress.errors import MooCompressError  # noqa: E402
 from moo_compress.evaluation import OnnxModel, compare_latency, runtime_kernels  # noqa: E402
 from moo_compress.models import create_model, load_pretrained  # noqa: E402
@@ -132,7 +132,7 @@ def speed_section(model: torch.nn.Module, repeats: int, naive_iterations: int) -
         ],
         repeats,
     )
-    inits = [_init_kmeanspp(np.sort(v), 16, r) for v, r in zip(values, rngs(), strict=True)]
+    inits = [init_kmeanspp(np.sort(v), 16, r) for v, r in zip(values, rngs(), strict=True)]
     start = time.perf_counter()
     naive = [naive_kmeans(v, c, naive_iterations) for v, c in zip(values, inits, strict=True)]
     t_naive = time.perf_counter() - start

@@ -35,7 +35,7 @@ import numpy as np
 from moo_compress.compress.config import ClusterConfig
 from moo_compress.errors import ConfigError
 
-__all__ = ["KMeansResult", "kmeans_1d", "assign", "cluster_weights"]
+__all__ = ["KMeansResult", "kmeans_1d", "init_kmeanspp", "assign", "cluster_weights"]
 
 _INIT_SAMPLE = 16384  # k-means++ seeds from this many evenly spaced order statistics
 # Bins of the optimal start's DP: 64 per cluster, within [2048, 8192]. Cluster boundaries may only fall on
@@ -65,7 +65,8 @@ class KMeansResult:
     converged: bool
 
 
-def _init_kmeanspp(sorted_values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def init_kmeanspp(sorted_values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ initial centroids of sorted 1-D values (``k`` of them), drawn with ``rng``."""
     # D^2 sampling on evenly spaced order statistics: same distribution as the data, O(k * sample).
     n = sorted_values.size
     sample = sorted_values[np.linspace(0, n - 1, min(n, _INIT_SAMPLE)).astype(np.int64)].astype(np.float64)
@@ -201,7 +202,7 @@ def _fit_sorted(
     elif init == "linear":
         centroids = np.unique(np.linspace(float(s[0]), float(s[-1]), n_clusters))
     else:
-        centroids = _init_kmeanspp(s, n_clusters, rng if rng is not None else np.random.default_rng(0))
+        centroids = init_kmeanspp(s, n_clusters, rng if rng is not None else np.random.default_rng(0))
     # as scikit-learn: stop when the squared centroid shift falls below tol * variance
     tolerance = tol * float(np.var(s[:: max(1, n // _INIT_SAMPLE)], dtype=np.float64))
     previous = None

@@ -190,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run is None and args.plan is None:
         if args.arch is None:
             parser.error("--arch is required (or --run / --plan to re-evaluate compression plans)")
-        if args.select or args.export or args.export_onnx or args.latency or any(hasattr(args, k) for k in ("split", "images",
-                                                                                             "workers")):
+        if args.select or args.export or args.export_onnx or args.latency or any(
+                hasattr(args, k) for k in ("split", "images", "workers")):
             parser.error("--select, --split, --images, --workers, --export, --export-onnx and --latency need --run or "
                          "--plan")
         return common.guard(parser.prog, lambda: _run(args))

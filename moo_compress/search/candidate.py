@@ -28,22 +28,28 @@ import torch
 from moo_compress import __version__
 from moo_compress.compress import CalibrationData, CompressionPlan, compress, model_fingerprint
 from moo_compress.compress.size import size_report
-from moo_compress.data import (ArrayDataset, balanced_order, dataset_labels, load_dataset, split_indices,
-                               stratified_indices)
+from moo_compress.data import (
+    ArrayDataset,
+    balanced_order,
+    dataset_labels,
+    load_dataset,
+    split_indices,
+    stratified_indices,
+)
 from moo_compress.data.cifar_c import CorruptedSet, find_release, load_corrupted
 from moo_compress.data.resize import DEFAULT_CROP_PCT, Sizing, resize_images
 from moo_compress.errors import ConfigError, DataFormatError
 from moo_compress.evaluation import Evaluator
-from moo_compress.fileio import atomic_open, stable_hash
 from moo_compress.evaluation.runtime import resolve_device
+from moo_compress.evaluation.stats import pack_bits
+from moo_compress.fileio import atomic_open, stable_hash
 from moo_compress.models import PretrainedModel, load_pretrained
 from moo_compress.provenance import numeric_versions, source_fingerprint
 from moo_compress.search.cache import EvaluationCache
-from moo_compress.evaluation.stats import pack_bits
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "compressed_model", "split_pool",
-           "evaluate_plan", "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path", "discard_models",
-           "model_sizing"]
+           "evaluate_plan", "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path",
+           "discard_models", "model_sizing"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
 EVALUATION_VERSION = 4  # 2: batch norms folded; 3: keys hash source, versions, device; 4: per-image outcomes
@@ -384,7 +390,8 @@ def evaluate_plan(spec: EvaluationSpec, plan: CompressionPlan, *,
         ``plan_resolved`` (every field), ``plan_key``, ``label``, ``weights_fingerprint``,
         ``duplicate_of``, ``clean_accuracy``, ``corruption_accuracy`` (``"name/severity"`` ->
         accuracy), ``clean_correct`` and ``corruption_correct`` (per-image outcomes in the order of the
-        spec's images, packed by :func:`~moo_compress.evaluation.stats.pack_bits`), ``compression_ratio``, ``compressed_bits``, ``dense_bits``, timings and provenance.
+        spec's images, packed by :func:`~moo_compress.evaluation.stats.pack_bits`), ``compression_ratio``,
+        ``compressed_bits``, ``dense_bits``, timings and provenance.
     """
     res = load_resources(spec)  # a missing or changed file stops the search: not the candidate's fault
     start = time.perf_counter()

@@ -45,7 +45,8 @@ def needs_calibration(space: SearchSpace) -> bool:
 
 
 def _corruption_names(space: SearchSpace) -> tuple[str, ...]:
-    return tuple(resolve_corruptions(space.corruptions if isinstance(space.corruptions, str) else list(space.corruptions)))
+    return tuple(resolve_corruptions(space.corruptions if isinstance(space.corruptions, str)
+                                     else list(space.corruptions)))
 
 
 def _check_data_root(dataset: str, data_root: str | None, n_classes: int) -> None:
@@ -145,8 +146,8 @@ def _fit_calibration(settings: SearchSettings, space: SearchSpace) -> tuple[Sear
                           f"{available}: pass --calibration-images {available} or fewer")
     if available < MIN_CALIBRATION_IMAGES:
         raise ConfigError(f"the space's recovery needs {wanted} training images for calibration, but the training "
-                          f"split of {probe.dataset} holds {available} (fewer than {MIN_CALIBRATION_IMAGES}, too few to "
-                          f"re-estimate batch norm): add training images, or pass a copy of {space.source} with "
+                          f"split of {probe.dataset} holds {available} (fewer than {MIN_CALIBRATION_IMAGES}, too "
+                          f"few to re-estimate batch norm): add training images, or pass a copy of {space.source} with "
                           "recovery.bn_images lowered (and --calibration-images) with --space")
     logger.warning("the space's recovery asks for %d calibration images but the training split of %s holds %d: "
                    "using all %d (pass --calibration-images N to choose another number)", wanted, probe.dataset,

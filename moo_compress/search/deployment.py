@@ -37,16 +37,17 @@ def plan_file_name(arch: str, plan: CompressionPlan, suffix: str) -> str:
 def export_and_check(spec: EvaluationSpec, plans: list[CompressionPlan], files: dict[str, Path],
                      log: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Writes each plan's compressed model as an ONNX file (``files``: plan key -> path) and measures its
-    clean top-1 in ONNX Runtime and in PyTorch on the clean images of ``spec``; each file's line goes to ``log`` (default: the search's logger).
+    clean top-1 in ONNX Runtime and in PyTorch on the clean images of ``spec``; each file's line goes to ``log``
+    (default: the search's logger).
 
     Returns plan key -> ``{"path", "kind" (float | qdq), "bytes", "removed_filters", "images",
     "onnx_accuracy", "torch_accuracy" (percent), "gap" (points, ONNX minus PyTorch), "within"
     (|gap| <= :data:`ONNX_TOLERANCE` of its kind)}``.
     """
     from moo_compress.deploy import export_onnx
+    from moo_compress.deploy.onnx_model import OnnxModel
     from moo_compress.evaluation import Evaluator
     from moo_compress.search.candidate import compressed_model
-    from moo_compress.deploy.onnx_model import OnnxModel
 
     say = log or logger.info
     res = load_resources(spec)
@@ -87,7 +88,7 @@ def deployed(front: pd.DataFrame, rows: list[int], spec: EvaluationSpec,
     plans = [CompressionPlan.from_dict(front["plan"].iloc[i]) for i in rows]
     files = {p.key(): folder / plan_file_name(spec.arch, p, ".onnx") for p in plans}
     checked = export_and_check(spec, plans, files)
-    for i, plan in zip(rows, plans):
+    for i, plan in zip(rows, plans, strict=True):
         c = checked[plan.key()]
         index = front.index[i]
         front.at[index, "onnx/path"] = str(Path(c["path"]).name)
@@ -96,8 +97,8 @@ def deployed(front: pd.DataFrame, rows: list[int], spec: EvaluationSpec,
         front.loc[index, ["onnx/accuracy", "onnx/torch_accuracy", "onnx/gap"]] = \
             [c["onnx_accuracy"], c["torch_accuracy"], c["gap"]]
     images = next(iter(checked.values()))["images"]
-    outside = [front["label"].iloc[i] for i, plan in zip(rows, plans) if not checked[plan.key()]["within"]]
-    logger.info(f"deployed: {len(rows)} recommended plan(s) exported to {folder}/ and run in ONNX Runtime on {images:,} "
-        f"{spec.split}-split images; " + (f"outside the tolerance: {', '.join(outside)}" if outside else
+    outside = [front["label"].iloc[i] for i, plan in zip(rows, plans, strict=True) if not checked[plan.key()]["within"]]
+    logger.info(f"deployed: {len(rows)} recommended plan(s) exported to {folder}/ and run in ONNX Runtime on "
+        f"{images:,} {spec.split}-split images; " + (f"outside the tolerance: {', '.join(outside)}" if outside else
                                           "every one within the tolerance of its PyTorch top-1"))
     return front, {"rows": list(rows), "images": images, "folder": folder.name, "tolerance": dict(ONNX_TOLERANCE)}

@@ -168,13 +168,14 @@ def ignore_worker_restarts() -> None:
                             module=r"(joblib\.externals\.)?loky\.process_executor\Z")
 
 
-def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def run_tasks(config: ExecutorConfig, spec: EvaluationSpec,
+              plans: Sequence[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """Evaluates ``plans`` and yields their records in order, each as soon as it (and those before it) finish."""
     if not plans:
         return
     specs = _device_specs(spec, len(plans))
     if config.kind == "serial":
-        for task_spec, plan in zip(specs, plans):
+        for task_spec, plan in zip(specs, plans, strict=True):
             yield _task(task_spec, plan, config.threads_per_worker)
         return
     from joblib import Parallel, delayed, parallel_config
@@ -191,7 +192,7 @@ def run_tasks(config: ExecutorConfig, spec: EvaluationSpec, plans: Sequence[dict
         backend = {"backend": "dask", "n_jobs": -1}
     with parallel_config(**backend):
         yield from Parallel(return_as="generator")(
-            delayed(_task)(task_spec, plan, threads) for task_spec, plan in zip(specs, plans))
+            delayed(_task)(task_spec, plan, threads) for task_spec, plan in zip(specs, plans, strict=True))
 
 
 def close_executors() -> None:

@@ -44,7 +44,7 @@ class Fidelity:
             raise ConfigError(f"fidelity.mode must be one of {list(FIDELITY_MODES)}, got {self.mode!r}")
         rungs = tuple(self.rungs)
         if not rungs or any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1 for r in rungs) \
-                or any(b <= a for a, b in zip(rungs, rungs[1:])):
+                or any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)):
             raise ConfigError(f"fidelity.rungs must be increasing positive image counts (e.g. [10, 20, 40]), "
                               f"got {list(rungs)}")
         object.__setattr__(self, "rungs", tuple(int(r) for r in rungs))

@@ -112,7 +112,7 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
     ref_out = record_outcomes(records[0], names, sev)
     ref_mca = _mca(ref_out)
     measured: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for i, record, report_record in zip(rows, records[1:], searched[1:]):
+    for i, record, report_record in zip(rows, records[1:], searched[1:], strict=True):
         if record["status"] != "ok" or report_record["status"] != "ok":
             continue
         out = record_outcomes(record, names, sev)
@@ -128,11 +128,12 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
     for i, against in flags.items():
         front.at[front.index[i], "heldout/rank_reversal"] = "; ".join(str(front["label"].iloc[j]) for j in against)
     reversals = len(flags)
-    info.update({"reference_mca": 100 * float(ref_out.cells.mean()), "n_corrupted": int(len(ref_out.cells)), "split": spec.split,
+    info.update({"reference_mca": 100 * float(ref_out.cells.mean()), "n_corrupted": int(len(ref_out.cells)),
+                 "split": spec.split,
                  "reference_suites": {s: 100 * float(ref_out.cells[:, [names.index(c) for c in m]].mean())
                                       for s, m in suites.items()}})
-    logger.info(f"held out: {len(measured)} plan(s) and the reference measured on {len(names)} corruption(s) the search "
-        f"never saw ({', '.join(f'{k}: {len(v)}' for k, v in suites.items())}), {info['n_corrupted']} "
-        f"{spec.split}-split images per (corruption, severity); reference {info['reference_mca']:.2f}%; {reversals} plan(s) "
-        "whose robustness rank reverses there beyond its intervals (flagged)")
+    logger.info(f"held out: {len(measured)} plan(s) and the reference measured on {len(names)} corruption(s) the "
+        f"search never saw ({', '.join(f'{k}: {len(v)}' for k, v in suites.items())}), {info['n_corrupted']} "
+        f"{spec.split}-split images per (corruption, severity); reference {info['reference_mca']:.2f}%; "
+        f"{reversals} plan(s) whose robustness rank reverses there beyond its intervals (flagged)")
     return front, info

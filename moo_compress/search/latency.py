@@ -261,8 +261,8 @@ class LatencyMeter:
     def _measure_eager(self, structure: str, reference: str) -> dict[str, Any]:
         import torch
 
-        from moo_compress.evaluation.evaluator import fold_batchnorm
         from moo_compress.deploy.latency import measure_paired
+        from moo_compress.evaluation.evaluator import fold_batchnorm
 
         models = [fold_batchnorm(torch.load(self._artifact(s), map_location="cpu", weights_only=False).eval())
                   for s in (reference, structure)]
@@ -319,8 +319,8 @@ class LatencyMeter:
         return {**self.settings.to_dict(), "runtime_name": self.runtime, "hardware": self.hardware,
                 "reference_ms": reference["ms"], "reference_low_ms": reference["low_ms"],
                 "reference_high_ms": reference["high_ms"], "reference_batch_ms": reference["batch_ms"],
-                "measured": "batch 1: median of {} timed runs after warm-up, alternating with the reference; spread "
-                            "= interquartile range".format(self.settings.rounds)}
+                "measured": f"batch 1: median of {self.settings.rounds} timed runs after warm-up, alternating with "
+                            "the reference; spread = interquartile range"}
 
 
 def _signature(model: Any) -> str:

@@ -32,7 +32,9 @@ RUN_LOG = "run.log"
 def format_duration(seconds: float) -> str:
     """``1h05m`` or ``3m07s``."""
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 @dataclass(frozen=True)

@@ -40,18 +40,18 @@ import numpy as np
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import ConfigError
+from moo_compress.evaluation.stats import pack_bits, paired_difference_interval, unpack_bits
 from moo_compress.search.candidate import failed_record
 from moo_compress.search.claims import Outcomes, record_outcomes
-from moo_compress.search.pareto import pareto_mask
 from moo_compress.search.objectives import Objectives, record_metrics
-from moo_compress.evaluation.stats import pack_bits, paired_difference_interval, unpack_bits
+from moo_compress.search.pareto import pareto_mask
 
 __all__ = ["Racer", "merge_records", "robustness_scores", "rung_windows"]
 
 def rung_windows(ladder: Sequence[int]) -> list[tuple[int, int]]:
     """The windows ``[a, b)`` of the order that each rung adds: ``[(0, r0), (r0, r1), ...]``."""
     bounds = [0, *ladder]
-    return [(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
+    return [(int(a), int(b)) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def merge_records(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -213,7 +213,7 @@ class Racer:
     def _advance(self, entries: list[_Entry], start: int, stop: int, *, charge: bool = True) -> None:
         """Evaluates the window ``[start, stop)`` for ``entries`` (all measured up to ``start``) and merges."""
         records = self.evaluate_window([e.plan for e in entries], start, stop)
-        for entry, record in zip(entries, records):
+        for entry, record in zip(entries, records, strict=True):
             entry.chunks.append(record)
             entry.images = stop
             entry.record = {**merge_records(entry.chunks), "rung": len(entry.chunks) - 1, "stopped": entry.stopped,
@@ -332,7 +332,7 @@ class Racer:
             if fp:
                 seen.add(fp)
         mask = pareto_mask(F, feasible & np.array(first))
-        return [e for e, m in zip(entries, mask) if m]
+        return [e for e, m in zip(entries, mask, strict=True) if m]
 
     def _stop(self, entry: _Entry, front: list[_Entry]) -> bool:
         """Whether the candidate is confidently infeasible or dominated by a front member (records why)."""

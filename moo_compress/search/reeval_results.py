@@ -249,7 +249,8 @@ class Reevaluation:
     @property
     def fidelity(self) -> str:
         """The images used, in words."""
-        where = "the whole test set" if self.split == "all" else f"the {self.split} split (split seed {self.split_seed})"
+        where = ("the whole test set" if self.split == "all"
+                 else f"the {self.split} split (split seed {self.split_seed})")
         if self.split == "report" and self.warning is None:
             where += ", images the search never used to choose the plans"
         return (f"{self.arch} on {self.dataset}, {where}: clean accuracy on {self.n_clean:,} images (every image of "

@@ -1,8 +1,8 @@
 """Re-evaluating compression plans on more images, from a search run or given on the command line.
 
 Used by ``python -m moo_compress.evaluate --run DIR --select knee|pareto|METHOD|ROW... [--plan JSON]
-[--split report|search|all] [--images N|all] [--export DIR] [--export-onnx PATH]`` and, through :func:`reevaluate_run`, by
-``notebooks/explore_fronts.ipynb``.
+[--split report|search|all] [--images N|all] [--export DIR] [--export-onnx PATH]`` and, through
+:func:`reevaluate_run`, by ``notebooks/explore_fronts.ipynb``.
 
 Which images: a run selected its plans on the *search* split of the test set, so its plans are
 re-evaluated on the *report* split by default (the images the search never used to choose them,
@@ -347,7 +347,7 @@ def _evaluate(spec: EvaluationSpec, lineup: _Lineup, workers: int | None, say: P
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", ExecutorConfig(workers=n_workers),
                               on_record=_on_record(names, say))
     plans = lineup.plans
-    return dict(zip([p.key() for p in plans], evaluator(plans)))
+    return dict(zip([p.key() for p in plans], evaluator(plans), strict=True))
 
 
 def _model_results(spec: EvaluationSpec, lineup: _Lineup, records: dict[str, Any],

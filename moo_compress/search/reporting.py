@@ -19,8 +19,7 @@ from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
 from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.candidate import load_resources
-from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, plan_claims, record_outcomes, \
-    tied
+from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, plan_claims, record_outcomes, tied
 from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.problem import PlanEvaluator
@@ -125,7 +124,8 @@ def recovery_warning(clean_delta: Any, base: dict[str, Any]) -> str | None:
         return None
     return (f"the space's recovery costs the uncompressed model {-clean_delta.estimate:.1f} points of clean accuracy "
             f"[{-clean_delta.high:.1f}, {-clean_delta.low:.1f}] on {base['n_clean']:,} {base['split']}-split images "
-            f"(original {base['original']['clean_accuracy']:.2f}%, reference {base['reference']['clean_accuracy']:.2f}%); "
+            f"(original {base['original']['clean_accuracy']:.2f}%, "
+            f"reference {base['reference']['clean_accuracy']:.2f}%); "
             "the plans are compared with this weakened reference: lower recovery.finetune_lr (or finetune_steps) in "
             "the space")
 

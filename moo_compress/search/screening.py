@@ -143,7 +143,8 @@ def _log_reference(ctx: SearchContext, metrics: dict[str, Any], baseline: dict[s
                    meter: LatencyMeter | None) -> None:
     recovery = ", ".join(f"{k}={v}" for k, v in ctx.space.recovery.to_dict().items()) or "none"
     logger.info(f"reference (uncompressed model after the candidates' recovery: {recovery}): clean "
-                f"{metrics['clean_accuracy']:.2f}%, mean corruption accuracy {metrics['mean_corruption_accuracy']:.2f}% "
+                f"{metrics['clean_accuracy']:.2f}%, mean corruption accuracy "
+                f"{metrics['mean_corruption_accuracy']:.2f}% "
                 f"on the first {ctx.ladder[0]} search images ({ctx.settings.execution.precision}); space "
                 f"'{ctx.space.name}': {len(ctx.encoding.variables)} genes, {ctx.encoding.grid_size():,} plans")
     if meter is not None:
@@ -218,7 +219,7 @@ class _Generations:
     def after(self, gen: int, X: np.ndarray, records: list[dict[str, Any]]) -> None:
         s, racer, history = self.screening, self.screening.racer, self.screening.history
         new = hits = 0
-        for x, record in zip(X, records):
+        for x, record in zip(X, records, strict=True):
             if s.log.add(record, gen, self.ctx.encoding.values(x)):
                 new += 1
                 hits += bool(record.get("cache_hit"))

@@ -123,5 +123,6 @@ def select(frame: pd.DataFrame, keys: list[str],
 
 
 def stage_columns(frame: pd.DataFrame) -> tuple[str, ...]:
-    """The metric columns carried from stage to stage: the run folder's metric columns, and the measured latency when there is one."""
+    """The metric columns carried from stage to stage: the run folder's metric columns, and the measured latency
+    when there is one."""
     return (*METRIC_COLUMNS, *(c for c in LATENCY_FIELDS if c in frame))

@@ -239,7 +239,8 @@ class SearchSpace:
             "name": self.name,
             "description": self.description,
             "granularity": self.granularity,
-            "layer_groups": "default" if self.layer_groups is None else {k: list(v) for k, v in self.layer_groups.items()},
+            "layer_groups": ("default" if self.layer_groups is None
+                             else {k: list(v) for k, v in self.layer_groups.items()}),
             "genes": {g.kind: {"choices": [show(v, g.kind) for v in g.choices]} for g in self.genes},
             "prune": dict(self.prune),
             "cluster": dict(self.cluster),
@@ -248,7 +249,8 @@ class SearchSpace:
                         "patterns": list(self.exclude)},
             "recovery": self.recovery.to_dict(),
             "objectives": {"robustness": self.robustness,
-                           "corruptions": self.corruptions if isinstance(self.corruptions, str) else list(self.corruptions),
+                           "corruptions": (self.corruptions if isinstance(self.corruptions, str)
+                                           else list(self.corruptions)),
                            "severities": list(self.severities), "corruption_params": self.corruption_params,
                            "latency": self.latency.to_dict() if self.latency is not None else False},
             "constraints": {"max_accuracy_drop": self.max_accuracy_drop,
@@ -261,7 +263,8 @@ class SearchSpace:
 
     def encoding(self, layer_groups: Mapping[str, Sequence[str]]) -> Encoding:
         """The decision variables for a model whose default groups are ``layer_groups``."""
-        groups = dict(self.layer_groups) if self.layer_groups is not None else {k: tuple(v) for k, v in layer_groups.items()}
+        groups = (dict(self.layer_groups) if self.layer_groups is not None
+                  else {k: tuple(v) for k, v in layer_groups.items()})
         return Encoding(self, groups)
 
 

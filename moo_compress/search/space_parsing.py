@@ -17,7 +17,9 @@ from moo_compress.search.latency import LatencySettings
 #: The robustness metrics a space may optimise.
 ROBUSTNESS_METRICS = ("mean_corruption_accuracy", "mce", "relative_mce")
 
-__all__ = ["ROBUSTNESS_METRICS", "close", "mapping", "off", "expand_range", "parse_gene", "parse_layer_groups", "parse_techniques", "parse_exclude", "parse_objectives", "parse_constraints", "parse_algorithm", "parse_fidelity"]
+__all__ = ["ROBUSTNESS_METRICS", "close", "mapping", "off", "expand_range", "parse_gene", "parse_layer_groups",
+           "parse_techniques", "parse_exclude", "parse_objectives", "parse_constraints", "parse_algorithm",
+           "parse_fidelity"]
 
 
 _OFF = (None, False, "off", "none")

@@ -69,7 +69,8 @@ class Surrogate:
                               f"['candidates', 'optimism'], got {value!r}")
         unknown = sorted(set(value) - {"candidates", "optimism"})
         if unknown:
-            raise ConfigError(f"unknown key(s) {unknown} in algorithm.surrogate; valid keys: ['candidates', 'optimism']")
+            raise ConfigError(f"unknown key(s) {unknown} in algorithm.surrogate; "
+                              "valid keys: ['candidates', 'optimism']")
         return cls(**value)
 
     def to_dict(self) -> dict[str, Any]:

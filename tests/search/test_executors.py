@@ -78,8 +78,8 @@ def _round_trip(frame: pd.DataFrame) -> pd.DataFrame:
 def _cli_args(setting: SearchSettings, out: Path, cache: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "moo_compress.search", "--arch", "resnet20", "--weights", str(setting.target.weights),
             "--data-root", str(setting.target.data_root), "--space", str(setting.target.space), "--eval-images", "20",
-            "--select-images", "30", "--final-images", "30", "--precision", "bf16", "--device", "cpu", "--out", str(out),
-            "--cache-dir", str(cache), *extra]
+            "--select-images", "30", "--final-images", "30", "--precision", "bf16", "--device", "cpu",
+            "--out", str(out), "--cache-dir", str(cache), *extra]
 
 
 def _env() -> dict[str, str]:
@@ -196,7 +196,7 @@ def _loky_restarts(*, quiet: bool) -> tuple[set[int], list[warnings.WarningMessa
             ignore_worker_restarts()
         with parallel_config(backend="loky", n_jobs=2):
             pids = set(Parallel()(delayed(grow_once)(320) for _ in range(8)))
-        warnings.warn("a warning of the project's own", UserWarning)
+        warnings.warn("a warning of the project's own", UserWarning, stacklevel=2)
         time.sleep(0.5)  # loky's manager thread warns on its own time
     from joblib.externals.loky import get_reusable_executor
 

@@ -18,8 +18,8 @@ pytest.importorskip("onnxscript")
 
 from moo_compress.compress import CompressionPlan, PruneConfig, QuantizeConfig  # noqa: E402
 from moo_compress.compress.calibration import CalibrationData  # noqa: E402
-from moo_compress.errors import ConfigError  # noqa: E402
 from moo_compress.deploy import graph_structure  # noqa: E402
+from moo_compress.errors import ConfigError  # noqa: E402
 from moo_compress.search import SearchSettings  # noqa: E402
 from moo_compress.search import latency as latency_module  # noqa: E402
 from moo_compress.search.final import recommend  # noqa: E402
@@ -117,7 +117,8 @@ def test_four_objectives_and_latency_constraint() -> None:
 
 def test_recommend_finds_knees_in_four_dimensions() -> None:
     # equal on everything but latency: the four-dimensional knees must pick the fast plan
-    front = pd.DataFrame({"select/clean_accuracy": [90.0, 90.0, 80.0], "select/mean_corruption_accuracy": [70.0, 70.0, 60.0],
+    front = pd.DataFrame({"select/clean_accuracy": [90.0, 90.0, 80.0],
+                          "select/mean_corruption_accuracy": [70.0, 70.0, 60.0],
                           "select/compression_ratio": [4.0, 4.0, 8.0], "select/latency_speedup": [1.0, 2.0, 1.5]})
     picks = recommend(front, 90.0, "mean_corruption_accuracy", min_ratio=2, max_drop=5, latency=True)
     chosen = {p["method"]: p["row"] for p in picks}
@@ -156,7 +157,8 @@ def test_meter_measures_each_structure_once_and_caches_across_runs(tmp_path: Pat
         return real(path, reference, **kwargs)
 
     monkeypatch.setattr(timing, "measure_deployed", counting)
-    plans = [CompressionPlan(), CompressionPlan(quantize=QuantizeConfig(4)), CompressionPlan(quantize=QuantizeConfig(6)),
+    plans = [CompressionPlan(), CompressionPlan(quantize=QuantizeConfig(4)),
+             CompressionPlan(quantize=QuantizeConfig(6)),
              CompressionPlan(quantize=QuantizeConfig(8, activation_bits=8))]
     out = _meter(tmp_path)(plans)
     assert set(out) == {p.key() for p in plans}

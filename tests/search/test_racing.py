@@ -10,19 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moo_compress.evaluation import metrics as mt
+from moo_compress.cli.search import build_parser, settings_from_args
 from moo_compress.compress import CompressionPlan, PruneConfig
 from moo_compress.errors import ConfigError
+from moo_compress.evaluation import metrics as mt
+from moo_compress.evaluation.stats import pack_bits
 from moo_compress.search import FidelitySettings, SearchSettings, TargetSettings, run_search
 from moo_compress.search.candidate import load_resources
 from moo_compress.search.claims import Outcomes
-from moo_compress.cli.search import build_parser, settings_from_args
 from moo_compress.search.fidelity import Fidelity
 from moo_compress.search.objectives import Objectives
 from moo_compress.search.racing import Racer, merge_records, robustness_scores, rung_windows
 from moo_compress.search.run import resolve_fidelity, space_spec
 from moo_compress.search.space import SearchSpace, load_space
-from moo_compress.evaluation.stats import pack_bits
 from tests.search.conftest import TINY_SPACE
 
 CORR, SEV = ("gaussian_noise", "fog"), (1, 2)
@@ -180,7 +180,8 @@ def test_windows_of_the_fixed_order_nest(tiny_search: SearchSettings) -> None:
     with pytest.raises(ConfigError, match="does not fit"):
         load_resources(spec.with_window(0, 31))
     # clean_multiple 2: clean images [2a, 2b) of the same order; the joined windows start with the same images
-    double = [load_resources(dataclasses.replace(spec.with_window(a, b), clean_multiple=2)) for a, b in ((0, 5), (5, 10))]
+    double = [load_resources(dataclasses.replace(spec.with_window(a, b), clean_multiple=2))
+              for a, b in ((0, 5), (5, 10))]
     joined = np.concatenate([d.clean.images for d in double])
     assert len(joined) == 20 and np.array_equal(joined, large.clean.images)
     assert np.array_equal(double[0].corrupted.labels, small.clean.labels[:5])

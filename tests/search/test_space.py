@@ -32,7 +32,8 @@ def test_paper_space_is_the_studys_eight_plan_grid() -> None:
     enc = space.encoding({})
     assert space.algorithm == "grid" and enc.grid_size() == 8
     labels = sorted(enc.decode(x).label() for x in enc.grid())
-    assert labels == sorted(["recovery only", "Q8A8", "C16", "C16-Q8A8", "P50l", "P50l-Q8A8", "P50l-C16", "P50l-C16-Q8A8"])
+    assert labels == sorted(["recovery only", "Q8A8", "C16", "C16-Q8A8", "P50l", "P50l-Q8A8", "P50l-C16",
+                             "P50l-C16-Q8A8"])
 
 
 def _space(**genes: object) -> dict:

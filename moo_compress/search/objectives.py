@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from moo_compress.evaluation import metrics as mt
 from moo_compress.errors import ConfigError
+from moo_compress.evaluation import metrics as mt
 from moo_compress.search.latency import LATENCY_FIELDS
 
 __all__ = ["OBJECTIVE_LABELS", "Objectives", "record_metrics"]

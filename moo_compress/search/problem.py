@@ -17,8 +17,8 @@ import numpy as np
 from pymoo.core.problem import Problem
 
 from moo_compress.compress import CompressionPlan
-from moo_compress.search.cache import EvaluationCache
 from moo_compress.errors import MooCompressError
+from moo_compress.search.cache import EvaluationCache
 from moo_compress.search.candidate import EvaluationSpec, failed_record
 from moo_compress.search.executors import ExecutorConfig, run_tasks
 from moo_compress.search.objectives import Objectives

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from moo_compress.report import render_run
 from moo_compress.data import split_indices
 from moo_compress.errors import ConfigError
+from moo_compress.evaluation.stats import Interval
+from moo_compress.report import render_run
 from moo_compress.search import SearchSettings, run_search
 from moo_compress.search.claims import Outcomes, plan_claims, tied
-from moo_compress.evaluation.stats import Interval
 from moo_compress.search.recommend import recommend, threshold_met_by
 from moo_compress.search.reporting import RECOVERY_LOSS, dominated_on_report, recovery_warning
 

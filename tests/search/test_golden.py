@@ -35,8 +35,7 @@ def golden_settings(folder: Path) -> Any:
     import yaml
 
     from moo_compress.models import create_model
-    from moo_compress.search import (ExecutionSettings, FidelitySettings, OutputSettings, SearchSettings,
-                                     TargetSettings)
+    from moo_compress.search import ExecutionSettings, FidelitySettings, OutputSettings, SearchSettings, TargetSettings
 
     data = make_image_folder(folder / "four", classes=4, per_split={"train": 24, "test": 30})
     torch.manual_seed(0)

@@ -3,13 +3,12 @@ rank-reversal flag."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from moo_compress.data.corruptions import ALL_CORRUPTIONS, BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
 from moo_compress.data.corruptions_bar import BAR_CORRUPTIONS

@@ -11,9 +11,9 @@ from moo_compress.search.knee import (
     _hyperplane,
     closest_to_ideal,
     high_tradeoff_points,
+    most_robust_with_ratio,
     nbi_knee,
     normalize,
-    most_robust_with_ratio,
     smallest_within_accuracy_drop,
 )
 

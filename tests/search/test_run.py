@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from moo_compress.errors import ConfigError
-from moo_compress.search import AlgorithmSettings, FidelitySettings, SearchSettings, TargetSettings, candidate
 from moo_compress import runfolder
-from moo_compress.report import render_run
 from moo_compress.cli import search as search_cli
+from moo_compress.errors import ConfigError
+from moo_compress.report import render_run
+from moo_compress.search import AlgorithmSettings, FidelitySettings, SearchSettings, TargetSettings, candidate
 from moo_compress.search.cache import CONTEXT_FILE
 from moo_compress.search.run import run_search
 

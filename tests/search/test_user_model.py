@@ -12,13 +12,13 @@ import torch
 import yaml
 from torch import nn
 
+from moo_compress.cli.models import main as models_main
+from moo_compress.cli.search import main as search_main
 from moo_compress.compress import CompressionPlan, PruneConfig, compress, compression_state
 from moo_compress.data import load_dataset
 from moo_compress.errors import ConfigError
 from moo_compress.models import model_defaults
-from moo_compress.cli.models import main as models_main
 from moo_compress.models.sources import build_from_source, derive_layer_groups, source_slug
-from moo_compress.cli.search import main as search_main
 from moo_compress.search import ExecutionSettings, FidelitySettings
 from moo_compress.search.space import SPACES_DIR
 from tests.conftest import make_image_folder

@@ -282,7 +282,7 @@ def test_a_user_model_gets_the_deploy_space_with_its_own_removable_layers(user_s
     args[args.index("--space") + 1] = "deploy"
     # the deploy space re-estimates batch norm on 2048 training images; asked for more than the 64 here, the
     # error names the option that fixes it
-    assert search_main([*args, "--calibration-images", "100"]) == 2
+    assert search_main([*args, "--calibration-images", "3000"]) == 2
     error = capsys.readouterr().err
     assert "holds 64" in error and "pass --calibration-images 64 or fewer" in error
     space = yaml.safe_load((SPACES_DIR / "deploy.yaml").read_text())

@@ -185,6 +185,7 @@ def test_compress_on_cuda_matches_cpu(inputs):
 
 
 @pytest.mark.parametrize("arch", list_models())
+@pytest.mark.slow
 def test_every_registered_architecture_compresses(arch):
     torch.manual_seed(0)
     model = create_model(arch, num_classes=10).eval()

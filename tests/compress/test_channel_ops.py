@@ -90,6 +90,7 @@ def _model(op: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize("example", list(EXAMPLES))
+@pytest.mark.slow
 def test_the_fx_analysis_and_the_onnx_export_agree_on_every_row(example, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -270,6 +270,7 @@ def _check_shared_model(arch, weights_dir):
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_optimal_is_within_1_percent_on_every_resnet20_layer(shared_weights_dir):
     _check_shared_model("resnet20", shared_weights_dir)
 

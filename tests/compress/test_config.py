@@ -67,6 +67,7 @@ def test_canonical_form_omits_defaults_and_normalises_numbers():
     )
 
 
+@pytest.mark.slow
 def test_key_is_stable_across_processes():
     code = (
         "import sys; from moo_compress.compress import CompressionPlan; "

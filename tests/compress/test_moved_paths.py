@@ -49,6 +49,7 @@ def test_package_names_that_moved_still_import_from_compress_and_evaluation() ->
         compress.no_such_name  # noqa: B018
 
 
+@pytest.mark.slow
 def test_compress_and_evaluation_do_not_load_deploy() -> None:
     loaded = _loaded_after("import moo_compress.compress, moo_compress.evaluation")
     assert "moo_compress.compress.api" in loaded and "moo_compress.evaluation.evaluator" in loaded

@@ -104,6 +104,7 @@ WEIGHT_ONLY = {
 
 
 @pytest.mark.parametrize("name", list(WEIGHT_ONLY))
+@pytest.mark.slow
 def test_weight_only_plans_run_with_their_dequantized_weights(teacher, data, tmp_path, name):
     images, labels = data
     plan = WEIGHT_ONLY[name]
@@ -126,6 +127,7 @@ def test_weight_only_plans_run_with_their_dequantized_weights(teacher, data, tmp
     np.testing.assert_array_equal(fc2, compression_state(small).layers["fc2"].weight())
 
 
+@pytest.mark.slow
 def test_w8a8_plan_becomes_qdq_int8_on_the_plans_own_grid(teacher, data, calib, tmp_path):
     images, labels = data
     plan = CompressionPlan(quantize=QuantizeConfig(8, activation_bits=8))
@@ -165,6 +167,7 @@ def test_w8a8_plan_becomes_qdq_int8_on_the_plans_own_grid(teacher, data, calib, 
     assert abs(onnx_accuracy - torch_accuracy) <= 1.0, (onnx_accuracy, torch_accuracy)
 
 
+@pytest.mark.slow
 def test_activation_grids_below_8_bits_and_at_16_bits(teacher, data, calib, tmp_path):
     images, _ = data
     low_bits = CompressionPlan(cluster=ClusterConfig(8), quantize=QuantizeConfig(4, activation_bits=5))
@@ -201,6 +204,7 @@ def test_structured_pruning_removes_filters_where_exact(teacher, data, tmp_path)
     np.testing.assert_allclose(OnnxModel(result.path).logits(images), _logits(small, images), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_structured_pruning_keeps_filters_before_a_residual_addition(tmp_path):
     torch.manual_seed(0)
     model = TinyResidual().eval()
@@ -221,6 +225,7 @@ def test_structured_pruning_keeps_filters_before_a_residual_addition(tmp_path):
     np.testing.assert_allclose(OnnxModel(result.path).logits(images), _logits(small, images), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_structured_w8a8_folds_rounded_constants(teacher, data, calib, tmp_path):
     images, labels = data
     plan = CompressionPlan(prune=PruneConfig(0.5, structured=True, scope="layer"),
@@ -310,6 +315,7 @@ def test_removable_only_plans_lose_exactly_their_pruned_filters(tmp_path, name):
     np.testing.assert_allclose(OnnxModel(result.path).logits(images), _logits(small, images), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_removable_only_w8a8_loses_exactly_its_pruned_filters(teacher, data, calib, tmp_path):
     images, labels = data
     plan = CompressionPlan(prune=PruneConfig(0.5, scope="layer", structured=True, removable_only=True),
@@ -325,6 +331,7 @@ def test_removable_only_w8a8_loses_exactly_its_pruned_filters(teacher, data, cal
     assert abs(_accuracy(onnx, labels) - _accuracy(reference, labels)) <= 1.5
 
 
+@pytest.mark.slow
 def test_export_compresses_an_uncompressed_model_itself(teacher, tmp_path):
     plan = CompressionPlan(prune=PruneConfig(0.5), quantize=QuantizeConfig(4))
     images = _images(16, seed=6)
@@ -336,6 +343,7 @@ def test_export_compresses_an_uncompressed_model_itself(teacher, tmp_path):
     np.testing.assert_allclose(OnnxModel(plain.path).logits(images), _logits(teacher, images), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_export_errors(teacher, calib, tmp_path):
     a8 = CompressionPlan(quantize=QuantizeConfig(8, activation_bits=8))
     small = compress(teacher, CompressionPlan(quantize=QuantizeConfig(4)))

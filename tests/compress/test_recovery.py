@@ -144,6 +144,7 @@ def test_finetuning_lowers_the_training_loss(tiny, calibration):
     assert loss(compress(tiny, tuned, calibration)) < loss(compress(tiny, plan))
 
 
+@pytest.mark.slow
 def test_the_reference_is_fine_tuned_like_its_plans(tiny, calibration):
     # a plan that compresses nothing but recovers (the search's reference) gets the same fine-tuning as its
     # compressed plans, else every plan's effect would include the fine-tuning the reference never had

@@ -24,6 +24,7 @@ PLAN = CompressionPlan(prune=PruneConfig(0.5), cluster=ClusterConfig(16), quanti
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_vgg19_p50_c16_q8_keeps_accuracy_and_is_6x_smaller(cifar10_root, shared_weights_dir):
     pre = load_pretrained("vgg19", "cifar10", weights_dir=shared_weights_dir)
     small = compress(pre.model, PLAN)

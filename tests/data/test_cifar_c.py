@@ -172,6 +172,7 @@ def test_generate_release_layout(tmp_path: Path) -> None:
     assert not list(out.glob(".*"))  # no temporary files left
 
 
+@pytest.mark.slow
 def test_generate_release_with_workers_equals_in_process(tmp_path: Path) -> None:
     clean = tiny_clean(20)  # one chunk per severity: the two workers get one each
     one = generate_release(clean, tmp_path / "one", corruptions=["motion_blur"], severities=[2, 5], workers=1,

@@ -106,6 +106,7 @@ def test_large_sets_are_cached_as_png_and_read_back_exactly(tmp_path: Path, monk
     assert np.array_equal(repaired.images("glass_blur", 5), corrupt(clean.images, "glass_blur", 5, seed=2))
 
 
+@pytest.mark.slow
 def test_png_generation_with_workers_equals_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from moo_compress.data import corruption_jobs
 

@@ -458,6 +458,7 @@ SAMPLED_IMAGES = {"sparkles": 16, "inverse_sparkles": 24, "pinch_and_twirl": 24}
 
 
 @pytest.mark.parametrize("name", sorted(set(BAR_CORRUPTIONS) - DETERMINISTIC))
+@pytest.mark.slow
 def test_sampling_matches_the_published_distributions(name: str) -> None:
     count = SAMPLED_IMAGES.get(name, 48)
     batch = textured_images(count, seed=5)

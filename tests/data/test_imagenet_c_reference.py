@@ -59,6 +59,7 @@ def test_mean_change_matches_imagecorruptions(name: str, many_images: np.ndarray
     assert_like_reference(ours, reference)
 
 
+@pytest.mark.slow
 def test_elastic_transform_matches_the_recipe(images: np.ndarray) -> None:
     ours = [mean_change(corrupt(images, "elastic_transform", s, seed=0), images) for s in range(1, 6)]
     reference = [mean_change(_recipe("elastic_transform", images, s), images) for s in range(1, 6)]
@@ -66,6 +67,7 @@ def test_elastic_transform_matches_the_recipe(images: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("name", DETERMINISTIC)
+@pytest.mark.slow
 def test_deterministic_corruptions_equal_the_recipe(name: str, images: np.ndarray) -> None:
     batch = images[:4]
     for severity in range(1, 6):
@@ -75,6 +77,7 @@ def test_deterministic_corruptions_equal_the_recipe(name: str, images: np.ndarra
 @pytest.mark.shared_data
 @pytest.mark.parametrize("name", ["gaussian_noise", "impulse_noise", "defocus_blur", "motion_blur", "snow", "frost",
                                   "fog", "contrast", "pixelate", "jpeg_compression", "spatter", "saturate"])
+@pytest.mark.slow
 def test_upsampled_cifar_photographs_match_imagecorruptions(name: str, cifar10_root: Path) -> None:
     """The same check on real photographs: CIFAR-10 test images upsampled to 224 (two per class)."""
     clean = load_dataset("cifar10", "test", data_root=cifar10_root)

@@ -41,6 +41,7 @@ def test_deterministic_corruptions_equal_the_recipe(name: str, images: np.ndarra
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_CORRUPTIONS if n not in DETERMINISTIC])
+@pytest.mark.slow
 def test_random_corruptions_change_images_as_much_as_the_recipe(name: str, images: np.ndarray) -> None:
     ours = [mean_change(corrupt(images, name, s, seed=0), images) for s in range(1, 6)]
     reference = [mean_change(_reference(name, images, s), images) for s in range(1, 6)]

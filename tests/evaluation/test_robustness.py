@@ -55,6 +55,7 @@ def test_evaluate_robustness_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_resnet20_loses_accuracy_with_severity_noise_and_blur_hurt_most(cifar10_root: Path,
                                                                        shared_weights_dir: Path) -> None:
     from moo_compress.data import load_dataset

@@ -133,6 +133,7 @@ def test_resolution_order_and_error(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_shared_resnet20_loads_and_scores(shared_weights_dir: Path, cifar10_root: Path) -> None:
     from moo_compress.data import load_dataset
     from moo_compress.evaluation import evaluate_accuracy
@@ -145,6 +146,7 @@ def test_shared_resnet20_loads_and_scores(shared_weights_dir: Path, cifar10_root
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_shared_vgg19_matches_its_readme(shared_weights_dir: Path, cifar10_root: Path) -> None:
     from moo_compress.data import load_dataset
     from moo_compress.evaluation import evaluate_accuracy

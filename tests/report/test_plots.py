@@ -42,6 +42,7 @@ def _annotations(ax: Axes) -> list[str]:
 
 
 @pytest.mark.parametrize("plot", PLOTS, ids=lambda p: p.__name__)
+@pytest.mark.slow
 def test_every_figure_renders_every_shape_of_run(scenario_run: Path, plot, tmp_path: Path) -> None:  # noqa: ANN001
     """Failed candidates, a single-point front, per-group genes, no final fidelity, mCE, no front at all."""
     out = tmp_path / "figure.png"
@@ -185,6 +186,7 @@ def _all_texts(fig: Figure) -> list[str]:
 LATENCY_LABEL = "latency, batch 1 (ms) — lower is better"
 
 
+@pytest.mark.slow
 def test_pairwise_fronts_add_a_row_of_latency_panels(latency_run: Path) -> None:
     run = load_run(latency_run)
     fig = plot_pairwise_fronts(run)

@@ -14,6 +14,7 @@ from moo_compress.report import FIGURES, RUN_ENV, load_run, render_run, summary_
 from tests.report.conftest import write_run
 
 
+@pytest.mark.slow
 def test_render_run_writes_summary_and_every_figure(scenario_run: Path) -> None:
     written = render_run(scenario_run)
     assert [p.name for p in written] == [f.file for f in FIGURES] + ["summary.md"]
@@ -39,6 +40,7 @@ def test_summary_without_final_has_no_final_columns(tmp_path: Path) -> None:
     assert "nothing was measured on a report split" in text and "| final |" not in text
 
 
+@pytest.mark.slow
 def test_cli_regenerates_a_run_and_reports_errors_in_one_line(synthetic_run: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:

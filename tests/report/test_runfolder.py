@@ -48,6 +48,7 @@ def test_folders_written_before_the_format_version_still_open(tmp_path: Path) ->
         load_run(folder)
 
 
+@pytest.mark.slow
 def test_run_folders_with_flat_settings_still_read_and_render(tmp_path: Path) -> None:
     """Folders written before the settings were grouped (format 2: flat ``settings``) read and render as new ones."""
     old, new = (load_run(write_run(tmp_path / name, seed=3, flat_settings=name == "old")) for name in ("old", "new"))

@@ -110,6 +110,7 @@ def _worker_malloc_env() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+@pytest.mark.slow
 def test_local_cluster_workers_keep_glibc_malloc_defaults() -> None:
     """Dask's default MALLOC_TRIM_THRESHOLD_ makes every activation an mmap (2x slower evaluation)."""
     pytest.importorskip("dask.distributed")
@@ -124,6 +125,7 @@ def test_local_cluster_workers_keep_glibc_malloc_defaults() -> None:
     assert set(found.values()) == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}
 
 
+@pytest.mark.slow
 def test_local_processes_and_dask_cluster_match_serial(setting: SearchSettings, serial: pd.DataFrame,
                                                        tmp_path: Path) -> None:
     """--workers 1, --workers 2 and --scheduler local, each from its own empty cache, give the same front,
@@ -136,6 +138,7 @@ def test_local_processes_and_dask_cluster_match_serial(setting: SearchSettings, 
         assert _all_records_valid(tmp_path / f"cache-{name}") >= len(result.evaluations)
 
 
+@pytest.mark.slow
 def test_concurrent_runs_sharing_a_cache_finish_and_agree(setting: SearchSettings, serial: pd.DataFrame,
                                                           tmp_path: Path) -> None:
     cache = tmp_path / "shared-cache"
@@ -150,6 +153,7 @@ def test_concurrent_runs_sharing_a_cache_finish_and_agree(setting: SearchSetting
     _all_records_valid(cache)
 
 
+@pytest.mark.slow
 def test_killed_worker_loses_and_corrupts_nothing(setting: SearchSettings, serial: pd.DataFrame,
                                                   tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")

@@ -128,6 +128,7 @@ def test_recommend_finds_knees_in_four_dimensions() -> None:
 
 
 # -- structure and meter ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_graph_structure_ignores_weight_values_but_not_shapes_or_formats(tmp_path: Path) -> None:
     from moo_compress.compress import compress
     from moo_compress.deploy import export_onnx
@@ -145,6 +146,7 @@ def test_graph_structure_ignores_weight_values_but_not_shapes_or_formats(tmp_pat
     assert len({structure["dense"], structure["pruned"], structure["w8a8"]}) == 3
 
 
+@pytest.mark.slow
 def test_meter_measures_each_structure_once_and_caches_across_runs(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from moo_compress.deploy import latency as timing

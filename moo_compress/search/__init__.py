@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moo_compress.api import Result
@@ -35,12 +37,14 @@ __all__ = ["Result", "SearchSettings", "TargetSettings", "AlgorithmSettings", "F
            "OutputSettings", "run_search", "search"]
 
 
-def run_search(settings: SearchSettings, **options: Any) -> SearchResult:
+def run_search(settings: SearchSettings, *, algorithm: Any = None, progress: Callable[[Any], None] | None = None,
+               render: Callable[[Path], object] | None = None,
+               log: Callable[[str], None] | None = None) -> SearchResult:
     """Runs a search from a :class:`SearchSettings` and writes its run folder's tables
-    (:func:`moo_compress.search.run.run_search`: ``algorithm``, ``progress``, ``render``, ``log``)."""
+    (see :func:`moo_compress.search.run.run_search` for the arguments)."""
     from moo_compress.search.run import run_search as _run
 
-    return _run(settings, **options)
+    return _run(settings, algorithm=algorithm, progress=progress, render=render, log=log)
 
 
 class _CallableModule(types.ModuleType):

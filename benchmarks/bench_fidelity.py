@@ -44,7 +44,7 @@ from moo_compress.models import model_defaults  # noqa: E402
 from moo_compress.search import ExecutionSettings, SearchSettings, TargetSettings  # noqa: E402
 from moo_compress.search.algorithms import create_algorithm  # noqa: E402
 from moo_compress.search.candidate import split_order, split_pool  # noqa: E402
-from moo_compress.search.claims import record_outcomes  # noqa: E402
+from moo_compress.search.evaluation_record import EvaluationRecord, record_outcomes  # noqa: E402
 from moo_compress.search.evaluations import EvaluationLog, evaluation_frame  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
 from moo_compress.search.final import contenders, pareto_mask, select  # noqa: E402
@@ -71,10 +71,10 @@ def _truth(settings: SearchSettings, images: int, executor: ExecutorConfig) -> t
         spec = spec.with_window(0, images).resolved()
         done = [0]
 
-        def show(record: dict[str, Any], split: str = split, done: list[int] = done) -> None:
+        def show(record: EvaluationRecord, split: str = split, done: list[int] = done) -> None:
             done[0] += 1
             if done[0] % 10 == 0 or done[0] == len(plans):
-                print(f"  truth {split}: {done[0]}/{len(plans)} ({record['label']}, {record.get('seconds', 0):.1f}s)",
+                print(f"  truth {split}: {done[0]}/{len(plans)} ({record.label}, {record.seconds:.1f}s)",
                       flush=True)
 
         evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor, on_record=show)
@@ -89,22 +89,22 @@ def _truth(settings: SearchSettings, images: int, executor: ExecutorConfig) -> t
 _OUTCOMES: dict[int, Any] = {}
 
 
-def _window_record(record: dict[str, Any], idx: np.ndarray, clean_idx: np.ndarray, corr: tuple[str, ...],
-                   sev: tuple[int, ...]) -> dict:
-    if record["status"] != "ok":
+def _window_record(record: EvaluationRecord, idx: np.ndarray, clean_idx: np.ndarray, corr: tuple[str, ...],
+                   sev: tuple[int, ...]) -> EvaluationRecord:
+    if not record.ok:
         return record
     if id(record) not in _OUTCOMES:
         _OUTCOMES[id(record)] = record_outcomes(record, corr, sev)
     out = _OUTCOMES[id(record)]
     clean = out.clean[clean_idx]
     cells = {f"{c}/{s}": out.cells[idx, i, j] for i, c in enumerate(corr) for j, s in enumerate(sev)}
-    return {**{k: record[k] for k in ("status", "plan", "plan_key", "label", "weights_fingerprint",
-                                      "compression_ratio")},
-            "error": None, "clean_accuracy": float(clean.mean()),
-            "corruption_accuracy": {k: float(v.mean()) for k, v in cells.items()},
-            "clean_correct": pack_bits(clean), "corruption_correct": {k: pack_bits(v) for k, v in cells.items()},
-            "n_clean": int(clean_idx.size), "n_corrupted": int(idx.size * len(cells)), "seconds": 0.0,
-            "cache_hit": True}
+    return EvaluationRecord(plan_key=record.plan_key, label=record.label, plan=record.plan,
+                            weights_fingerprint=record.weights_fingerprint,
+                            compression_ratio=record.compression_ratio, clean_accuracy=float(clean.mean()),
+                            corruption_accuracy={k: float(v.mean()) for k, v in cells.items()},
+                            clean_correct=pack_bits(clean),
+                            corruption_correct={k: pack_bits(v) for k, v in cells.items()},
+                            n_clean=int(clean_idx.size), n_corrupted=int(idx.size * len(cells)), cache_hit=True)
 
 
 def _replay(truth: dict, labels: np.ndarray, context: Any, *, ladder: tuple[int, ...], racing: bool, seed: int,
@@ -115,7 +115,7 @@ def _replay(truth: dict, labels: np.ndarray, context: Any, *, ladder: tuple[int,
     corr, sev = spec.corruptions, spec.severities
     perm = np.random.default_rng([seed, 0xF1D]).permutation(len(labels))
 
-    def evaluate_window(plans: list[CompressionPlan], start: int, stop: int) -> list[dict[str, Any]]:
+    def evaluate_window(plans: list[CompressionPlan], start: int, stop: int) -> list[EvaluationRecord]:
         clean = perm[clean_multiple * start:clean_multiple * stop]
         return [_window_record(truth[p.key()], perm[start:stop], clean, corr, sev) for p in plans]
 
@@ -138,7 +138,7 @@ def _replay(truth: dict, labels: np.ndarray, context: Any, *, ladder: tuple[int,
                     surrogate=surrogate or Surrogate(candidates=1), after=record_generation)
     screening = racer.spent
     frame = evaluation_frame(run_log, objectives, racer.metrics)
-    keys = contenders(frame, run_log.records, lambda r: racer.reference_at(int(r["images_per_cell"])), objectives,
+    keys = contenders(frame, run_log.records, lambda r: racer.reference_at(int(r.images_per_cell or 0)), objectives,
                       lambda n: labels[perm][:n], limit=2)
     front, _ = select(frame, keys, functools.partial(racer.extend, images=select_images), reference, objectives,
                       images=select_images)
@@ -185,7 +185,7 @@ def _true_points(report: dict, reference_key: str, objectives: Objectives) -> di
     ref = report[reference_key]
     out = {}
     for key, record in report.items():
-        if key == reference_key or record["status"] != "ok":
+        if key == reference_key or not record.ok:
             continue
         out[key] = objectives.objective_vector(record_metrics(record, ref, objectives.corruptions,
                                                               objectives.severities))

@@ -43,7 +43,8 @@ from moo_compress.search import (  # noqa: E402
     TargetSettings,
 )
 from moo_compress.search.candidate import load_resources  # noqa: E402
-from moo_compress.search.claims import plan_claims, record_outcomes  # noqa: E402
+from moo_compress.search.claims import plan_claims  # noqa: E402
+from moo_compress.search.evaluation_record import record_outcomes  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig, close_executors, default_workers  # noqa: E402
 from moo_compress.search.problem import PlanEvaluator  # noqa: E402
 from moo_compress.search.run import run_search, space_spec  # noqa: E402
@@ -61,7 +62,7 @@ def _truth(settings: SearchSettings, executor: ExecutorConfig, seed: int = 0,
     spec = space_spec(settings.replace(fidelity={"subset_seed": seed}), space, "all", split="report",
                       clean_whole_split=True).resolved()
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", executor,
-                              on_record=lambda r: print(f"  truth: {r['label']} {r.get('seconds', 0):.1f}s",
+                              on_record=lambda r: print(f"  truth: {r.label} {r.seconds:.1f}s",
                                                         flush=True))
     reference = CompressionPlan(recovery=space.recovery)
     grid = [encoding.decode(x) for x in encoding.grid()]
@@ -71,10 +72,10 @@ def _truth(settings: SearchSettings, executor: ExecutorConfig, seed: int = 0,
     ref = record_outcomes(records[0], spec.corruptions, spec.severities)
     out = {}
     for plan, record in zip(plans[1:], records[1:], strict=True):
-        if record["status"] != "ok":
+        if not record.ok:
             continue
         claims = plan_claims(record_outcomes(record, spec.corruptions, spec.severities), ref, labels)
-        out[plan.key()] = {"label": record["label"], "clean_accuracy": 100 * record["clean_accuracy"],
+        out[plan.key()] = {"label": record.label, "clean_accuracy": 100 * record.clean_accuracy,
                            "changed": claims["changed"] / claims["n_clean"],
                            **{m: claims[m].estimate for m in METRICS}}
     return out

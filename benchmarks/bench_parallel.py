@@ -106,7 +106,7 @@ def main() -> None:
             seconds[name] = time.perf_counter() - start
             close_executors()
             torch.set_num_threads(os.cpu_count() or 1)
-            failed = [r["error"] for r in records if r["status"] != "ok"]
+            failed = [r.error for r in records if not r.ok]
             if failed:
                 raise SystemExit(f"{name}: failed evaluations: {failed}")
             serial = seconds[modes[0][0]]

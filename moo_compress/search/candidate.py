@@ -48,7 +48,7 @@ from moo_compress.provenance import numeric_versions, source_fingerprint
 from moo_compress.search.cache import EvaluationCache
 
 __all__ = ["EVALUATION_VERSION", "EvaluationSpec", "Resources", "load_resources", "compressed_model", "split_pool",
-           "evaluate_plan", "evaluate_and_store", "failed_record", "corruption_key", "split_order", "model_path",
+           "evaluate_plan", "evaluate_and_store", "corruption_key", "split_order", "model_path",
            "discard_models", "model_sizing"]
 
 #: Bumped whenever a change alters the numbers an evaluation produces (invalidates cached results).
@@ -452,12 +452,6 @@ def _evaluate_into(record: dict[str, Any], spec: EvaluationSpec, res: Resources,
     except Exception as exc:  # a failed candidate is data, not a crash of the search
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=6))
-
-
-def failed_record(plan: CompressionPlan, error: str) -> dict[str, Any]:
-    """The record of a plan whose evaluation failed with ``error``."""
-    return {"status": "failed", "error": error, "plan": plan.to_dict(), "plan_key": plan.key(),
-            "label": plan.label(), "seconds": 0.0, "moo_compress_version": __version__}
 
 
 def evaluate_and_store(spec: EvaluationSpec, plan_dict: dict[str, Any]) -> dict[str, Any]:

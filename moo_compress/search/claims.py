@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from moo_compress.errors import ConfigError
-from moo_compress.evaluation.stats import Interval, paired_difference_interval, ratio_index_interval, unpack_bits
+from moo_compress.evaluation.stats import Interval, paired_difference_interval, ratio_index_interval
 
-__all__ = ["Outcomes", "record_outcomes", "plan_claims", "tied", "LEVEL", "ROBUSTNESS_HIGHER_IS_BETTER"]
+__all__ = ["Outcomes", "plan_claims", "tied", "LEVEL", "ROBUSTNESS_HIGHER_IS_BETTER"]
 
 #: Confidence level of every interval the search reports.
 LEVEL = 0.95
@@ -43,22 +43,6 @@ class Outcomes:
     cells: np.ndarray
     corruptions: tuple[str, ...]
     severities: tuple[int, ...]
-
-
-def record_outcomes(record: dict[str, Any], corruptions: tuple[str, ...], severities: tuple[int, ...]) -> Outcomes:
-    """The :class:`Outcomes` of an ok evaluation record.
-
-    Raises:
-        ConfigError: if the record has no per-image outcomes (written by an older version).
-    """
-    if "clean_correct" not in record or "corruption_correct" not in record:
-        raise ConfigError(f"the record of {record.get('label')} has no per-image outcomes; evaluate it again "
-                          "with this version (an older cache entry)")
-    n_clean = int(record["n_clean"])
-    n = int(record["n_corrupted"]) // max(1, len(record["corruption_correct"]))
-    cells = np.stack([np.stack([unpack_bits(record["corruption_correct"][f"{c}/{s}"], n) for s in severities], 1)
-                      for c in corruptions], 1)
-    return Outcomes(unpack_bits(record["clean_correct"], n_clean), cells, tuple(corruptions), tuple(severities))
 
 
 def _points(interval: Interval) -> Interval:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from moo_compress.runfolder import METRIC_COLUMNS
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.objectives import Objectives
 from moo_compress.search.pareto import pareto_mask
 
@@ -19,13 +20,13 @@ class EvaluationLog:
     """The evaluation records of a search, in the order they were first seen, with their generation and genes."""
 
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, EvaluationRecord] = {}
         self.generation: dict[str, int] = {}
         self.genes: dict[str, dict[str, Any]] = {}
 
-    def add(self, record: dict[str, Any], generation: int, genes: dict[str, Any]) -> bool:
+    def add(self, record: EvaluationRecord, generation: int, genes: dict[str, Any]) -> bool:
         """Adds a plan's record; False when the plan was seen before."""
-        key = record["plan_key"]
+        key = record.plan_key
         if key in self.records:
             return False
         self.records[key] = record
@@ -43,7 +44,7 @@ def objective_matrix(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
 
 
 def evaluation_frame(log: EvaluationLog, objectives: Objectives,
-                     metrics: Callable[[dict[str, Any]], dict[str, Any] | None]) -> pd.DataFrame:
+                     metrics: Callable[[EvaluationRecord], dict[str, Any] | None]) -> pd.DataFrame:
     """One row per distinct evaluated plan: genes, plan, metrics, objectives (``_F``), feasibility, Pareto flag.
 
     Args:
@@ -56,13 +57,13 @@ def evaluation_frame(log: EvaluationLog, objectives: Objectives,
         values = metrics(record)
         F = objectives.objective_vector(values)
         G = objectives.constraint_vector(values)
-        rows.append({"plan_key": key, "generation": log.generation[key], "label": record["label"],
+        rows.append({"plan_key": key, "generation": log.generation[key], "label": record.label,
                      **{f"gene/{k}": ("off" if v is None else v) for k, v in log.genes[key].items()},
-                     "status": record["status"], "error": record.get("error"), "rung": record.get("rung"),
-                     "images_per_cell": record.get("images_per_cell"), "stopped": record.get("stopped"),
-                     "cache_hit": bool(record.get("cache_hit")), "seconds": record.get("seconds"),
+                     "status": record.status, "error": record.error, "rung": record.rung,
+                     "images_per_cell": record.images_per_cell, "stopped": record.stopped,
+                     "cache_hit": record.cache_hit, "seconds": record.seconds,
                      **(values or {}), "feasible": values is not None and bool(np.all(G <= 0)),
-                     "plan": record["plan"], "_F": F})
+                     "plan": record.plan, "_F": F})
     frame = pd.DataFrame(rows)
     for column in METRIC_COLUMNS:
         if column not in frame:  # every candidate so far failed
@@ -82,10 +83,11 @@ def _duplicates(frame: pd.DataFrame, log: EvaluationLog) -> pd.Series:
     first: dict[str, str] = {}
     out = []
     for key in frame["plan_key"] if len(frame) else []:
-        fingerprint = log.records[key].get("weights_fingerprint")
-        if not fingerprint or log.records[key].get("status") != "ok":
+        record = log.records[key]
+        fingerprint = record.weights_fingerprint
+        if not fingerprint or not record.ok:
             out.append(None)
             continue
         out.append(first.get(fingerprint))
-        first.setdefault(fingerprint, log.records[key]["label"])
+        first.setdefault(fingerprint, record.label)
     return pd.Series(out, index=frame.index, dtype=object)

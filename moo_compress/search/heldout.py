@@ -16,7 +16,7 @@ from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
 from moo_compress.evaluation.stats import paired_difference_interval
 from moo_compress.search.candidate import EvaluationSpec, load_resources
-from moo_compress.search.claims import LEVEL, Outcomes, record_outcomes
+from moo_compress.search.claims import LEVEL, Outcomes
 from moo_compress.search.objectives import Objectives
 from moo_compress.search.problem import PlanEvaluator
 
@@ -106,16 +106,16 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
     plans = [reference_plan] + [CompressionPlan.from_dict(front["plan"].iloc[i]) for i in rows]
     records = dataclasses.replace(evaluator, spec=spec)(plans)
     searched = dataclasses.replace(evaluator, on_record=None)(plans)  # the report-split records: cache hits
-    if records[0]["status"] != "ok":
-        raise MooCompressError(f"the reference failed on the held-out corruptions: {records[0]['error']}")
+    if not records[0].ok:
+        raise MooCompressError(f"the reference failed on the held-out corruptions: {records[0].error}")
     sev = objectives.severities
-    ref_out = record_outcomes(records[0], names, sev)
+    ref_out = records[0].outcomes(names, sev)
     ref_mca = _mca(ref_out)
     measured: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for i, record, report_record in zip(rows, records[1:], searched[1:], strict=True):
-        if record["status"] != "ok" or report_record["status"] != "ok":
+        if not (record.ok and report_record.ok):
             continue
-        out = record_outcomes(record, names, sev)
+        out = record.outcomes(names, sev)
         front.loc[front.index[i], "heldout/mean_corruption_accuracy"] = 100 * float(out.cells.mean())
         for suite, members in suites.items():
             cells = out.cells[:, [names.index(c) for c in members]]
@@ -123,7 +123,7 @@ def held_out(front: pd.DataFrame, rows: list[int], evaluator: PlanEvaluator, spe
         delta = paired_difference_interval(_mca(out), ref_mca, level=LEVEL)
         front.loc[front.index[i], ["heldout/mca_delta", "heldout/mca_delta_low", "heldout/mca_delta_high"]] = \
             [100 * delta.estimate, 100 * delta.low, 100 * delta.high]
-        measured[i] = (_mca(record_outcomes(report_record, objectives.corruptions, sev)), _mca(out))
+        measured[i] = (_mca(report_record.outcomes(objectives.corruptions, sev)), _mca(out))
     flags = rank_reversals({i: pair for i, pair in measured.items()})
     for i, against in flags.items():
         front.at[front.index[i], "heldout/rank_reversal"] = "; ".join(str(front["label"].iloc[j]) for j in against)

@@ -19,6 +19,7 @@ failed candidate gets the worst objective values and violates every constraint.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from moo_compress.errors import ConfigError
 from moo_compress.evaluation import metrics as mt
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.latency import LATENCY_FIELDS
 
 __all__ = ["OBJECTIVE_LABELS", "Objectives", "record_metrics"]
@@ -41,15 +43,15 @@ OBJECTIVE_LABELS = {
 }
 
 
-def _table(record: dict[str, Any]) -> dict[tuple[str, int], float]:
+def _table(record: EvaluationRecord) -> dict[tuple[str, int], float]:
     out = {}
-    for key, acc in record["corruption_accuracy"].items():
+    for key, acc in record.corruption_accuracy.items():
         name, sev = key.rsplit("/", 1)
         out[(name, int(sev))] = float(acc)
     return out
 
 
-def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
+def record_metrics(record: EvaluationRecord | Mapping[str, Any], baseline: EvaluationRecord | Mapping[str, Any] | None,
                    corruptions: tuple[str, ...], severities: tuple[int, ...]) -> dict[str, Any]:
     """Metrics of one ok record (accuracies in percent), relative ones against ``baseline``.
 
@@ -58,29 +60,31 @@ def record_metrics(record: dict[str, Any], baseline: dict[str, Any] | None,
     ``compression_ratio``, per-family means (``family/<name>``), per-corruption means
     (``acc/<corruption>``, mean over severities) and the record's latency fields when it has them.
     """
+    record = EvaluationRecord.coerce(record)
+    baseline = None if baseline is None else EvaluationRecord.coerce(baseline)
     acc = _table(record)
     errors = {k: 1 - v for k, v in acc.items()}
     kw = {"corruptions": corruptions, "severities": severities}
     out: dict[str, Any] = {
-        "clean_accuracy": 100 * record["clean_accuracy"],
+        "clean_accuracy": 100 * record.clean_accuracy,
         "mean_corruption_accuracy": 100 * mt.mean_corruption_accuracy(acc, **kw),
-        "compression_ratio": record["compression_ratio"],
+        "compression_ratio": record.compression_ratio,
     }
     if baseline is not None:
-        out["clean_delta"] = 100 * (record["clean_accuracy"] - baseline["clean_accuracy"])
+        out["clean_delta"] = 100 * (record.clean_accuracy - baseline.clean_accuracy)
         base_errors = {k: 1 - v for k, v in _table(baseline).items()}
         try:
             out["mce"] = mt.mce(errors, base_errors, **kw)
         except ConfigError:
             out["mce"] = math.nan
         try:
-            out["relative_mce"] = mt.relative_mce(errors, 1 - record["clean_accuracy"], base_errors,
-                                                  1 - baseline["clean_accuracy"], **kw)
+            out["relative_mce"] = mt.relative_mce(errors, 1 - record.clean_accuracy, base_errors,
+                                                  1 - baseline.clean_accuracy, **kw)
         except ConfigError:
             out["relative_mce"] = math.nan
     out.update({f"family/{f}": 100 * v for f, v in mt.accuracy_by_family(acc, **kw).items()})
     out.update({f"acc/{c}": 100 * v for c, v in mt.accuracy_by_corruption(acc, **kw).items()})
-    out.update({k: record[k] for k in LATENCY_FIELDS if k in record})
+    out.update({k: record.latency[k] for k in LATENCY_FIELDS if k in record.latency})
     return out
 
 

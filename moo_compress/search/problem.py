@@ -19,7 +19,8 @@ from pymoo.core.problem import Problem
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
 from moo_compress.search.cache import EvaluationCache
-from moo_compress.search.candidate import EvaluationSpec, failed_record
+from moo_compress.search.candidate import EvaluationSpec
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.executors import ExecutorConfig, run_tasks
 from moo_compress.search.objectives import Objectives
 from moo_compress.search.space import Encoding
@@ -42,9 +43,9 @@ class PlanEvaluator:
     spec: EvaluationSpec
     cache_dir: str
     executor: ExecutorConfig = ExecutorConfig()
-    on_record: Callable[[dict[str, Any]], None] | None = None
+    on_record: Callable[[EvaluationRecord], None] | None = None
 
-    def __call__(self, plans: Sequence[CompressionPlan]) -> list[dict[str, Any]]:
+    def __call__(self, plans: Sequence[CompressionPlan]) -> list[EvaluationRecord]:
         """Records of ``plans`` (in order); each gets ``cache_hit`` set. Repeated plans are evaluated once.
 
         If a worker dies (killed, out of memory), the results it and the others already stored are read
@@ -53,7 +54,7 @@ class PlanEvaluator:
         """
         cache = EvaluationCache(self.cache_dir)
         context = self.spec.context_key()
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, EvaluationRecord] = {}
         pending: dict[str, CompressionPlan] = {}
         for plan in plans:
             key = plan.key()
@@ -61,7 +62,7 @@ class PlanEvaluator:
                 continue
             hit = cache.get(context, key)
             if hit is not None:
-                records[key] = {**hit, "cache_hit": True}
+                records[key] = EvaluationRecord.from_dict({**hit, "cache_hit": True})
                 if self.on_record is not None:
                     self.on_record(records[key])
             else:
@@ -72,10 +73,11 @@ class PlanEvaluator:
                 break
             try:
                 for record in run_tasks(self.executor, self.spec, [p.to_dict() for p in pending.values()]):
-                    records[record["plan_key"]] = {**record, "cache_hit": False}
-                    pending.pop(record["plan_key"], None)
+                    typed = EvaluationRecord.from_dict({**record, "cache_hit": False})
+                    records[typed.plan_key] = typed
+                    pending.pop(typed.plan_key, None)
                     if self.on_record is not None:
-                        self.on_record(records[record["plan_key"]])
+                        self.on_record(typed)
             except MooCompressError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a lost worker (loky TerminatedWorkerError, dask KilledWorker)
@@ -85,11 +87,10 @@ class PlanEvaluator:
                 for key in list(pending):
                     stored = cache.get(context, key)
                     if stored is not None:
-                        records[key] = {**stored, "cache_hit": False}
+                        records[key] = EvaluationRecord.from_dict({**stored, "cache_hit": False})
                         del pending[key]
         for key, plan in pending.items():
-            records[key] = {**failed_record(plan, f"worker lost twice: {type(error).__name__}: {error}"),
-                            "cache_hit": False}
+            records[key] = EvaluationRecord.failed(plan, f"worker lost twice: {type(error).__name__}: {error}")
         return [records[p.key()] for p in plans]
 
 

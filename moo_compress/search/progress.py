@@ -17,10 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ProgressEvent", "ProgressCallback", "Progress", "print_progress", "ProgressBar", "console_logging",
-           "run_log", "RunLog", "callable_logging", "format_duration", "RUN_LOG"]
+if TYPE_CHECKING:
+    from moo_compress.search.evaluation_record import EvaluationRecord
+
+__all__ = ["ProgressEvent", "ProgressCallback", "Progress", "print_progress", "ProgressBar", "progress_bar",
+           "console_logging", "run_log", "RunLog", "callable_logging", "format_duration", "RUN_LOG"]
 
 logger = logging.getLogger("moo_compress")
 #: Per-plan lines are also logged here at DEBUG level, so that ``run.log`` keeps them.
@@ -81,6 +84,16 @@ def print_progress(event: ProgressEvent) -> None:
     print(event.line(), flush=True)
 
 
+def progress_bar(total: int, description: str, *, leave: bool = False) -> Any:
+    """A tqdm bar: a notebook widget where Jupyter widgets are installed, else a text bar (no warning either way)."""
+    try:
+        import ipywidgets  # noqa: F401 - tqdm's notebook bar needs it, and warns without it
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm.std import tqdm
+    return tqdm(total=total, desc=description, leave=leave)
+
+
 class ProgressBar:
     """A tqdm progress bar per stage, for notebooks (``progress=ProgressBar()``)."""
 
@@ -89,12 +102,10 @@ class ProgressBar:
         self._stage = ""
 
     def __call__(self, event: ProgressEvent) -> None:
-        from tqdm.auto import tqdm
-
         if self._bar is None or event.stage != self._stage or event.done == 1:
             if self._bar is not None:
                 self._bar.close()
-            self._bar, self._stage = tqdm(total=event.total, desc=event.stage, leave=False), event.stage
+            self._bar, self._stage = progress_bar(event.total, event.stage), event.stage
         self._bar.update(event.done - self._bar.n)
         self._bar.set_postfix_str(f"{event.label}: {event.status}")
 
@@ -143,22 +154,20 @@ class Progress:
         """Seconds since the run started."""
         return time.perf_counter() - self.started
 
-    def on_record(self, record: dict[str, Any]) -> None:
+    def on_record(self, record: EvaluationRecord) -> None:
         """Counts an evaluation record of the current stage and reports it."""
-        images = int(record.get("n_clean") or 0) + int(record.get("n_corrupted") or 0)
+        images = record.n_clean + record.n_corrupted
         self.done += 1
-        if not record.get("cache_hit") and record.get("status") == "ok" and not record.get("duplicate_of"):
+        if not record.cache_hit and record.ok and not record.duplicate_of:
             self.computed += 1
-            compress = float(record.get("compress_seconds") or 0.0)
-            self.compress += compress
-            self.seconds += max(0.0, float(record.get("seconds") or 0.0) - compress)
+            self.compress += record.compress_seconds
+            self.seconds += max(0.0, record.seconds - record.compress_seconds)
             self.images += images
         left = (max(0, self.total - self.done) // (2 if self.bound else 1), images)
-        window = record.get("window")
         event = ProgressEvent(stage=self.stage, done=self.done, total=self.total, bound=self.bound,
-                              label=str(record.get("label", "")), window=tuple(window) if window else None,
-                              status="cached" if record.get("cache_hit") else str(record.get("status")),
-                              seconds=float(record.get("seconds") or 0), elapsed=self.elapsed(),
+                              label=record.label, window=record.window,
+                              status="cached" if record.cache_hit else record.status,
+                              seconds=record.seconds, elapsed=self.elapsed(),
                               eta=self.remaining([left, *self.plan]))
         progress_logger.debug(event.line())
         if self.callback is not None:

@@ -40,9 +40,10 @@ import numpy as np
 
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import ConfigError
-from moo_compress.evaluation.stats import pack_bits, paired_difference_interval, unpack_bits
-from moo_compress.search.candidate import failed_record
-from moo_compress.search.claims import Outcomes, record_outcomes
+from moo_compress.evaluation.stats import paired_difference_interval
+from moo_compress.runfolder import LATENCY_COLUMNS
+from moo_compress.search.claims import Outcomes
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.pareto import pareto_mask
 
@@ -54,40 +55,9 @@ def rung_windows(ladder: Sequence[int]) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
-def merge_records(chunks: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One record of a plan from its records on consecutive windows (per-image outcomes appended).
-
-    Accuracies are recomputed from the joined outcomes; times add up; a failure in any window makes
-    the merged record failed. ``images_per_cell`` is the number of images per (corruption, severity).
-    """
-    if not chunks:
-        raise ValueError("merge_records needs at least one record")
-    first = chunks[0]
-    failed = next((c for c in chunks if c.get("status") != "ok"), None)
-    merged = {**first, "windows": len(chunks), "cache_hit": all(bool(c.get("cache_hit")) for c in chunks),
-              "seconds": round(sum(float(c.get("seconds") or 0.0) for c in chunks), 3)}
-    if failed is not None:
-        return {**merged, **{k: failed.get(k) for k in ("status", "error", "traceback")}}
-    if len(chunks) == 1:
-        n_cells = max(1, len(first["corruption_correct"]))
-        return {**merged, "images_per_cell": int(first["n_corrupted"]) // n_cells}
-    keys = list(first["corruption_correct"])
-    clean = np.concatenate([unpack_bits(c["clean_correct"], int(c["n_clean"])) for c in chunks])
-    cells = {}
-    for key in keys:
-        cells[key] = np.concatenate([unpack_bits(c["corruption_correct"][key], int(c["n_corrupted"]) // len(keys))
-                                     for c in chunks])
-    merged.update(
-        clean_accuracy=float(clean.mean()),
-        corruption_accuracy={k: float(v.mean()) for k, v in cells.items()},
-        clean_correct=pack_bits(clean),
-        corruption_correct={k: pack_bits(v) for k, v in cells.items()},
-        n_clean=int(clean.size),
-        n_corrupted=int(sum(v.size for v in cells.values())),
-        images_per_cell=int(cells[keys[0]].size) if keys else 0,
-        compress_seconds=round(sum(float(c.get("compress_seconds") or 0.0) for c in chunks), 3),
-    )
-    return merged
+def merge_records(chunks: Sequence[EvaluationRecord | dict[str, Any]]) -> EvaluationRecord:
+    """One record of a plan from its records on consecutive windows (:meth:`EvaluationRecord.merge`)."""
+    return EvaluationRecord.merge([EvaluationRecord.coerce(c) for c in chunks])
 
 
 def robustness_scores(out: Outcomes, reference: Outcomes, robustness: str) -> np.ndarray:
@@ -118,9 +88,9 @@ def robustness_scores(out: Outcomes, reference: Outcomes, robustness: str) -> np
 @dataclass
 class _Entry:
     plan: CompressionPlan
-    chunks: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[EvaluationRecord] = field(default_factory=list)
     images: int = 0
-    record: dict[str, Any] | None = None
+    record: EvaluationRecord | None = None
     stopped: str | None = None
     latency: dict[str, Any] = field(default_factory=dict)
     _outcomes: Outcomes | None = None
@@ -128,7 +98,7 @@ class _Entry:
 
     @property
     def ok(self) -> bool:
-        return self.record is not None and self.record.get("status") == "ok"
+        return self.record is not None and self.record.ok
 
 
 class Racer:
@@ -159,7 +129,7 @@ class Racer:
     """
 
     def __init__(self, ladder: Sequence[int], evaluate_window: Callable[[list[CompressionPlan], int, int],
-                                                                         list[dict[str, Any]]],
+                                                                         Sequence[EvaluationRecord | dict[str, Any]]],
                  reference_plan: CompressionPlan, objectives: Objectives, *, racing: bool = True,
                  confidence: float = 0.95, budget_images: int | None = None, cells: int = 1,
                  deadline: float | None = None, clean_multiple: int = 1,
@@ -179,7 +149,7 @@ class Racer:
         self.latency = latency
         self.spent = 0
         self.entries: dict[str, _Entry] = {}
-        self.reference: dict[int, dict[str, Any]] = {}
+        self.reference: dict[int, EvaluationRecord] = {}
         self._reference_outcomes: dict[int, Outcomes] = {}
         self._reference = _Entry(reference_plan)
 
@@ -214,10 +184,11 @@ class Racer:
         """Evaluates the window ``[start, stop)`` for ``entries`` (all measured up to ``start``) and merges."""
         records = self.evaluate_window([e.plan for e in entries], start, stop)
         for entry, record in zip(entries, records, strict=True):
-            entry.chunks.append(record)
+            entry.chunks.append(EvaluationRecord.coerce(record))
             entry.images = stop
-            entry.record = {**merge_records(entry.chunks), "rung": len(entry.chunks) - 1, "stopped": entry.stopped,
-                            **entry.latency}
+            latency = {k: v for k, v in entry.latency.items() if k in LATENCY_COLUMNS}
+            entry.record = EvaluationRecord.merge(entry.chunks).replace(rung=len(entry.chunks) - 1,
+                                                                        stopped=entry.stopped, latency=latency)
             entry._outcomes = None
             entry._metrics = None
         if charge:
@@ -233,26 +204,27 @@ class Racer:
             for e in todo:
                 e.latency = found[e.plan.key()]
                 if "latency_error" in e.latency:
-                    e.record = failed_record(e.plan, f"latency measurement failed: {e.latency['latency_error']}")
+                    error = f"latency measurement failed: {e.latency['latency_error']}"
+                    e.record = EvaluationRecord.failed(e.plan, error)
         return [e for e in entries if "latency_error" not in e.latency]
 
-    def reference_at(self, images: int) -> dict[str, Any]:
+    def reference_at(self, images: int) -> EvaluationRecord:
         """The reference's record on the first ``images`` images per cell (measured on demand)."""
         if images not in self.reference:
             self._measure_latency([self._reference])
             self._climb([self._reference], images, charge=False)
             record = self._reference.record
-            if record is None or record.get("status") != "ok":
-                error = None if record is None else record.get("error")
+            if record is None or not record.ok:
+                error = None if record is None else record.error
                 raise ConfigError(f"the reference (uncompressed model after the space's recovery) failed: {error}")
-            self.reference[images] = _prefix(record, images, self.objectives)
+            self.reference[images] = record.prefix(images)
         return self.reference[images]
 
-    def metrics(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def metrics(self, record: EvaluationRecord) -> dict[str, Any] | None:
         """Metrics of a record against the reference on the same images (None for a failed one)."""
-        if record.get("status") != "ok":
+        if not record.ok:
             return None
-        return record_metrics(record, self.reference_at(int(record["images_per_cell"])),
+        return record_metrics(record, self.reference_at(int(record.images_per_cell or 0)),
                               self.objectives.corruptions, self.objectives.severities)
 
     def _climb(self, entries: list[_Entry], top: int, *, charge: bool = True) -> None:
@@ -263,7 +235,7 @@ class Racer:
                 self._advance(todo, start, stop, charge=charge)
 
     # -- racing ------------------------------------------------------------------------------------------------------
-    def __call__(self, plans: Sequence[CompressionPlan]) -> list[dict[str, Any]]:
+    def __call__(self, plans: Sequence[CompressionPlan]) -> list[EvaluationRecord]:
         """Records of ``plans`` at their highest rung, racing the new ones (see the module docstring)."""
         new: list[_Entry] = []
         for plan in plans:
@@ -290,7 +262,7 @@ class Racer:
         if self.release is not None and entries:
             self.release([e.plan for e in entries])
 
-    def extend(self, plans: Sequence[CompressionPlan], images: int) -> list[dict[str, Any]]:
+    def extend(self, plans: Sequence[CompressionPlan], images: int) -> list[EvaluationRecord]:
         """Records of ``plans`` on the first ``images`` images per cell (only missing windows evaluated)."""
         entries = []
         for plan in plans:
@@ -298,18 +270,18 @@ class Racer:
             entries.append(entry)
         self.reference_at(images)
         self._climb(self._measure_latency(entries), images)
-        return [_prefix(e.record, images, self.objectives) if e.ok else e.record for e in entries]  # type: ignore[arg-type]
+        return [e.record.prefix(images) if e.ok else e.record for e in entries]  # type: ignore[union-attr,misc]
 
     def _outcomes(self, entry: _Entry) -> Outcomes:
         if entry._outcomes is None:
-            entry._outcomes = record_outcomes(entry.record or {}, self.objectives.corruptions,
-                                              self.objectives.severities)
+            entry._outcomes = entry.record.outcomes(self.objectives.corruptions,  # type: ignore[union-attr]
+                                                    self.objectives.severities)
         return entry._outcomes
 
     def _reference_outcomes_at(self, images: int) -> Outcomes:
         if images not in self._reference_outcomes:
-            self._reference_outcomes[images] = record_outcomes(self.reference_at(images), self.objectives.corruptions,
-                                                               self.objectives.severities)
+            self._reference_outcomes[images] = self.reference_at(images).outcomes(self.objectives.corruptions,
+                                                                                  self.objectives.severities)
         return self._reference_outcomes[images]
 
     def _entry_metrics(self, entry: _Entry) -> dict[str, Any] | None:
@@ -327,7 +299,7 @@ class Racer:
         seen: set[str] = set()
         first = []
         for e in entries:
-            fp = (e.record or {}).get("weights_fingerprint")
+            fp = e.record.weights_fingerprint if e.record is not None else None
             first.append(fp is None or fp not in seen)
             if fp:
                 seen.add(fp)
@@ -346,18 +318,18 @@ class Racer:
             if 100 * delta.high < -drop:
                 entry.stopped = f"infeasible after {n} images: clean drop confidently beyond {drop:g} points"
         if entry.stopped is None:
-            ratio = float(entry.record["compression_ratio"])  # type: ignore[index]
+            ratio = float(entry.record.compression_ratio)  # type: ignore[union-attr]
             speed = float(entry.latency.get("latency_speedup", 0.0)) if self.objectives.latency else 0.0
             for other in front:
-                if other is entry or float(other.record["compression_ratio"]) < ratio:  # type: ignore[index]
+                if other is entry or float(other.record.compression_ratio) < ratio:  # type: ignore[union-attr]
                     continue
                 if self.objectives.latency and float(other.latency.get("latency_speedup", 0.0)) < speed:
                     continue  # a slower plan does not dominate
                 if self._dominates(other, entry, level):
-                    entry.stopped = f"dominated by {other.record['label']} after {n} images"  # type: ignore[index]
+                    entry.stopped = f"dominated by {other.record.label} after {n} images"  # type: ignore[union-attr]
                     break
         if entry.stopped is not None:
-            entry.record = {**entry.record, "stopped": entry.stopped}  # type: ignore[dict-item]
+            entry.record = entry.record.replace(stopped=entry.stopped)  # type: ignore[union-attr]
         return entry.stopped is not None
 
     def _dominates(self, f: _Entry, c: _Entry, level: float) -> bool:
@@ -377,22 +349,3 @@ class Racer:
 
 def _head(out: Outcomes, n: int) -> Outcomes:
     return Outcomes(out.clean, out.cells[:n], out.corruptions, out.severities)
-
-
-def _prefix(record: dict[str, Any], images: int, objectives: Objectives) -> dict[str, Any]:
-    """A merged record cut to its first ``images`` images per cell (clean and corrupted)."""
-    if int(record.get("images_per_cell") or 0) == images:
-        return record
-    out = record_outcomes(record, objectives.corruptions, objectives.severities)
-    if out.cells.shape[0] < images:
-        raise ValueError(f"the record holds {out.cells.shape[0]} images per cell, fewer than {images}")
-    keys = list(record["corruption_correct"])
-    cells = {key: unpack_bits(record["corruption_correct"][key], int(record["n_corrupted"]) // len(keys))[:images]
-             for key in keys}
-    multiple = int(record["n_clean"]) // int(record["images_per_cell"])  # clean images per corrupted image
-    clean = unpack_bits(record["clean_correct"], int(record["n_clean"]))[:images * multiple]
-    return {**record, "clean_accuracy": float(clean.mean()),
-            "corruption_accuracy": {k: float(v.mean()) for k, v in cells.items()},
-            "clean_correct": pack_bits(clean), "corruption_correct": {k: pack_bits(v) for k, v in cells.items()},
-            "n_clean": int(clean.size), "n_corrupted": int(images * len(keys)), "images_per_cell": int(images)}
-

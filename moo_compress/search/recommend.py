@@ -4,6 +4,7 @@ report split's intervals, and the sentence that explains each."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,16 +23,36 @@ from moo_compress.search.latency import speedup_verdict
 from moo_compress.search.records import Front, PlanRecord
 from moo_compress.search.reporting import robustness_score
 
-__all__ = ["recommend", "recommendations", "threshold_met_by"]
+__all__ = ["Pick", "recommend", "recommendations", "threshold_met_by"]
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A recommendation decided on the selection numbers.
+
+    Attributes:
+        method: Its name in ``knees.json`` (``nbi_knee``, ``closest_to_ideal``, ``high_tradeoff``,
+            ``most_robust_min_ratio``, ``smallest_within_drop``).
+        title: A heading for it.
+        row: The chosen plan's row in the selected front (None when no plan qualifies).
+        why: Why that plan, in words.
+        threshold: The user pick's threshold (``{"metric", "min"}``), if it has one.
+    """
+
+    method: str
+    title: str
+    row: int | None
+    why: str
+    threshold: dict[str, Any] | None = None
 
 def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *, min_ratio: float,
-              max_drop: float, prefix: str = "select/", latency: bool = False) -> list[dict[str, Any]]:
+              max_drop: float, prefix: str = "select/", latency: bool = False) -> list[Pick]:
     """Knee points and user picks, decided on the ``prefix`` (selection) metrics of the front.
 
     Robustness is the space's metric (mean corruption accuracy, mCE or relative mCE). With ``latency``
     the knees are found in four dimensions (batch-1 latency relative to the reference, from
     ``{prefix}latency_speedup``, the fourth). Returns
-    one dict per pick: ``method``, ``title``, ``row`` (in ``front``, None if no plan qualifies) and ``why``.
+    one :class:`Pick` per recommendation (its ``row`` in ``front``, None if no plan qualifies).
     """
     if front.empty:
         return []
@@ -50,37 +71,35 @@ def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *
     name = {"mean_corruption_accuracy": "mean corruption accuracy", "mce": "mCE", "relative_mce": "relative mCE"}
     F = np.column_stack([c[idx] for c in columns])
     every = "all four objectives" if latency else "all three objectives"
-    picks: list[dict[str, Any]] = []
+    picks: list[Pick] = []
     if len(idx) >= 2:
-        picks.append({"method": "nbi_knee", "title": "Knee: farthest from the plane through each objective's best plan",
-                      "row": int(idx[nbi_knee(F)]), "why": "the best balanced trade-off: moving away from it along "
-                      "the front buys little in one objective for a lot in another"})
-        picks.append({"method": "closest_to_ideal", "title": "Closest to the ideal point",
-                      "row": int(idx[closest_to_ideal(F)]),
-                      "why": f"nearest to the (unreachable) plan that is best in {every} at once"})
+        picks.append(Pick("nbi_knee", "Knee: farthest from the plane through each objective's best plan",
+                          int(idx[nbi_knee(F)]), "the best balanced trade-off: moving away from it along the front "
+                          "buys little in one objective for a lot in another"))
+        picks.append(Pick("closest_to_ideal", "Closest to the ideal point", int(idx[closest_to_ideal(F)]),
+                          f"nearest to the (unreachable) plan that is best in {every} at once"))
         for i in high_tradeoff_points(F):
-            picks.append({"method": "high_tradeoff", "title": "High trade-off point", "row": int(idx[i]),
-                          "why": "any neighbouring plan gives up much more than it gains"})
-    picks.append({"method": "most_robust_min_ratio", "title": f"Most robust with compression ratio >= {min_ratio:g}x",
-                  "row": most_robust_with_ratio(np.where(ok, rob, -np.inf), np.where(ok, ratio, 0), min_ratio),
-                  "why": f"the best {name[robustness]} among plans at least {min_ratio:g}x smaller",
-                  "threshold": {"metric": "compression_ratio", "min": min_ratio}})
-    picks.append({"method": "smallest_within_drop",
-                  "title": f"Smallest within {max_drop:g} points of the reference's clean accuracy",
-                  "row": smallest_within_accuracy_drop(np.where(ok, acc, -np.inf), ratio, reference_accuracy, max_drop),
-                  "why": f"the highest compression ratio that keeps clean accuracy within {max_drop:g} points",
-                  "threshold": {"metric": "clean_delta", "min": -max_drop}})
+            picks.append(Pick("high_tradeoff", "High trade-off point", int(idx[i]),
+                              "any neighbouring plan gives up much more than it gains"))
+    picks.append(Pick("most_robust_min_ratio", f"Most robust with compression ratio >= {min_ratio:g}x",
+                      most_robust_with_ratio(np.where(ok, rob, -np.inf), np.where(ok, ratio, 0), min_ratio),
+                      f"the best {name[robustness]} among plans at least {min_ratio:g}x smaller",
+                      {"metric": "compression_ratio", "min": min_ratio}))
+    picks.append(Pick("smallest_within_drop", f"Smallest within {max_drop:g} points of the reference's clean accuracy",
+                      smallest_within_accuracy_drop(np.where(ok, acc, -np.inf), ratio, reference_accuracy, max_drop),
+                      f"the highest compression ratio that keeps clean accuracy within {max_drop:g} points",
+                      {"metric": "clean_delta", "min": -max_drop}))
     return picks
 
 
-def recommendations(front: Front, picks: list[dict[str, Any]], robustness: str,
+def recommendations(front: Front, picks: list[Pick], robustness: str,
                      report_base: dict[str, Any]) -> list[dict[str, Any]]:
     """The picks (decided on the search split) with their report-split numbers, intervals and flags, as
     ``knees.json`` holds them."""
     out = []
     for pick in picks:
-        row = pick["row"]
-        entry = {k: pick[k] for k in ("method", "title")}
+        row = pick.row
+        entry: dict[str, Any] = {"method": pick.method, "title": pick.title}
         if row is None:
             out.append({**entry, "row": None, "rationale": "no plan on the front qualifies"})
             continue
@@ -97,10 +116,10 @@ def recommendations(front: Front, picks: list[dict[str, Any]], robustness: str,
         if plan.heldout is not None:
             entry["heldout"] = plan.heldout.to_dict()
         entry.update(plan.flags)
-        threshold = pick.get("threshold")
+        threshold = pick.threshold
         if threshold is not None:
             entry["threshold"] = threshold = {**threshold, "met_by": threshold_met_by(threshold, intervals, entry)}
-        entry["rationale"] = _rationale(pick["why"], plan, threshold, robustness)
+        entry["rationale"] = _rationale(pick.why, plan, threshold, robustness)
         out.append(entry)
     return out
 

@@ -22,7 +22,8 @@ image of the split, which takes minutes on a 2-core CPU for ResNet-20 and VGG-19
 an explicit choice. Evaluations go through the same cache as the search (a run's own report
 evaluations are read back when the images, precision and calibration match), so asking twice costs
 nothing, and a line per plan shows the progress: logged to ``moo_compress.search.reevaluate`` at INFO level
-(the command line prints them) and handed to the ``progress`` callback when one is given.
+(the command line prints them) and handed to the ``progress`` callback when one is given; ``progress=True``
+(a notebook's choice) prints the messages and shows the evaluations as a progress bar.
 
 The plans, options and warnings live in :mod:`~moo_compress.search.reeval_plans`, the typed results in
 :mod:`~moo_compress.search.reeval_results` and their text in :mod:`~moo_compress.search.reeval_format`;
@@ -52,12 +53,14 @@ from moo_compress.errors import ConfigError
 from moo_compress.report.rundata import RunData, load_run
 from moo_compress.search.cache import EvaluationCache
 from moo_compress.search.candidate import EvaluationSpec, load_resources
-from moo_compress.search.claims import LEVEL, plan_claims, record_outcomes
+from moo_compress.search.claims import LEVEL, plan_claims
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.executors import ExecutorConfig, default_workers
 from moo_compress.search.final import export_and_check, plan_file_name
 from moo_compress.search.latency import LatencyMeter, LatencySettings
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.problem import PlanEvaluator
+from moo_compress.search.progress import progress_bar
 from moo_compress.search.reeval_format import format_results
 from moo_compress.search.reeval_plans import (
     DEFAULT_IMAGES,
@@ -154,8 +157,8 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
         workers: Processes evaluating plans not yet cached (default: one per ``threads`` CPU cores, or
             per GPU; serial when at most one plan is missing).
         progress: Receives a line per plan evaluated (done/total, name, label, seconds) and the lines
-            before them; ``True`` prints them. They are also logged (``moo_compress.search.reevaluate``,
-            INFO).
+            before them; ``True`` prints the messages and shows the evaluations as a progress bar (a
+            notebook's choice). They are also logged (``moo_compress.search.reevaluate``, INFO).
 
     Returns:
         The reference(s), then ``original`` (left out when it is the reference: plans without recovery),
@@ -260,7 +263,8 @@ def reevaluate_plans(settings: SearchSettings, plans: Sequence[tuple[str, Compre
         latency: Time each plan's deployed form against its reference's, so.
         workers: Processes evaluating plans not yet cached.
         warning: Why the numbers are optimistic (see :func:`selection_warning`), kept with the results.
-        progress: Receives each progress line (``True``: prints it); they are also logged.
+        progress: Receives each progress line (``True``: prints the messages and shows the evaluations as a
+            progress bar); they are also logged.
 
     Raises:
         MooCompressError: for invalid options, or missing data or weights.
@@ -278,7 +282,7 @@ def reevaluate_plans(settings: SearchSettings, plans: Sequence[tuple[str, Compre
     notes = lineup.notes + ([capped] if capped else [])
     say(lineup.describe(split, spec, per_pair, len(plans)))
     spec = spec.resolved()
-    records = _evaluate(spec, lineup, workers, say)
+    records = _evaluate(spec, lineup, workers, say, bar=progress is True)
     models = _model_results(spec, lineup, records, notes)
     dense_bytes = None
     if export_dir is not None:
@@ -312,31 +316,33 @@ def _progress_lines(progress: ProgressLine | bool | None) -> ProgressLine:
     return say
 
 
-def _on_record(names: dict[str, str], say: ProgressLine) -> Callable[[dict[str, Any]], None]:
+def _on_record(names: dict[str, str], say: ProgressLine) -> Callable[[EvaluationRecord], None]:
     """A line per plan evaluated: done/total, name, label, and how long it took (or that it was cached)."""
     started = time.perf_counter()
     done = 0
 
-    def on_record(record: dict[str, Any]) -> None:
+    def on_record(record: EvaluationRecord) -> None:
         nonlocal done
         done += 1
-        seconds = float(record.get("seconds") or 0.0)
-        if record.get("cache_hit"):
+        if record.cache_hit:
             how = "cached"
-        elif record.get("status") == "ok":
-            how = f"{seconds:.1f}s"
+        elif record.ok:
+            how = f"{record.seconds:.1f}s"
         else:
-            how = f"failed after {seconds:.1f}s: {record.get('error')}"
+            how = f"failed after {record.seconds:.1f}s: {record.error}"
         minutes, seconds_left = divmod(round(time.perf_counter() - started), 60)
         elapsed = f"{minutes}m{seconds_left:02d}s" if minutes else f"{seconds_left}s"
-        say(f"  [{done}/{len(names)}] {names.get(record.get('plan_key', ''), '?')}: {record.get('label', '')}: "
+        say(f"  [{done}/{len(names)}] {names.get(record.plan_key, '?')}: {record.label}: "
             f"{how} ({elapsed} elapsed)")
 
     return on_record
 
 
-def _evaluate(spec: EvaluationSpec, lineup: _Lineup, workers: int | None, say: ProgressLine) -> dict[str, Any]:
-    """Plan key -> record of every plan of ``lineup``, read from the cache or computed (in processes)."""
+def _evaluate(spec: EvaluationSpec, lineup: _Lineup, workers: int | None, say: ProgressLine, *,
+              bar: bool = False) -> dict[str, EvaluationRecord]:
+    """Plan key -> record of every plan of ``lineup``, read from the cache or computed (in processes).
+
+    With ``bar`` the per-plan lines are logged and shown as a progress bar instead of handed to ``say``."""
     names = lineup.names
     cache = EvaluationCache(spec.cache_dir or "")
     context = spec.context_key()
@@ -344,13 +350,33 @@ def _evaluate(spec: EvaluationSpec, lineup: _Lineup, workers: int | None, say: P
     n_workers = max(1, min(workers or default_workers(spec.device, spec.threads), missing))
     say(f"{len(names) - missing} of {len(names)} evaluation(s) cached, {missing} to compute"
         + (f" in {n_workers} processes" if n_workers > 1 else ""))
-    evaluator = PlanEvaluator(spec, spec.cache_dir or "", ExecutorConfig(workers=n_workers),
-                              on_record=_on_record(names, say))
+    shown = progress_bar(len(names), "evaluations", leave=True) if bar else None
+    on_record = _on_record(names, say if shown is None else logger.info)
+    if shown is not None:
+        on_record = _with_bar(on_record, shown, names)
+    evaluator = PlanEvaluator(spec, spec.cache_dir or "", ExecutorConfig(workers=n_workers), on_record=on_record)
     plans = lineup.plans
-    return dict(zip([p.key() for p in plans], evaluator(plans), strict=True))
+    try:
+        return dict(zip([p.key() for p in plans], evaluator(plans), strict=True))
+    finally:
+        if shown is not None:
+            shown.close()
 
 
-def _model_results(spec: EvaluationSpec, lineup: _Lineup, records: dict[str, Any],
+def _with_bar(on_record: Callable[[EvaluationRecord], None], bar: Any,
+              names: dict[str, str]) -> Callable[[EvaluationRecord], None]:
+    """``on_record``, then one step of ``bar`` showing the plan's name and how it went."""
+
+    def step(record: EvaluationRecord) -> None:
+        on_record(record)
+        how = "cached" if record.cache_hit else record.status if not record.ok else f"{record.seconds:.1f}s"
+        bar.set_postfix_str(f"{names.get(record.plan_key, '?')}: {record.label}: {how}")
+        bar.update(1)
+
+    return step
+
+
+def _model_results(spec: EvaluationSpec, lineup: _Lineup, records: dict[str, EvaluationRecord],
                    notes: list[str]) -> list[ModelResult]:
     """Each model's metrics, and its paired claims against its reference (a note when they cannot be made)."""
     labels = load_resources(spec).clean.labels
@@ -360,8 +386,7 @@ def _model_results(spec: EvaluationSpec, lineup: _Lineup, records: dict[str, Any
         if key not in outcomes:
             record = records[key]
             try:
-                outcomes[key] = record_outcomes(record, spec.corruptions, spec.severities) \
-                    if record["status"] == "ok" else None
+                outcomes[key] = record.outcomes(spec.corruptions, spec.severities) if record.ok else None
             except ConfigError as exc:
                 notes.append(str(exc))
                 outcomes[key] = None
@@ -372,9 +397,9 @@ def _model_results(spec: EvaluationSpec, lineup: _Lineup, records: dict[str, Any
         record = records[plan.key()]
         metrics: dict[str, Any] = {}
         claims = None
-        if record["status"] == "ok":
+        if record.ok:
             reference = record if ref_key is None else records[ref_key]
-            metrics = record_metrics(record, reference if reference["status"] == "ok" else None,
+            metrics = record_metrics(record, reference if reference.ok else None,
                                      spec.corruptions, spec.severities)
             if ref_key is None:  # a reference has no delta (the paired claims give the others theirs)
                 metrics.pop("clean_delta", None)
@@ -382,9 +407,9 @@ def _model_results(spec: EvaluationSpec, lineup: _Lineup, records: dict[str, Any
             theirs = None if ref_key is None else outcomes_of(ref_key)
             if mine is not None and theirs is not None:
                 claims = PairedClaims.from_claims(plan_claims(mine, theirs, labels, level=LEVEL))
-        models.append(ModelResult(name, role, plan, label=record.get("label", plan.label()), status=record["status"],
-                                  error=record.get("error"), cached=bool(record.get("cache_hit")),
-                                  seconds=record.get("seconds"), metrics=metrics, claims=claims,
+        models.append(ModelResult(name, role, plan, label=record.label, status=record.status,
+                                  error=record.error, cached=record.cache_hit,
+                                  seconds=record.seconds, metrics=metrics, claims=claims,
                                   compared_to=None if ref_key is None else lineup.ref_names[ref_key]))
     return models
 

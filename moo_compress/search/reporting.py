@@ -19,7 +19,7 @@ from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
 from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.candidate import load_resources
-from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, plan_claims, record_outcomes, tied
+from moo_compress.search.claims import LEVEL, ROBUSTNESS_HIGHER_IS_BETTER, Outcomes, plan_claims, tied
 from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.problem import PlanEvaluator
@@ -64,19 +64,19 @@ def report(front: pd.DataFrame, evaluator: PlanEvaluator, reference_plan: Compre
     records = evaluator(plans)
     ref, original = records[0], records[1]
     for name, rec in (("reference", ref), ("original", original)):
-        if rec["status"] != "ok":
-            raise MooCompressError(f"the {name} model failed on the report split: {rec['error']}")
+        if not rec.ok:
+            raise MooCompressError(f"the {name} model failed on the report split: {rec.error}")
     corr, sev = objectives.corruptions, objectives.severities
-    ref_out = record_outcomes(ref, corr, sev)
+    ref_out = ref.outcomes(corr, sev)
     outcomes: list[Outcomes | None] = []
     rows: list[dict[str, Any]] = []
     for record in records[2:]:
-        if record["status"] != "ok":
+        if not record.ok:
             outcomes.append(None)
             rows.append({f"final/{c}": math.nan for c in METRIC_COLUMNS})
             continue
         metrics = record_metrics(record, ref, corr, sev)
-        out = record_outcomes(record, corr, sev)
+        out = record.outcomes(corr, sev)
         outcomes.append(out)
         claims = plan_claims(out, ref_out, labels)
         row = {f"final/{k}": v for k, v in metrics.items() if k in METRIC_COLUMNS or k.startswith(("acc/", "family/"))}
@@ -96,13 +96,13 @@ def report(front: pd.DataFrame, evaluator: PlanEvaluator, reference_plan: Compre
             front[f"final/{c}"] = front[c]
     front["dominated_on_report_by"] = dominated_on_report(front, objectives.robustness, objectives.latency)
     front["tied_with"] = _ties(front, outcomes)
-    recovery = plan_claims(ref_out, record_outcomes(original, corr, sev), labels)
+    recovery = plan_claims(ref_out, original.outcomes(corr, sev), labels)
     base = {
         "reference": record_metrics(ref, ref, corr, sev),
         "original": record_metrics(original, ref, corr, sev),
         "recovery": {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in recovery.items()},
-        "n_clean": int(ref["n_clean"]),
-        "n_corrupted": int(ref["n_corrupted"]) // max(1, len(corr) * len(sev)),
+        "n_clean": ref.n_clean,
+        "n_corrupted": ref.n_corrupted // max(1, len(corr) * len(sev)),
         "split": spec.split,
     }
     flagged = int(front["dominated_on_report_by"].notna().sum())

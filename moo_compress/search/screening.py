@@ -27,6 +27,7 @@ from moo_compress.search import outputs
 from moo_compress.search.algorithms import ArchiveDuplicateElimination, GridSearch, surrogate_can_steer
 from moo_compress.search.candidate import EvaluationSpec, discard_models, load_resources, split_order, split_pool
 from moo_compress.search.context import UNTIL_BUDGET, SearchContext
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.evaluations import EvaluationLog, evaluation_frame, objective_matrix
 from moo_compress.search.latency import LatencyMeter
 from moo_compress.search.objectives import Objectives, record_metrics
@@ -89,7 +90,7 @@ class Screening:
     objectives: Objectives
     problem: CompressionProblem
     meter: LatencyMeter | None
-    baseline: dict[str, Any]
+    baseline: EvaluationRecord
     base_metrics: dict[str, Any]
     notes: list[str]
     schedule: Schedule
@@ -120,7 +121,7 @@ def _max_ratio(spec: EvaluationSpec, ctx: SearchContext) -> float:
 
 
 def _measure_reference(ctx: SearchContext, racer: Racer, objectives: Objectives,
-                       spec: EvaluationSpec) -> tuple[dict[str, Any], Objectives, list[str]]:
+                       spec: EvaluationSpec) -> tuple[EvaluationRecord, Objectives, list[str]]:
     """The reference's record on the first rung, the objectives it completes, and notes."""
     try:
         baseline = racer.reference_at(ctx.ladder[0])
@@ -134,12 +135,12 @@ def _measure_reference(ctx: SearchContext, racer: Racer, objectives: Objectives,
         logger.warning(notes[-1])
         robustness = "mce"
     objectives = dataclasses.replace(objectives, robustness=robustness,
-                                     baseline_accuracy=100 * baseline["clean_accuracy"],
-                                     baseline_latency_ms=float(baseline.get("latency_ms", math.nan)))
+                                     baseline_accuracy=100 * baseline.clean_accuracy,
+                                     baseline_latency_ms=float(baseline.latency.get("latency_ms", math.nan)))
     return baseline, objectives, notes
 
 
-def _log_reference(ctx: SearchContext, metrics: dict[str, Any], baseline: dict[str, Any],
+def _log_reference(ctx: SearchContext, metrics: dict[str, Any], baseline: EvaluationRecord,
                    meter: LatencyMeter | None) -> None:
     recovery = ", ".join(f"{k}={v}" for k, v in ctx.space.recovery.to_dict().items()) or "none"
     logger.info(f"reference (uncompressed model after the candidates' recovery: {recovery}): clean "
@@ -148,9 +149,10 @@ def _log_reference(ctx: SearchContext, metrics: dict[str, Any], baseline: dict[s
                 f"on the first {ctx.ladder[0]} search images ({ctx.settings.execution.precision}); space "
                 f"'{ctx.space.name}': {len(ctx.encoding.variables)} genes, {ctx.encoding.grid_size():,} plans")
     if meter is not None:
-        logger.info(f"reference latency: {baseline['latency_ms']:.3f} ms at batch 1 (interquartile range "
-                    f"{baseline['latency_low_ms']:.3f}-{baseline['latency_high_ms']:.3f} ms over "
-                    f"{meter.settings.rounds} runs), {baseline['latency_batch_ms']} ms at batch "
+        latency = baseline.latency
+        logger.info(f"reference latency: {latency['latency_ms']:.3f} ms at batch 1 (interquartile range "
+                    f"{latency['latency_low_ms']:.3f}-{latency['latency_high_ms']:.3f} ms over "
+                    f"{meter.settings.rounds} runs), {latency['latency_batch_ms']} ms at batch "
                     f"{meter.settings.batch_size}; {meter.runtime} on {meter.hardware}")
 
 
@@ -165,7 +167,7 @@ def start_screening(ctx: SearchContext, progress: Progress) -> Screening:
     n_corr = len(spec.corruptions) * len(spec.severities)
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", ctx.executor, on_record=progress.on_record)
 
-    def evaluate_window(plans: list[Any], start: int, stop: int) -> list[dict[str, Any]]:
+    def evaluate_window(plans: list[Any], start: int, stop: int) -> list[EvaluationRecord]:
         return dataclasses.replace(evaluator, spec=ctx.window_spec(start, stop))(plans)
 
     objectives = Objectives(robustness=space.robustness, corruptions=spec.corruptions, severities=spec.severities,
@@ -216,13 +218,13 @@ class _Generations:
         self.progress.start(f"gen {gen}/{shown}", size * len(self.ctx.ladder),
                             s.schedule.later(front, self.total - gen), bound=len(self.ctx.ladder) > 1)
 
-    def after(self, gen: int, X: np.ndarray, records: list[dict[str, Any]]) -> None:
+    def after(self, gen: int, X: np.ndarray, records: list[EvaluationRecord]) -> None:
         s, racer, history = self.screening, self.screening.racer, self.screening.history
         new = hits = 0
         for x, record in zip(X, records, strict=True):
             if s.log.add(record, gen, self.ctx.encoding.values(x)):
                 new += 1
-                hits += bool(record.get("cache_hit"))
+                hits += record.cache_hit
         frame = s.refresh()
         F = objective_matrix(frame, s.objectives)
         hv = hypervolume(F[pareto_mask(F, frame["feasible"].to_numpy())], self.reference) if len(frame) else 0.0
@@ -231,9 +233,9 @@ class _Generations:
                         "failed": int((frame["status"] != "ok").sum()), "hypervolume": hv,
                         "front_size": int(frame["pareto"].sum()), "images": racer.spent,
                         "images_new": racer.spent - spent_before, "seconds": round(self.progress.elapsed(), 1)})
-        failed = [r for r in records if r.get("status") != "ok"]
+        failed = [r for r in records if not r.ok]
         if failed and not history[:-1]:
-            logger.warning(f"{len(failed)} candidate(s) failed, e.g. {failed[0]['label']}: {failed[0]['error']} "
+            logger.warning(f"{len(failed)} candidate(s) failed, e.g. {failed[0].label}: {failed[0].error} "
                            "(failures are recorded in evaluations.csv and the search goes on)")
         remaining = self.progress.remaining(s.schedule.later(history[-1]["front_size"], self.total - gen))
         eta = "?" if math.isnan(remaining) else format_duration(remaining)
@@ -247,7 +249,7 @@ class _Generations:
 
 
 def evaluate_genotypes(racer: Racer, objectives: Objectives, encoding: Any,
-                       X: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray | None]:
+                       X: np.ndarray) -> tuple[list[EvaluationRecord], np.ndarray, np.ndarray | None]:
     """Records (by ``racer``), objective vectors and constraint vectors (None without constraints) of ``X``."""
     records = racer([encoding.decode(np.asarray(x).round().astype(int)) for x in X])
     metrics = [racer.metrics(r) for r in records]
@@ -299,7 +301,7 @@ def screen(ctx: SearchContext, algorithm: Any, screening: Screening, progress: P
 def run_generations(algorithm: Any, problem: CompressionProblem, racer: Racer, objectives: Objectives,
                     encoding: Any, *, pop_size: int, surrogate: Surrogate, max_evals: int | None = None,
                     before: Callable[[int, int], None] | None = None,
-                    after: Callable[[int, np.ndarray, list[dict[str, Any]]], None] | None = None) -> None:
+                    after: Callable[[int, np.ndarray, list[EvaluationRecord]], None] | None = None) -> None:
     """The ask/tell loop of a set-up algorithm: each generation's genotypes are measured by ``racer`` and told
     back, until the algorithm ends, ``max_evals`` is reached or the racer's budget is spent.
 
@@ -350,7 +352,7 @@ def run_generations(algorithm: Any, problem: CompressionProblem, racer: Racer, o
         if isinstance(archive, ArchiveDuplicateElimination):
             archive.seen.update(map(tuple, X))
         for i, record in enumerate(records):
-            if record.get("status") == "ok":
+            if record.ok:
                 seen_X.append(X[i])
                 seen_F.append(F[i])
                 seen_G.append(G[i] if G is not None else np.zeros(0))

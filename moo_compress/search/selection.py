@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,8 @@ import pandas as pd
 from moo_compress.compress import CompressionPlan
 from moo_compress.errors import MooCompressError
 from moo_compress.runfolder import METRIC_COLUMNS
-from moo_compress.search.claims import half_widths, plan_claims, record_outcomes
+from moo_compress.search.claims import half_widths, plan_claims
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.pareto import pareto_mask
@@ -30,22 +30,23 @@ __all__ = ["contenders", "select", "stage_columns"]
 logger = logging.getLogger("moo_compress.search")
 
 
-def _noise(record: dict[str, Any], reference: dict[str, Any], objectives: Objectives,
+def _noise(record: EvaluationRecord, reference: EvaluationRecord, objectives: Objectives,
            labels: np.ndarray) -> np.ndarray:
     """Objective-space half-widths (clean, robustness, ratio) of a record's paired intervals."""
-    claims = plan_claims(record_outcomes(record, objectives.corruptions, objectives.severities),
-                         record_outcomes(reference, objectives.corruptions, objectives.severities), labels)
+    claims = plan_claims(record.outcomes(objectives.corruptions, objectives.severities),
+                         reference.outcomes(objectives.corruptions, objectives.severities), labels)
     clean, rob = half_widths(claims, objectives.robustness)
     noise = [clean / 100, rob / 100, 0.0]
     if objectives.latency:  # half the interquartile range of the per-round speed-ups, on the objective's log scale
-        low, high = float(record.get("latency_speedup_low", 0.0)), float(record.get("latency_speedup_high", 0.0))
+        low = float(record.latency.get("latency_speedup_low", 0.0))
+        high = float(record.latency.get("latency_speedup_high", 0.0))
         noise.append(0.5 * math.log2(high / low) if low > 0 and high >= low else 0.0)
     return np.array(noise)
 
 
 
-def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
-               reference: Callable[[dict[str, Any]], dict[str, Any]], objectives: Objectives,
+def contenders(frame: pd.DataFrame, records: dict[str, EvaluationRecord],
+               reference: Callable[[EvaluationRecord], EvaluationRecord], objectives: Objectives,
                labels: Callable[[int], np.ndarray], *, limit: int | None = None) -> list[str]:
     """Plan keys of the screening front plus the plans within its noise (nearest first, at most ``limit``).
 
@@ -73,7 +74,7 @@ def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
     for _, row in others.iterrows():
         F = np.asarray(row["_F"], float)
         record = records[row["plan_key"]]
-        optimistic = F - _noise(record, reference(record), objectives, labels(int(record["n_clean"])))
+        optimistic = F - _noise(record, reference(record), objectives, labels(record.n_clean))
         dominated = np.all(F_front <= optimistic, axis=1) & np.any(F_front < optimistic, axis=1)
         if not dominated.any():
             gap = np.min(np.linalg.norm(np.maximum(F - F_front, 0), axis=1)) if len(F_front) else 0.0
@@ -85,34 +86,34 @@ def contenders(frame: pd.DataFrame, records: dict[str, dict[str, Any]],
 
 
 def select(frame: pd.DataFrame, keys: list[str],
-           evaluate: Callable[[list[CompressionPlan]], list[dict[str, Any]]] | None, reference_plan: CompressionPlan,
-           objectives: Objectives, *, images: int | str = "more") -> tuple[pd.DataFrame, dict[str, Any]]:
+           evaluate: Callable[[list[CompressionPlan]], list[EvaluationRecord]] | None,
+           reference_plan: CompressionPlan, objectives: Objectives, *,
+           images: int | str = "more") -> tuple[pd.DataFrame, EvaluationRecord | None]:
     """Measures the contenders ``keys`` and the reference on the selection images and keeps their front.
 
     ``evaluate`` gives the records of plans on the selection images (e.g. the racer extending every
     contender to ``images`` images per cell). With none (selection fidelity 0) the screening numbers
-    decide. Returns the selected
-    front (rows of ``frame`` with ``select/*`` metric columns, sorted by compression ratio) and the
-    reference's selection record.
+    decide. Returns the selected front (rows of ``frame`` with ``select/*`` metric columns, sorted by
+    compression ratio) and the reference's selection record (None without selection).
     """
     rows = frame.set_index("plan_key").loc[keys].reset_index()
     if evaluate is None:
         for c in stage_columns(rows):
             rows[f"select/{c}"] = rows[c]
         chosen = rows[rows["pareto"]].copy()
-        return chosen.sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True), {}
+        return chosen.sort_values(["compression_ratio", "clean_accuracy"]).reset_index(drop=True), None
     plans = [reference_plan] + [CompressionPlan.from_dict(p) for p in rows["plan"]]
     records = evaluate(plans)
     ref = records[0]
-    if ref["status"] != "ok":
-        raise MooCompressError(f"the reference failed at the selection fidelity: {ref['error']}")
-    metrics = [record_metrics(r, ref, objectives.corruptions, objectives.severities) if r["status"] == "ok" else None
+    if not ref.ok:
+        raise MooCompressError(f"the reference failed at the selection fidelity: {ref.error}")
+    metrics = [record_metrics(r, ref, objectives.corruptions, objectives.severities) if r.ok else None
                for r in records[1:]]
     for c in stage_columns(rows):
         rows[f"select/{c}"] = [m.get(c, math.nan) if m else math.nan for m in metrics]
     F = np.array([objectives.objective_vector(m) for m in metrics])
     feasible = np.array([m is not None and bool(np.all(objectives.constraint_vector(m) <= 0)) for m in metrics])
-    fingerprints = [r.get("weights_fingerprint") for r in records[1:]]
+    fingerprints = [r.weights_fingerprint for r in records[1:]]
     first = np.array([fp is None or fingerprints.index(fp) == i for i, fp in enumerate(fingerprints)])
     mask = pareto_mask(F, feasible & first) if len(F) else np.zeros(0, bool)
     chosen = rows[mask].copy()

@@ -20,7 +20,7 @@ from moo_compress.search.heldout import held_out
 from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.progress import Progress
-from moo_compress.search.recommend import recommend, recommendations
+from moo_compress.search.recommend import Pick, recommend, recommendations
 from moo_compress.search.records import Front
 from moo_compress.search.reporting import report
 from moo_compress.search.screening import Screening
@@ -47,7 +47,7 @@ class Selection:
     front: Front
     keys: list[str]
     reference: dict[str, Any]
-    picks: list[dict[str, Any]]
+    picks: list[Pick]
     spec: EvaluationSpec | None
     measured: bool
 
@@ -71,7 +71,7 @@ def select_stage(ctx: SearchContext, screening: Screening, progress: Progress) -
     """Brings the screening front and the plans within its noise to the selection images; keeps their front."""
     frame, racer, objectives = screening.frame, screening.racer, screening.objectives
     order_labels = screening.order_labels()
-    keys = contenders(frame, screening.log.records, lambda r: racer.reference_at(int(r["images_per_cell"])),
+    keys = contenders(frame, screening.log.records, lambda r: racer.reference_at(int(r.images_per_cell or 0)),
                       objectives, lambda n: order_labels[:n], limit=2)
     screening_front = int(frame["pareto"].sum())
     logger.info(f"selection: the {screening_front} plans of the screening front and {len(keys) - screening_front} "
@@ -85,17 +85,17 @@ def select_stage(ctx: SearchContext, screening: Screening, progress: Progress) -
     frame["contender"] = frame["plan_key"].isin(keys)
     frame["selected"] = frame["plan_key"].isin(set(front["plan_key"]))
     metrics = (record_metrics(reference, reference, screening.spec.corruptions, screening.spec.severities)
-               if reference else screening.base_metrics)
+               if reference is not None else screening.base_metrics)
     output = ctx.settings.output
     picks = recommend(front, metrics["clean_accuracy"], objectives.robustness, min_ratio=output.pick_min_ratio,
                       max_drop=output.pick_max_drop, latency=objectives.latency)
     spec = ctx.window_spec(0, ctx.select_images) if measured else None
-    return Selection(Front(front), keys, metrics, picks, spec, measured=bool(reference))
+    return Selection(Front(front), keys, metrics, picks, spec, measured=reference is not None)
 
 
 def recommended_rows(selection: Selection) -> list[int]:
     """Rows of the selected front that some recommendation picked."""
-    return sorted({p["row"] for p in selection.picks if p["row"] is not None})
+    return sorted({p.row for p in selection.picks if p.row is not None})
 
 
 def report_stage(ctx: SearchContext, screening: Screening, selection: Selection, progress: Progress) -> Reported:

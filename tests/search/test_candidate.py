@@ -13,6 +13,7 @@ from moo_compress.provenance import source_fingerprint
 from moo_compress.search import candidate
 from moo_compress.search.cache import CONTEXT_FILE, EvaluationCache
 from moo_compress.search.candidate import EvaluationSpec, evaluate_and_store
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.evaluations import EvaluationLog, evaluation_frame
 from moo_compress.search.objectives import Objectives
 from tests.search.conftest import tiny_search_settings
@@ -81,8 +82,7 @@ def test_identical_models_are_recognised_before_evaluation(spec: EvaluationSpec,
 def test_duplicates_are_named_and_kept_off_the_front() -> None:
     log = EvaluationLog()
     for key, label, fingerprint in (("a", "P0", "w1"), ("b", "P0l", "w1"), ("c", "P50", "w2")):
-        log.add({"plan_key": key, "label": label, "status": "ok", "weights_fingerprint": fingerprint, "plan": {}},
-                0, {})
+        log.add(EvaluationRecord(key, label, {}, weights_fingerprint=fingerprint), 0, {})
     objectives = Objectives(robustness="mean_corruption_accuracy", corruptions=("contrast",), severities=(1,),
                             baseline_accuracy=90.0)
     frame = evaluation_frame(log, objectives, lambda record: None)

@@ -16,6 +16,7 @@ from moo_compress.evaluation.stats import Interval
 from moo_compress.report import render_run
 from moo_compress.search import SearchSettings, run_search
 from moo_compress.search.claims import Outcomes, plan_claims, tied
+from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.recommend import recommend, threshold_met_by
 from moo_compress.search.reporting import RECOVERY_LOSS, dominated_on_report, recovery_warning
 
@@ -65,9 +66,9 @@ def test_recommendations_use_the_space_robustness_metric() -> None:
                           "select/mean_corruption_accuracy": [70.0, 71.0, 60.0],
                           "select/mce": [95.0, 110.0, 120.0],
                           "select/compression_ratio": [9.0, 10.0, 11.0]})
-    by_mca = {p["method"]: p["row"] for p in recommend(front, 90.0, "mean_corruption_accuracy", min_ratio=8,
+    by_mca = {p.method: p.row for p in recommend(front, 90.0, "mean_corruption_accuracy", min_ratio=8,
                                                        max_drop=2)}
-    by_mce = {p["method"]: p["row"] for p in recommend(front, 90.0, "mce", min_ratio=8, max_drop=2)}
+    by_mce = {p.method: p.row for p in recommend(front, 90.0, "mce", min_ratio=8, max_drop=2)}
     assert by_mca["most_robust_min_ratio"] == 1 and by_mce["most_robust_min_ratio"] == 0
 
 
@@ -124,11 +125,11 @@ def test_relative_mce_with_flat_reference_falls_back_to_mce(tmp_path: Path) -> N
     assert result.evaluations["feasible"].any()
 
 
-def _record(clean: np.ndarray, cells: np.ndarray, label: str) -> dict:
+def _record(clean: np.ndarray, cells: np.ndarray, label: str) -> EvaluationRecord:
     from moo_compress.evaluation.stats import pack_bits
 
-    return {"label": label, "n_clean": clean.size, "n_corrupted": cells.size, "clean_correct": pack_bits(clean),
-            "corruption_correct": {"a/1": pack_bits(cells)}}
+    return EvaluationRecord(label, label, {}, n_clean=clean.size, n_corrupted=cells.size,
+                            clean_correct=pack_bits(clean), corruption_correct={"a/1": pack_bits(cells)})
 
 
 def test_contenders_are_the_front_and_the_plans_within_its_noise() -> None:

@@ -121,10 +121,10 @@ def test_recommend_finds_knees_in_four_dimensions() -> None:
                           "select/mean_corruption_accuracy": [70.0, 70.0, 60.0],
                           "select/compression_ratio": [4.0, 4.0, 8.0], "select/latency_speedup": [1.0, 2.0, 1.5]})
     picks = recommend(front, 90.0, "mean_corruption_accuracy", min_ratio=2, max_drop=5, latency=True)
-    chosen = {p["method"]: p["row"] for p in picks}
-    assert chosen["closest_to_ideal"] == 1 and "all four objectives" in picks[1]["why"]
+    chosen = {p.method: p.row for p in picks}
+    assert chosen["closest_to_ideal"] == 1 and "all four objectives" in picks[1].why
     without = recommend(front, 90.0, "mean_corruption_accuracy", min_ratio=2, max_drop=5)
-    assert "all three objectives" in without[1]["why"]
+    assert "all three objectives" in without[1].why
 
 
 # -- structure and meter ---------------------------------------------------------------------------------------------

@@ -76,10 +76,10 @@ def test_windows_and_merged_records_extend_without_repeating() -> None:
     whole = table([CompressionPlan()], 0, 100)[0]
     for key in ("clean_accuracy", "corruption_accuracy", "clean_correct", "corruption_correct", "n_clean",
                 "n_corrupted"):
-        assert merged[key] == whole[key], key
-    assert merged["images_per_cell"] == 100 and merged["seconds"] == 2.0
+        assert getattr(merged, key) == whole[key], key
+    assert merged.images_per_cell == 100 and merged.seconds == 2.0 and merged.windows == 2
     failed = merge_records([chunks[0], {**chunks[1], "status": "failed", "error": "boom"}])
-    assert failed["status"] == "failed" and failed["error"] == "boom"
+    assert failed.status == "failed" and failed.error == "boom" and not failed.ok
 
 
 def test_a_confidently_dominated_plan_stops_and_the_front_climbs_every_rung() -> None:
@@ -87,10 +87,10 @@ def test_a_confidently_dominated_plan_stops_and_the_front_climbs_every_rung() ->
     table = Table({0.0: 0.95, 0.5: 0.9, 0.8: 0.4, 0.9: 0.2}, {0.0: 1.0, 0.5: 3.0, 0.8: 2.0, 0.9: 8.0})
     racer = _racer(table)
     records = racer([_plan(0.5), _plan(0.8), _plan(0.9)])
-    by = {r["label"]: r for r in records}
-    assert by["P80"]["images_per_cell"] == 25 and by["P80"]["stopped"].startswith("dominated by P50")
-    assert by["P50"]["images_per_cell"] == 200 and by["P50"]["stopped"] is None
-    assert by["P90"]["images_per_cell"] == 200
+    by = {r.label: r for r in records}
+    assert by["P80"].images_per_cell == 25 and by["P80"].stopped.startswith("dominated by P50")
+    assert by["P50"].images_per_cell == 200 and by["P50"].stopped is None and by["P50"].rung == 3
+    assert by["P90"].images_per_cell == 200
     # promotion evaluated each window once per plan, and the bill counts exactly those windows
     asked = [c for c in table.calls if c[0] != 0.0]
     assert len(asked) == len(set(asked)) == 4 + 1 + 4
@@ -105,10 +105,10 @@ def test_confidently_infeasible_plans_stop_and_fixed_mode_measures_everyone_once
     table = Table({0.0: 0.95, 0.5: 0.9, 0.8: 0.4}, {0.0: 1.0, 0.5: 3.0, 0.8: 4.0})
     racer = _racer(table, max_drop=10.0)
     record = racer([_plan(0.8)])[0]  # highest ratio, so only the constraint can stop it
-    assert record["images_per_cell"] == 25 and record["stopped"].startswith("infeasible")
+    assert record.images_per_cell == 25 and record.stopped.startswith("infeasible")
     fixed = _racer(Table({0.0: 0.95, 0.5: 0.9, 0.8: 0.4}, {0.0: 1.0, 0.5: 3.0, 0.8: 4.0}), ladder=(50,),
                    racing=False)
-    assert [r["images_per_cell"] for r in fixed([_plan(0.5), _plan(0.8)])] == [50, 50]
+    assert [r.images_per_cell for r in fixed([_plan(0.5), _plan(0.8)])] == [50, 50]
 
 
 def test_a_started_race_finishes_past_the_budget_and_extend_reuses_windows() -> None:
@@ -116,16 +116,16 @@ def test_a_started_race_finishes_past_the_budget_and_extend_reuses_windows() -> 
     racer = _racer(table, budget_images=1)
     assert not racer.exhausted
     records = racer([_plan(0.5), _plan(0.9)])  # neither dominates the other: both climb every rung
-    assert racer.exhausted and [r["images_per_cell"] for r in records] == [200, 200]
+    assert racer.exhausted and [r.images_per_cell for r in records] == [200, 200]
     racer = _racer(table)
-    assert racer.extend([_plan(0.5)], 25)[0]["images_per_cell"] == 25
+    assert racer.extend([_plan(0.5)], 25)[0].images_per_cell == 25
     before = len(table.calls)
     extended = racer.extend([_plan(0.5)], 100)[0]
     assert [c[1:] for c in table.calls[before:] if c[0] == 0.5] == [(25, 50), (50, 100)]
     whole = table([_plan(0.5)], 0, 100)[0]
-    assert extended["clean_correct"] == whole["clean_correct"] and extended["images_per_cell"] == 100
+    assert extended.clean_correct == whole["clean_correct"] and extended.images_per_cell == 100
     cut = racer.extend([_plan(0.5)], 50)[0]  # fewer images than measured: the prefix
-    assert cut["clean_correct"] == table([_plan(0.5)], 0, 50)[0]["clean_correct"]
+    assert cut.clean_correct == table([_plan(0.5)], 0, 50)[0]["clean_correct"]
 
 
 def test_robustness_scores_average_to_the_metrics() -> None:

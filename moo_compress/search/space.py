@@ -100,7 +100,8 @@ class SearchSpace:
             :class:`~moo_compress.search.latency.LatencySettings`), or None when it is not.
         max_latency_ms: Constraint: batch-1 latency at most this many milliseconds (measured even when
             latency is not an objective).
-        algorithm: ``nsga2`` or ``grid`` (evaluate every combination).
+        algorithm: A name of :data:`~moo_compress.search.algorithms.ALGORITHMS`: ``nsga2``, ``nsga3`` or
+            ``grid`` (evaluate every combination).
         pop_size: NSGA-II population size.
         generations: NSGA-II generations.
         budget_images: Default image budget (``--budget`` overrides): NSGA-II stops when it is spent,

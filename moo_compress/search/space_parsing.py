@@ -205,9 +205,12 @@ def parse_constraints(value: Any, latency: LatencySettings | None, genes_spec: M
 def parse_algorithm(value: Any) -> tuple[str, dict[str, Any]]:
     """``algorithm``: its name and the checked mapping (sizes, budget, surrogate)."""
     algorithm = mapping(value, "algorithm", ("name", "pop_size", "generations", "budget_images", "surrogate"))
+    from moo_compress.search.algorithms import list_algorithms  # the registry needs the encoding, which needs this
+
     algo = algorithm.get("name", "nsga2")
-    if algo not in ("nsga2", "grid"):
-        raise ConfigError(f"algorithm.name must be 'nsga2' or 'grid', got {algo!r}")
+    if algo not in list_algorithms():
+        raise ConfigError(f"algorithm.name must be one of {', '.join(repr(n) for n in list_algorithms())}, "
+                          f"got {algo!r}")
     for key in ("pop_size", "generations", "budget_images"):
         count = algorithm.get(key)
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):

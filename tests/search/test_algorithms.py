@@ -85,3 +85,11 @@ def test_another_pymoo_algorithm_runs_end_to_end_and_the_run_says_the_surrogate_
     log = (out / RUN_LOG).read_text()
     assert "the surrogate is off" in log and "SMSEMOA" in log
     assert "gen 1/" in log and "reference 1/1" in log  # messages and per-plan lines both kept
+
+
+def test_a_space_names_any_registered_algorithm_and_a_wrong_name_lists_them() -> None:
+    from moo_compress.search.space_parsing import parse_algorithm
+
+    assert parse_algorithm({"name": "nsga3"})[0] == "nsga3" and parse_algorithm({})[0] == "nsga2"
+    with pytest.raises(ConfigError, match="'nsga2', 'nsga3', 'grid'.*'cmaes'"):
+        parse_algorithm({"name": "cmaes"})

@@ -55,7 +55,8 @@ def _calibration_uses(plan: CompressionPlan) -> list[str]:
     if plan.recovery.bn_images:
         uses.append(f"batch-norm re-estimation (recovery.bn_images={plan.recovery.bn_images})")
     if plan.recovery.finetune_steps:
-        uses.append(f"fine-tuning (recovery.finetune_steps={plan.recovery.finetune_steps})")
+        distilled = ", distilled from the original" if plan.recovery.finetune_distill > 0 else ""
+        uses.append(f"fine-tuning (recovery.finetune_steps={plan.recovery.finetune_steps}{distilled})")
     if plan.quantizes_activations:
         uses.append("activation quantization (activation_bits)")
     return uses
@@ -81,11 +82,14 @@ def _check_inputs(model: nn.Module, plan: CompressionPlan, calibration: Calibrat
             f"the plan asks for {', '.join(_calibration_uses(plan))}, which needs calibration images: pass "
             "calibration=CalibrationData.from_dataset(train_split, mean=..., std=..., n=...)"
         )
-    if calibration is not None and plan.recovery.bn_images > len(calibration):
-        raise ConfigError(
-            f"recovery.bn_images={plan.recovery.bn_images} but the calibration data holds "
-            f"{len(calibration)} images; pass more images or lower bn_images"
-        )
+    recovery = plan.recovery
+    for name, wanted in (("bn_images", recovery.bn_images),
+                         ("finetune_images", recovery.finetune_images if recovery.finetune_steps else None)):
+        if calibration is not None and wanted is not None and wanted > len(calibration):
+            raise ConfigError(
+                f"recovery.{name}={wanted} but the calibration data holds {len(calibration)} images; "
+                f"pass more images or lower {name}"
+            )
 
 
 def _layer_rng(seed: int, name: str) -> np.random.Generator:
@@ -310,7 +314,8 @@ def compress(
         recovery = plan.recovery
         if recovery.finetune_steps:  # also with no compressed layer: the reference gets the recovery its plans get
             with dead.frozen():
-                state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed)
+                state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed,
+                                        teacher=model if recovery.finetune_distill > 0 else None)
             dead.zero()  # exact zeros whatever the optimiser did
         if recovery.bn_images:
             recalibrate_batchnorm(

@@ -91,6 +91,9 @@ class _Config:
 
     # field name -> config class of a nested config; a 1-tuple means "a tuple of that class".
     _nested: ClassVar[dict[str, Any]] = {}
+    #: Fields added after keys were first written -> the value that behaves as before the field existed;
+    #: the resolved form leaves such a field out at that value, so earlier keys (and cached results) hold.
+    added_fields: ClassVar[dict[str, Any]] = {}
 
     def to_dict(self, *, defaults: bool = False) -> dict[str, Any]:
         """The canonical JSON-able form.
@@ -105,6 +108,8 @@ class _Config:
             if not defaults and f.default is not dataclasses.MISSING and value == f.default:
                 continue
             if not defaults and f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+                continue
+            if f.name in self.added_fields and value == self.added_fields[f.name]:
                 continue
             if isinstance(value, _Config):
                 value = value.to_dict(defaults=defaults)
@@ -163,7 +168,8 @@ class _Config:
 
         Equal configs give equal keys in every process, and changing any default changes the key of
         every config that relies on it, so results cached under an old key are never reused for the
-        new behaviour.
+        new behaviour. A field added later is left out while it holds the value that behaves as before
+        it existed, so adding it keeps earlier keys.
         """
         return stable_hash([type(self).__name__, self.to_dict(defaults=True)])
 
@@ -344,8 +350,19 @@ class RecoveryConfig(_Config):
         finetune_steps: Optimizer steps of short fine-tuning (0 = off) that keeps masks, cluster
             assignments and the quantization grid (straight-through estimator); needs labels.
         finetune_lr: Adam learning rate.
-        finetune_batch_size: Images per fine-tuning step, drawn from the calibration images with the
+        finetune_batch_size: Images per fine-tuning step, drawn from the training pool with the
             plan's seed.
+        finetune_images: The training pool: the first ``finetune_images`` calibration images (a
+            class-balanced prefix when the data comes from ``CalibrationData.from_dataset``); None:
+            every calibration image. The search loads at least this many calibration images.
+        finetune_distill: Weight of distillation from the original (uncompressed) model: the loss is
+            label cross-entropy plus ``finetune_distill * T^2 * KL(teacher || student)`` on logits
+            softened by ``T = finetune_temperature`` (Hinton et al.); 0 = labels only.
+        finetune_temperature: The softening temperature ``T`` of distillation.
+
+    The steps run in a stated order, each on the result of the one before: fine-tuning (with
+    distillation when asked), then batch-norm re-estimation (so the statistics are those of the
+    fine-tuned weights), then the activation observers of a plan that quantizes activations.
     """
 
     bn_images: int = 0
@@ -353,21 +370,42 @@ class RecoveryConfig(_Config):
     finetune_steps: int = 0
     finetune_lr: float = 1e-4
     finetune_batch_size: int = 64
+    finetune_images: int | None = None
+    finetune_distill: float = 0.0
+    finetune_temperature: float = 4.0
+
+    added_fields: ClassVar[dict[str, Any]] = {"finetune_images": None, "finetune_distill": 0.0,
+                                              "finetune_temperature": 4.0}
 
     def __post_init__(self) -> None:
-        for name, low in (("bn_images", 0), ("bn_batch_size", 1), ("finetune_steps", 0), ("finetune_batch_size", 1)):
-            if name == "bn_batch_size" and self.bn_batch_size is None:
+        for name, low in (("bn_images", 0), ("bn_batch_size", 1), ("finetune_steps", 0), ("finetune_batch_size", 1),
+                          ("finetune_images", 1)):
+            if name in ("bn_batch_size", "finetune_images") and getattr(self, name) is None:
                 continue
             object.__setattr__(self, name, _check_int("RecoveryConfig", name, getattr(self, name), low=low))
         lr = self.finetune_lr
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < 1):
             raise ConfigError(f"RecoveryConfig.finetune_lr must be a number in (0, 1), got {lr!r}; try 1e-4")
         object.__setattr__(self, "finetune_lr", float(lr))
+        for name, low, hint in (("finetune_distill", 0.0, "0 (labels only) or e.g. 1.0"),
+                                ("finetune_temperature", None, "e.g. 4.0")):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or (value < low if low is not None else value <= 0)):
+                bound = ">= 0" if low is not None else "> 0"
+                raise ConfigError(f"RecoveryConfig.{name} must be a finite number {bound}, got {value!r}; try {hint}")
+            object.__setattr__(self, name, float(value))
 
     @property
     def enabled(self) -> bool:
         """Whether any recovery step runs."""
         return self.bn_images > 0 or self.finetune_steps > 0
+
+    @property
+    def images_needed(self) -> int:
+        """Calibration images its steps read (re-estimation's and the fine-tuning pool's; 0: none asked)."""
+        pool = (self.finetune_images or 0) if self.finetune_steps else 0
+        return max(self.bn_images, pool)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Accuracy recovery after compression: batch-norm re-estimation and short STE fine-tuning.
+"""Accuracy recovery after compression: batch-norm re-estimation and short STE fine-tuning, optionally
+distilled from the original model.
 
 Fine-tuning keeps the compression exact. Each compressed layer trains a latent tensor that is
 projected onto its compressed form in every forward pass:
@@ -30,7 +31,7 @@ from moo_compress.compress.quantize import QuantParams, dequantize, quantize
 from moo_compress.compress.state import LayerState
 from moo_compress.errors import ConfigError
 
-__all__ = ["recalibrate_batchnorm", "bn_batch_size", "BN_BATCH_PIXELS", "finetune"]
+__all__ = ["recalibrate_batchnorm", "bn_batch_size", "BN_BATCH_PIXELS", "finetune", "distillation_loss"]
 
 
 class _MomentAccumulator:
@@ -197,6 +198,12 @@ class _Projector:
         return dataclasses.replace(s, codes=codes, mask=None if mask.all() else mask, _encoding=None)
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch (Hinton et al.)."""
+    return F.kl_div(F.log_softmax(student / temperature, dim=1), F.log_softmax(teacher / temperature, dim=1),
+                    reduction="batchmean", log_target=True) * temperature**2
+
+
 def finetune(
     model: nn.Module,
     layers: dict[str, LayerState],
@@ -204,17 +211,29 @@ def finetune(
     config: RecoveryConfig,
     *,
     seed: int,
+    teacher: nn.Module | None = None,
 ) -> dict[str, LayerState]:
     """Trains ``model`` for ``config.finetune_steps`` Adam steps keeping its compression (see module doc).
 
     Biases and batch-norm parameters train freely. The compressed weights are written back into the
-    model, and the updated layer states are returned.
+    model, and the updated layer states are returned. Batches are drawn with ``seed`` from the training
+    pool (the first ``config.finetune_images`` calibration images, or all of them); the loss is label
+    cross-entropy, plus ``config.finetune_distill`` times :func:`distillation_loss` against ``teacher``'s
+    logits (the original model, in eval mode) when that weight is above zero.
 
     Raises:
-        ConfigError: if the calibration data has no labels.
+        ConfigError: if the calibration data has no labels, holds fewer images than the pool, or
+            distillation is asked for without a teacher.
     """
     if calibration.labels is None:
         raise ConfigError("fine-tuning needs labelled calibration data; pass CalibrationData(..., labels=...)")
+    pool = len(calibration) if config.finetune_images is None else config.finetune_images
+    if pool > len(calibration):
+        raise ConfigError(f"recovery.finetune_images={pool} but the calibration data holds {len(calibration)} "
+                          "images; pass more images (--calibration-images) or lower finetune_images")
+    distill = config.finetune_distill > 0
+    if distill and teacher is None:
+        raise ConfigError("recovery.finetune_distill > 0 needs the original model as the teacher")
     device = next(model.parameters()).device
     modules = dict(model.named_modules())
     projectors = {name: _Projector(state, device) for name, state in layers.items()}
@@ -223,25 +242,35 @@ def finetune(
     optimizer = torch.optim.Adam([p.latent for p in projectors.values()] + free, lr=config.finetune_lr)
     rng = np.random.default_rng([seed, 1])
     labels = torch.from_numpy(calibration.labels)  # type: ignore[arg-type]
-    order = rng.permutation(len(calibration))
+    order = rng.permutation(pool)
     cursor = 0
     was_training = model.training
+    teacher_training = teacher.training if teacher is not None else False
     model.train()
+    if teacher is not None:
+        teacher.eval()
     try:
         for _ in range(config.finetune_steps):
             if cursor + config.finetune_batch_size > len(order):
-                order, cursor = rng.permutation(len(calibration)), 0
+                order, cursor = rng.permutation(pool), 0
             index = np.sort(order[cursor : cursor + config.finetune_batch_size])
             cursor += config.finetune_batch_size
             x = calibration.tensor(index, device)
             y = labels[index].to(device)
             weights = {f"{name}.weight": p.weight() for name, p in projectors.items()}
-            loss = F.cross_entropy(functional_call(model, weights, (x,)), y)
+            logits = functional_call(model, weights, (x,))
+            loss = F.cross_entropy(logits, y)
+            if distill:
+                with torch.no_grad():
+                    target = teacher(x)  # type: ignore[misc]
+                loss = loss + config.finetune_distill * distillation_loss(logits, target, config.finetune_temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     finally:
         model.train(was_training)
+        if teacher is not None:
+            teacher.train(teacher_training)
     updated = {name: p.final_state() for name, p in projectors.items()}
     with torch.no_grad():
         for name, state in updated.items():

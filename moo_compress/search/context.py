@@ -110,10 +110,12 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
     """The evaluation spec of a search over ``space`` at a fidelity of ``n_images`` (see :func:`build_spec`)."""
     calibration = 0
     if needs_calibration(space):
-        calibration = calibration_size(settings.target.calibration_images, space.recovery.bn_images)
-        if calibration < space.recovery.bn_images:
-            raise ConfigError(f"the space re-estimates batch norm on {space.recovery.bn_images} images but "
-                              f"--calibration-images is {calibration}; raise it or omit it")
+        calibration = calibration_size(settings.target.calibration_images, space.recovery.images_needed)
+        if calibration < space.recovery.images_needed:
+            raise ConfigError(f"the space's recovery reads {space.recovery.images_needed} calibration images "
+                              f"(recovery.bn_images={space.recovery.bn_images}, finetune_images="
+                              f"{space.recovery.finetune_images}) but --calibration-images is {calibration}; "
+                              "raise it or omit it")
     return build_spec(settings, corruptions=_corruption_names(space), severities=tuple(space.severities),
                       n_images=n_images, calibration_images=calibration, split=split,
                       clean_whole_split=clean_whole_split, corruption_params=space.corruption_params)
@@ -152,7 +154,9 @@ def _fit_calibration(settings: SearchSettings, space: SearchSpace) -> tuple[Sear
     logger.warning("the space's recovery asks for %d calibration images but the training split of %s holds %d: "
                    "using all %d (pass --calibration-images N to choose another number)", wanted, probe.dataset,
                    available, available)
-    recovery = dataclasses.replace(space.recovery, bn_images=min(space.recovery.bn_images, available))
+    pool = space.recovery.finetune_images
+    recovery = dataclasses.replace(space.recovery, bn_images=min(space.recovery.bn_images, available),
+                                   finetune_images=None if pool is None else min(pool, available))
     space = dataclasses.replace(space, recovery=recovery)
     return space, space_spec(settings, space, None, split="search")
 

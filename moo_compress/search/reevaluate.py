@@ -448,7 +448,7 @@ def _calibration(settings: SearchSettings, plans: Sequence[CompressionPlan]) -> 
     """Calibration images, chosen as the search chooses them so that a run's cached evaluations are reused."""
     if not any(p.needs_calibration for p in plans):
         return 0
-    return calibration_size(settings.target.calibration_images, max(p.recovery.bn_images for p in plans))
+    return calibration_size(settings.target.calibration_images, max(p.recovery.images_needed for p in plans))
 
 
 def _fit_to_split(spec: EvaluationSpec) -> tuple[EvaluationSpec, int, str | None]:

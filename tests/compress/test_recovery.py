@@ -206,3 +206,62 @@ def test_bf16_calibration_reestimates_nearly_the_same_statistics(tiny, calibrati
     assert bf16_calibration.fingerprint() != calibration.fingerprint()
     with pytest.raises(ConfigError, match="precision"):
         dataclasses.replace(calibration, precision="fp16")
+
+
+def _kl_to(teacher, model, x, temperature=4.0):
+    from moo_compress.compress.recovery import distillation_loss
+
+    with torch.no_grad():
+        return distillation_loss(model.eval()(x), teacher.eval()(x), temperature).item()
+
+
+def test_the_distillation_loss_is_zero_for_the_teacher_and_scaled_by_t_squared():
+    from moo_compress.compress.recovery import distillation_loss
+
+    logits = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    assert distillation_loss(logits, logits, 4.0).item() == pytest.approx(0.0, abs=1e-7)
+    other = logits.flip(1)
+    p = torch.softmax(logits / 2, 1)
+    by_hand = (p * (torch.log_softmax(logits / 2, 1) - torch.log_softmax(other / 2, 1))).sum(1).mean() * 4
+    assert distillation_loss(other, logits, 2.0).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_distillation_brings_the_compressed_model_closer_to_the_original_and_keeps_the_compression(tiny, calibration):
+    compression = {"prune": PruneConfig(0.7), "cluster": ClusterConfig(4), "quantize": QuantizeConfig(4)}
+    steps = {"finetune_steps": 20, "finetune_batch_size": 32, "finetune_lr": 3e-3}
+    labels_only = compress(tiny, CompressionPlan(**compression, recovery=RecoveryConfig(**steps)), calibration)
+    distilled_plan = CompressionPlan(**compression, recovery=RecoveryConfig(**steps, finetune_distill=1.0))
+    distilled = compress(tiny, distilled_plan, calibration)
+    x = calibration.tensor(slice(0, 64))
+    assert _kl_to(tiny, distilled, x) < _kl_to(tiny, labels_only, x)
+    before = compress(tiny, CompressionPlan(**compression))
+    for n in LAYERS:
+        w0, w1 = weight(before, n), weight(distilled, n)
+        assert np.all(w1[w0 == 0] == 0) and np.unique(w1[w1 != 0]).size <= 4
+        np.testing.assert_array_equal(compression_state(before).layers[n].indices,
+                                      compression_state(distilled).layers[n].indices)
+    assert tiny.training is False  # the teacher (the caller's model) is left as it was
+    again = compress(tiny, distilled_plan, calibration)  # deterministic for the plan's seed
+    for n in LAYERS:
+        np.testing.assert_array_equal(weight(again, n), weight(distilled, n))
+
+
+def test_the_training_pool_is_a_prefix_of_the_calibration_images(tiny, calibration):
+    steps = {"finetune_steps": 6, "finetune_batch_size": 8, "finetune_lr": 1e-2}
+    pooled = CompressionPlan(prune=PruneConfig(0.5), recovery=RecoveryConfig(**steps, finetune_images=16))
+    prefix = CalibrationData(calibration.images[:16], calibration.mean, calibration.std, calibration.labels[:16])
+    # drawing from the first 16 of 64 images is drawing from those 16 images alone
+    a, b = compress(tiny, pooled, calibration), compress(tiny, pooled, prefix)
+    for n in LAYERS:
+        np.testing.assert_array_equal(weight(a, n), weight(b, n))
+    with pytest.raises(ConfigError, match="finetune_images=100 but the calibration data holds 64"):
+        compress(tiny, CompressionPlan(recovery=RecoveryConfig(**steps, finetune_images=100)), calibration)
+
+
+def test_recovery_fields_added_later_keep_earlier_plan_keys():
+    plan = CompressionPlan(recovery=RecoveryConfig(bn_images=512))
+    # the key of this plan as written before finetune_images / finetune_distill / finetune_temperature existed
+    assert plan.key() == "4ac9e7552db11279"
+    assert CompressionPlan(recovery=RecoveryConfig(bn_images=512, finetune_distill=1.0)).key() != plan.key()
+    with pytest.raises(ConfigError, match="finetune_temperature must be a finite number > 0"):
+        RecoveryConfig(finetune_temperature=0)

@@ -17,9 +17,9 @@ from moo_compress.search.deployment import ONNX_TOLERANCE, deployed, export_and_
 from moo_compress.search.heldout import HELD_OUT, held_out, held_out_corruptions, rank_reversals
 from moo_compress.search.pareto import pareto_mask
 from moo_compress.search.recommend import recommend
-from moo_compress.search.reporting import RECOVERY_LOSS, recovery_warning, report
+from moo_compress.search.reporting import recovery_warning, report
 from moo_compress.search.selection import contenders, select
 
 __all__ = ["contenders", "select", "recommend", "report", "held_out", "held_out_corruptions", "rank_reversals",
            "deployed", "export_and_check", "plan_file_name", "ONNX_TOLERANCE", "HELD_OUT",
-           "METRICS", "pareto_mask", "recovery_warning", "RECOVERY_LOSS"]
+           "METRICS", "pareto_mask", "recovery_warning"]

@@ -150,6 +150,9 @@ def _rationale(why: str, plan: PlanRecord, threshold: dict[str, Any] | None, rob
     if robustness == "relative_mce":
         text += f", relative mCE {fmt('relative_mce', False)}"
     text += " against the reference (95% intervals over report images)"
+    if "orig_clean_delta" in iv:
+        text += (f"; against the original model (no recovery): clean {fmt('orig_clean_delta')}, mean corruption "
+                 f"accuracy {fmt('orig_mca_delta')} points")
     lat = plan.latency
     if lat is not None:
         faster = speedup_verdict(lat.speedup_low, lat.speedup_high)

@@ -19,8 +19,10 @@ from moo_compress.runfolder import METRIC_COLUMNS
 
 __all__ = ["Claim", "LatencyRecord", "OnnxCheck", "HeldOutRecord", "PlanRecord", "Front", "INTERVAL_METRICS"]
 
-#: The report's paired claims of a plan (``final/<name>`` with ``_low`` / ``_high``).
-INTERVAL_METRICS = ("clean_delta", "mca_delta", "mce", "relative_mce", "worst_class_delta", "worst_corruption_delta")
+#: The report's paired claims of a plan (``final/<name>`` with ``_low`` / ``_high``); ``orig_*`` are against
+#: the original model (no recovery), the others against the run's reference.
+INTERVAL_METRICS = ("clean_delta", "mca_delta", "mce", "relative_mce", "worst_class_delta", "worst_corruption_delta",
+                    "orig_clean_delta", "orig_mca_delta")
 
 
 def _float(value: Any) -> float:

@@ -36,6 +36,7 @@ from moo_compress.search.context import (
 from moo_compress.search.executors import close_executors
 from moo_compress.search.pareto import hypervolume, pareto_mask
 from moo_compress.search.progress import Progress, ProgressCallback, callable_logging, format_duration, run_log
+from moo_compress.search.reference import guard_reference
 from moo_compress.search.screening import Screening, screen, start_screening
 from moo_compress.search.stages import deployment_stage, finish, held_out_stage, report_stage, select_stage
 
@@ -112,7 +113,8 @@ def run_search(settings: Any, *, algorithm: Any = None, progress: ProgressCallba
         ctx = resolve_context(settings)
         journal.open(ctx.out_dir)
         tracker = Progress(progress, ctx.started, ctx.executor.workers)
-        screening = start_screening(ctx, tracker)
+        ctx, check = guard_reference(ctx, tracker)
+        screening = start_screening(ctx, tracker, check)
         try:
             screen(ctx, _algorithm(ctx, algorithm, screening), screening, tracker)
             selection = select_stage(ctx, screening, tracker)

@@ -35,6 +35,7 @@ from moo_compress.search.pareto import hypervolume, pareto_mask
 from moo_compress.search.problem import CompressionProblem, PlanEvaluator
 from moo_compress.search.progress import Progress, format_duration
 from moo_compress.search.racing import Racer
+from moo_compress.search.reference import ReferenceCheck
 from moo_compress.search.surrogate import Surrogate, choose_offspring
 
 __all__ = ["Screening", "Schedule", "screen", "start_screening", "run_generations", "setup_algorithm",
@@ -77,7 +78,8 @@ class Screening:
         meter: The latency meter of a deployment search (None otherwise), in this process.
         baseline: The reference's record on the first rung.
         base_metrics: Its metrics.
-        notes: Notes for ``knees.json`` (e.g. an objective replaced).
+        notes: Notes for ``knees.json`` (e.g. an objective replaced, the reference check's finding).
+        check: The reference check (None when the space has no recovery).
         schedule: The work left, for the ETA.
         log: Every evaluated plan's record.
         frame: The evaluations table (``evaluations.csv``), filled by :func:`screen`.
@@ -94,6 +96,7 @@ class Screening:
     base_metrics: dict[str, Any]
     notes: list[str]
     schedule: Schedule
+    check: ReferenceCheck | None = None
     log: EvaluationLog = field(default_factory=EvaluationLog)
     frame: pd.DataFrame = field(default_factory=pd.DataFrame)
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -156,8 +159,9 @@ def _log_reference(ctx: SearchContext, metrics: dict[str, Any], baseline: Evalua
                     f"{meter.settings.batch_size}; {meter.runtime} on {meter.hardware}")
 
 
-def start_screening(ctx: SearchContext, progress: Progress) -> Screening:
-    """Sets up the evaluator, the racer and the objectives, and measures the reference on the first rung.
+def start_screening(ctx: SearchContext, progress: Progress, check: ReferenceCheck | None = None) -> Screening:
+    """Sets up the evaluator, the racer and the objectives, and measures the reference on the first rung
+    (``check``: the reference check that chose ``ctx.reference_plan``, noted in the run's outputs).
 
     Raises:
         ConfigError: when the space's ratio constraint cannot be met.
@@ -200,7 +204,8 @@ def start_screening(ctx: SearchContext, progress: Progress) -> Screening:
                                               ctx.split_size) * n_corr if fidelity.final_images else 0)
     return Screening(spec=spec, evaluator=evaluator, racer=racer, objectives=objectives,
                      problem=CompressionProblem(ctx.encoding, objectives), meter=meter, baseline=baseline,
-                     base_metrics=base_metrics, notes=notes,
+                     base_metrics=base_metrics, notes=([check.note()] if check is not None else []) + notes,
+                     check=check,
                      schedule=Schedule(ctx, racer, n_corr, select_images, report_images))
 
 

@@ -149,7 +149,8 @@ def finish(ctx: SearchContext, screening: Screening, selection: Selection,
                 "recovery": summary.get("recovery"), "reference_plan": ctx.reference_plan.to_dict(),
                 "report": {k: summary.get(k) for k in ("n_clean", "n_corrupted", "split")},
                 "heldout": summary.get("heldout"), "deployed": summary.get("deployed"),
-                "report_on_search": ctx.settings.fidelity.report_on_search, "notes": screening.notes}
+                "report_on_search": ctx.settings.fidelity.report_on_search, "notes": screening.notes,
+                "reference_check": screening.check.to_dict() if screening.check is not None else None}
     racer, frame, algorithm = screening.racer, screening.frame, ctx.settings.algorithm
     fidelity = {**ctx.fidelity.to_dict(), "ladder": list(ctx.ladder), "clean_multiple": ctx.clean_multiple,
                 "select_images": ctx.select_images if selection.spec is not None else None,

@@ -28,7 +28,7 @@ TIMING = {"seconds", "compress_seconds", "cache_hit", "finished"}
 TABLES = ("evaluations.csv", "pareto.csv")
 
 
-def golden_settings(folder: Path) -> Any:
+def golden_settings(folder: Path, *, test_per_class: int = 30, select_images: int = 40) -> Any:
     """A 4-class task a ResNet-20 learns in a few seconds (so that compression moves its accuracy) and
     the tiny space, searched by NSGA-II with held-out corruptions, seeded."""
     import torch
@@ -37,7 +37,7 @@ def golden_settings(folder: Path) -> Any:
     from moo_compress.models import create_model
     from moo_compress.search import ExecutionSettings, FidelitySettings, OutputSettings, SearchSettings, TargetSettings
 
-    data = make_image_folder(folder / "four", classes=4, per_split={"train": 24, "test": 30})
+    data = make_image_folder(folder / "four", classes=4, per_split={"train": 24, "test": test_per_class})
     torch.manual_seed(0)
     # trained in float64: fp32 training differs between CPUs (kernels sum in different orders) and 30 SGD steps
     # carry a rounding difference into different predictions; in float64 it stays far below fp32's resolution
@@ -58,7 +58,7 @@ def golden_settings(folder: Path) -> Any:
     return SearchSettings(
         TargetSettings("resnet20", dataset="imagefolder", weights=str(weights), data_root=str(data),
                        space=str(space)),
-        fidelity=FidelitySettings(eval_images=24, select_images=40, final_images=60),
+        fidelity=FidelitySettings(eval_images=24, select_images=select_images, final_images=60),
         execution=ExecutionSettings(precision="fp32", device="cpu", cache_dir=str(folder / "cache"), workers=1),
         output=OutputSettings(out=str(folder / "run")),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,9 +162,14 @@ class CalibrationData:
         device_type = torch.device(device).type
         return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
-    def tensor(self, index: slice | np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Normalised float32 NCHW batch (channels-last memory) of the images at ``index``."""
-        x = torch.from_numpy(np.array(self.images[index], dtype=np.uint8, order="C")).to(device)
+    def tensor(self, index: slice | np.ndarray, device: torch.device | str = "cpu",
+               augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """Normalised float32 NCHW batch (channels-last memory) of the images at ``index``; ``augment``, if
+        given, maps each image's uint8 CHW tensor to its augmented form first (e.g. torchvision's AugMix)."""
+        x = torch.from_numpy(np.array(self.images[index], dtype=np.uint8, order="C"))
+        if augment is not None:
+            x = torch.stack([augment(image.permute(2, 0, 1)).permute(1, 2, 0) for image in x])
+        x = x.to(device)
         scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], device=device).view(1, 3, 1, 1)
         shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)], device=device).view(1, 3, 1, 1)
         return x.permute(0, 3, 1, 2).float().mul_(scale).add_(shift)

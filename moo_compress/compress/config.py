@@ -332,6 +332,10 @@ class QuantizeConfig(_Config):
         return 2**self.weight_bits - 1 if self.symmetric else 2**self.weight_bits
 
 
+#: The augmentations fine-tuning can train on (``RecoveryConfig.finetune_augment``).
+AUGMENTATIONS = (None, "augmix")
+
+
 @dataclasses.dataclass(frozen=True)
 class RecoveryConfig(_Config):
     """Cheap accuracy recovery after compression; both steps are off by default.
@@ -359,6 +363,10 @@ class RecoveryConfig(_Config):
             label cross-entropy plus ``finetune_distill * T^2 * KL(teacher || student)`` on logits
             softened by ``T = finetune_temperature`` (Hinton et al.); 0 = labels only.
         finetune_temperature: The softening temperature ``T`` of distillation.
+        finetune_augment: ``"augmix"``: fine-tune on AugMix-augmented images (torchvision's ``AugMix`` with
+            ``all_ops=False``, so that brightness, contrast, colour and sharpness, which overlap the benchmark
+            corruptions, are left out; each image augmented on its own, seeded by the plan's seed and the
+            step), to restore robustness; None: the images as they are.
 
     The steps run in a stated order, each on the result of the one before: fine-tuning (with
     distillation when asked), then batch-norm re-estimation (so the statistics are those of the
@@ -373,9 +381,10 @@ class RecoveryConfig(_Config):
     finetune_images: int | None = None
     finetune_distill: float = 0.0
     finetune_temperature: float = 4.0
+    finetune_augment: str | None = None
 
     added_fields: ClassVar[dict[str, Any]] = {"finetune_images": None, "finetune_distill": 0.0,
-                                              "finetune_temperature": 4.0}
+                                              "finetune_temperature": 4.0, "finetune_augment": None}
 
     def __post_init__(self) -> None:
         for name, low in (("bn_images", 0), ("bn_batch_size", 1), ("finetune_steps", 0), ("finetune_batch_size", 1),
@@ -395,6 +404,9 @@ class RecoveryConfig(_Config):
                 bound = ">= 0" if low is not None else "> 0"
                 raise ConfigError(f"RecoveryConfig.{name} must be a finite number {bound}, got {value!r}; try {hint}")
             object.__setattr__(self, name, float(value))
+        if self.finetune_augment not in AUGMENTATIONS:
+            raise ConfigError(f"RecoveryConfig.finetune_augment must be one of {AUGMENTATIONS}, got "
+                              f"{self.finetune_augment!r}")
 
     @property
     def enabled(self) -> bool:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +33,7 @@ from moo_compress.compress.quantize import QuantParams, dequantize, quantize
 from moo_compress.compress.state import LayerState
 from moo_compress.errors import ConfigError
 
-__all__ = ["recalibrate_batchnorm", "bn_batch_size", "BN_BATCH_PIXELS", "finetune", "distillation_loss"]
+__all__ = ["recalibrate_batchnorm", "bn_batch_size", "BN_BATCH_PIXELS", "finetune", "distillation_loss", "augmenter"]
 
 
 class _MomentAccumulator:
@@ -149,6 +151,24 @@ def _grid_tensors(quant: QuantParams, ndim: int, device: torch.device) -> tuple[
     return scale, zero
 
 
+class _Lookup(torch.autograd.Function):
+    """``table[index]`` whose backward sums each entry's gradients with ``bincount`` (serial, in float64): the
+    indexing backward (an accumulating scatter) adds them in thread order, which made fine-tuning of clustered
+    layers differ between runs in the last bits on more than one thread."""
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(index)
+        ctx.size = table.numel()
+        return table[index]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        (index,) = ctx.saved_tensors
+        summed = torch.bincount(index, weights=grad.reshape(-1).double(), minlength=ctx.size)
+        return summed.to(grad.dtype), None
+
+
 class _Projector:
     """Holds one layer's latent tensor and projects it onto the layer's compressed form."""
 
@@ -174,7 +194,7 @@ class _Projector:
     def weight(self) -> torch.Tensor:
         if self.state.kind == "codebook":
             table = torch.cat([self._grid(self.latent), self.latent.new_zeros(1)])
-            return table[self.index].view(self.state.shape)
+            return _Lookup.apply(table, self.index).view(self.state.shape)
         w = self.latent if self.mask is None else self.latent * self.mask
         return self._grid(w)
 
@@ -196,6 +216,30 @@ class _Projector:
         codes = quantize(latent.reshape(s.quant.scale.size, -1), s.quant).reshape(s.shape)
         mask = codes != s.quant.zero_point.reshape((-1,) + (1,) * (len(s.shape) - 1))
         return dataclasses.replace(s, codes=codes, mask=None if mask.all() else mask, _encoding=None)
+
+
+def augmenter(name: str | None, seed: int, step: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The per-image augmentation of fine-tuning step ``step`` (None: none), seeded by ``(seed, step)``.
+
+    ``augmix``: torchvision's ``AugMix`` with ``all_ops=False`` (no brightness, contrast, colour or sharpness:
+    they overlap the benchmark corruptions). It draws from torch's global generator, so each call runs under
+    a forked generator seeded for the step, leaving the caller's random state as it was.
+    """
+    if name is None:
+        return None
+    from torchvision.transforms import AugMix
+
+    mix = AugMix(all_ops=False)
+    state = {"calls": 0}
+
+    def augment(image: torch.Tensor) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int.from_bytes(hashlib.sha256(f"{seed}/{step}/{state['calls']}".encode()).digest()[:7],
+                                             "little"))
+            state["calls"] += 1
+            return mix(image)
+
+    return augment
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -250,12 +294,12 @@ def finetune(
     if teacher is not None:
         teacher.eval()
     try:
-        for _ in range(config.finetune_steps):
+        for step in range(config.finetune_steps):
             if cursor + config.finetune_batch_size > len(order):
                 order, cursor = rng.permutation(pool), 0
             index = np.sort(order[cursor : cursor + config.finetune_batch_size])
             cursor += config.finetune_batch_size
-            x = calibration.tensor(index, device)
+            x = calibration.tensor(index, device, augment=augmenter(config.finetune_augment, seed, step))
             y = labels[index].to(device)
             weights = {f"{name}.weight": p.weight() for name, p in projectors.items()}
             logits = functional_call(model, weights, (x,))

@@ -92,7 +92,7 @@ OTHER_VALUES = {
     QuantizeConfig: {"per_channel": False, "symmetric": False, "activation_bits": 8, "weight_range": "minmax"},
     RecoveryConfig: {"bn_images": 64, "bn_batch_size": 32, "finetune_steps": 5, "finetune_lr": 1e-3,
                      "finetune_batch_size": 16, "finetune_images": 32, "finetune_distill": 1.0,
-                     "finetune_temperature": 2.0},
+                     "finetune_temperature": 2.0, "finetune_augment": "augmix"},
     CompressionPlan: {"prune": PruneConfig(0.5), "cluster": ClusterConfig(8), "quantize": QuantizeConfig(4),
                       "groups": (LayerGroup("g", ("conv*",)),), "exclude_first_conv": True,
                       "exclude_classifier": True, "exclude": ("fc*",), "recovery": RecoveryConfig(bn_images=8),

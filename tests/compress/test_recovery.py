@@ -265,3 +265,31 @@ def test_recovery_fields_added_later_keep_earlier_plan_keys():
     assert CompressionPlan(recovery=RecoveryConfig(bn_images=512, finetune_distill=1.0)).key() != plan.key()
     with pytest.raises(ConfigError, match="finetune_temperature must be a finite number > 0"):
         RecoveryConfig(finetune_temperature=0)
+
+
+def test_augmix_fine_tuning_keeps_the_compression_is_seeded_and_leaves_the_global_generator_alone(tiny, calibration):
+    from moo_compress.compress.recovery import augmenter
+
+    steps = {"finetune_steps": 4, "finetune_batch_size": 16, "finetune_lr": 1e-2}
+    compression = {"prune": PruneConfig(0.5), "cluster": ClusterConfig(8)}
+    plain = compress(tiny, CompressionPlan(**compression, recovery=RecoveryConfig(**steps)), calibration)
+    plan = CompressionPlan(**compression, recovery=RecoveryConfig(**steps, finetune_augment="augmix"))
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    mixed = compress(tiny, plan, calibration)
+    assert torch.equal(torch.rand(3), before)  # AugMix ran under its own seeded generator
+    again = compress(tiny, plan, calibration)
+    pruned = compress(tiny, CompressionPlan(**compression))
+    assert any(not np.array_equal(weight(mixed, n), weight(plain, n)) for n in LAYERS)  # it trained on other images
+    for n in LAYERS:
+        np.testing.assert_array_equal(weight(again, n), weight(mixed, n))
+        w0, w1 = weight(pruned, n), weight(mixed, n)
+        assert np.all(w1[w0 == 0] == 0) and np.unique(w1[w1 != 0]).size <= 8
+    image = torch.from_numpy(calibration.images[0]).permute(2, 0, 1)
+    first, second = augmenter("augmix", 0, 0), augmenter("augmix", 0, 0)
+    out = first(image)
+    assert out.dtype == torch.uint8 and out.shape == image.shape and not torch.equal(out, image)
+    assert torch.equal(second(image), out) and augmenter(None, 0, 0) is None
+    with pytest.raises(ConfigError, match="finetune_augment must be one of"):
+        RecoveryConfig(finetune_augment="cutmix")

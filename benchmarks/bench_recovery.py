@@ -39,7 +39,7 @@ from moo_compress.compress import (  # noqa: E402
 )
 from moo_compress.models import model_defaults  # noqa: E402
 from moo_compress.search import ExecutionSettings, SearchSettings, TargetSettings  # noqa: E402
-from moo_compress.search.context import build_spec  # noqa: E402
+from moo_compress.search.context import space_spec  # noqa: E402
 from moo_compress.search.executors import ExecutorConfig  # noqa: E402
 from moo_compress.search.problem import PlanEvaluator  # noqa: E402
 from moo_compress.search.reference import compare_with_original  # noqa: E402
@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                               execution=ExecutionSettings(precision="fp32", device="cpu", workers=1,
                                                           threads=args.threads)).resolved()
     space = load_space(default_space(model_defaults(args.arch).family, None))
-    spec = build_spec(settings, corruptions=tuple(space.corruptions), severities=tuple(space.severities),
-                      n_images=None, calibration_images=args.pool, split="search")
-    spec = dataclasses.replace(spec.with_window(0, args.images), clean_multiple=args.clean_multiple).resolved()
+    spec = space_spec(settings, space, None, split="search")  # the space's corruptions and severities
+    spec = dataclasses.replace(spec.with_window(0, args.images), clean_multiple=args.clean_multiple,
+                               calibration_images=args.pool).resolved()
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", ExecutorConfig(workers=1))
     original = evaluator([CompressionPlan()])[0]
     rows = []

@@ -93,9 +93,9 @@ def recommend(front: pd.DataFrame, reference_accuracy: float, robustness: str, *
 
 
 def recommendations(front: Front, picks: list[Pick], robustness: str,
-                     report_base: dict[str, Any]) -> list[dict[str, Any]]:
+                     report_split: str | None) -> list[dict[str, Any]]:
     """The picks (decided on the search split) with their report-split numbers, intervals and flags, as
-    ``knees.json`` holds them."""
+    ``knees.json`` holds them (``report_split``: the split reported on; None: no report was measured)."""
     out = []
     for pick in picks:
         row = pick.row
@@ -105,7 +105,7 @@ def recommendations(front: Front, picks: list[Pick], robustness: str,
             continue
         plan = front.record(row)
         entry.update(row=int(row), plan_key=plan.key, label=plan.label, plan=plan.plan,
-                     decided_on="search split", reported_on=report_base.get("split") or "search split (selection)")
+                     decided_on="search split", reported_on=report_split or "search split (selection)")
         entry.update(plan.metrics)
         if plan.onnx is not None:
             entry["onnx"] = plan.onnx.to_dict()

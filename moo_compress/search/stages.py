@@ -26,8 +26,8 @@ from moo_compress.search.reporting import report
 from moo_compress.search.screening import Screening
 from moo_compress.search.selection import contenders, select
 
-__all__ = ["Selection", "Reported", "select_stage", "report_stage", "held_out_stage", "deployment_stage",
-           "recommended_rows", "finish"]
+__all__ = ["Selection", "ReportSummary", "Reported", "select_stage", "report_stage", "held_out_stage",
+           "deployment_stage", "recommended_rows", "finish"]
 
 logger = logging.getLogger("moo_compress.search")
 
@@ -53,17 +53,43 @@ class Selection:
 
 
 @dataclass
+class ReportSummary:
+    """What the report, held-out and deployment stages measured beside the plans (``knees.json``'s baseline).
+
+    Attributes:
+        reference: The reference's metrics on the report split.
+        original: The original model's metrics there (against the reference).
+        recovery: What the recovery alone does (the reference's paired claims against the original), with
+            its warning when it costs either beyond the noise.
+        n_clean: Clean report images.
+        n_corrupted: Report images per (corruption, severity).
+        split: The split reported on.
+        heldout: The held-out stage's summary (suites, images, the reference's accuracy).
+        deployed: The deployment stage's summary (ONNX files and their checks).
+    """
+
+    reference: dict[str, Any] | None = None
+    original: dict[str, Any] | None = None
+    recovery: dict[str, Any] | None = None
+    n_clean: int | None = None
+    n_corrupted: int | None = None
+    split: str | None = None
+    heldout: dict[str, Any] | None = None
+    deployed: dict[str, Any] | None = None
+
+
+@dataclass
 class Reported:
     """The front through the report, held-out and deployment stages.
 
     Attributes:
         front: The selected plans with ``final/*``, ``heldout/*`` and ``onnx/*`` columns as measured.
-        summary: The reference's, the original's and the stages' summaries (``knees.json``'s baseline).
+        summary: What the stages measured beside the plans.
         spec: The report split's spec (None when the report is off).
     """
 
     front: Front
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: ReportSummary = field(default_factory=ReportSummary)
     spec: EvaluationSpec | None = None
 
 
@@ -112,7 +138,7 @@ def report_stage(ctx: SearchContext, screening: Screening, selection: Selection,
     progress.start("report", len(selection.front) + 2, [])
     evaluator = dataclasses.replace(screening.evaluator, spec=spec)
     front, summary = report(selection.front.table, evaluator, ctx.reference_plan, screening.objectives)
-    return Reported(Front(front), summary, spec)
+    return Reported(Front(front), ReportSummary(**summary), spec)
 
 
 def held_out_stage(ctx: SearchContext, screening: Screening, selection: Selection, reported: Reported,
@@ -124,7 +150,7 @@ def held_out_stage(ctx: SearchContext, screening: Screening, selection: Selectio
     rows = recommended_rows(selection) if which == "recommended" else list(range(len(reported.front)))
     progress.start("held out", len(rows) + 1, [])
     evaluator = dataclasses.replace(screening.evaluator, spec=reported.spec)
-    table, reported.summary["heldout"] = held_out(reported.front.table, rows, evaluator, ctx.held_out_spec(),
+    table, reported.summary.heldout = held_out(reported.front.table, rows, evaluator, ctx.held_out_spec(),
                                                   ctx.reference_plan, screening.objectives)
     reported.front = Front(table)
 
@@ -133,7 +159,7 @@ def deployment_stage(ctx: SearchContext, screening: Screening, selection: Select
     """Exports the recommendations of a deployment search as ONNX files and checks them in ONNX Runtime."""
     if reported.spec is None or screening.meter is None:
         return
-    table, reported.summary["deployed"] = deployed(reported.front.table, recommended_rows(selection),
+    table, reported.summary.deployed = deployed(reported.front.table, recommended_rows(selection),
                                                    reported.spec, ctx.out_dir / "onnx")
     reported.front = Front(table)
 
@@ -143,12 +169,12 @@ def finish(ctx: SearchContext, screening: Screening, selection: Selection,
     """The run's recommendations (with their report numbers), ``knees.json``'s baseline block and the
     fidelity block of ``config.yaml``."""
     summary = reported.summary
-    picks = recommendations(reported.front, selection.picks, screening.objectives.robustness, summary)
+    picks = recommendations(reported.front, selection.picks, screening.objectives.robustness, summary.split)
     baseline = {"screening": screening.base_metrics, "selection": selection.reference if selection.measured else None,
-                "final": summary.get("reference"), "original": summary.get("original"),
-                "recovery": summary.get("recovery"), "reference_plan": ctx.reference_plan.to_dict(),
-                "report": {k: summary.get(k) for k in ("n_clean", "n_corrupted", "split")},
-                "heldout": summary.get("heldout"), "deployed": summary.get("deployed"),
+                "final": summary.reference, "original": summary.original,
+                "recovery": summary.recovery, "reference_plan": ctx.reference_plan.to_dict(),
+                "report": {"n_clean": summary.n_clean, "n_corrupted": summary.n_corrupted, "split": summary.split},
+                "heldout": summary.heldout, "deployed": summary.deployed,
                 "report_on_search": ctx.settings.fidelity.report_on_search, "notes": screening.notes,
                 "reference_check": screening.check.to_dict() if screening.check is not None else None}
     racer, frame, algorithm = screening.racer, screening.frame, ctx.settings.algorithm

@@ -97,18 +97,19 @@ def test_killed_run_resumes_to_the_same_results(tiny_search: SearchSettings, tmp
     proc = subprocess.Popen([sys.executable, "-m", "moo_compress.search", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = Path(cache) / "evaluations"
+    first_generation = Path(tiny_search.output.out) / "evaluations.csv"  # written after each generation
     deadline = time.time() + 120
     def stored_records() -> int:  # plan records, not the context file beside them
         return sum(f.name != CONTEXT_FILE for f in records.glob("*/*.json"))
 
-    while time.time() < deadline and stored_records() < 4 and proc.poll() is None:
+    # killed once the first generation's plans are stored (the reference check's evaluations come before them)
+    while time.time() < deadline and not first_generation.exists() and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    stored = stored_records()
-    assert stored >= 1  # killed midway, with some results stored
+    assert stored_records() >= 1  # killed midway, with some results stored
     resumed = run_search(tiny_search, log=_quiet)
-    assert resumed.evaluations["cache_hit"].sum() >= min(stored - 1, 1)
+    assert resumed.evaluations["cache_hit"].sum() >= 1
     keep = ["plan_key", "clean_accuracy", "mean_corruption_accuracy", "compression_ratio", "final/clean_accuracy"]
     pd.testing.assert_frame_equal(resumed.pareto[keep], reference.pareto[keep])
 

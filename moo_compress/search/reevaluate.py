@@ -178,11 +178,14 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
     if warning:
         warnings.warn(warning, SelectionBiasWarning, stacklevel=2)
     info = run.config["run"]
+    baseline = run.knees.get("baseline") or {}
+    damaged = (baseline.get("reference_check") or {}).get("damaged")
     return reevaluate_plans(settings, chosen, corruptions=tuple(info["corruptions"]),
                             severities=tuple(info["severities"]), corruption_params=info.get("corruption_params"),
                             images=images_option(images), split=split, export_dir=export_dir,
                             onnx_export=onnx_export, workers=workers, progress=progress, warning=warning,
-                            latency=run_latency(run) if latency else None)
+                            latency=run_latency(run) if latency else None,
+                            reference=CompressionPlan() if damaged else None)
 
 
 @dataclass(frozen=True)
@@ -195,10 +198,10 @@ class _Lineup:
     notes: list[str]
 
     @classmethod
-    def of(cls, plans: list[tuple[str, CompressionPlan]]) -> _Lineup:
+    def of(cls, plans: list[tuple[str, CompressionPlan]], chosen: CompressionPlan | None = None) -> _Lineup:
         references: dict[str, CompressionPlan] = {}
         for _, plan in plans:
-            reference = CompressionPlan(recovery=plan.recovery)
+            reference = chosen or CompressionPlan(recovery=plan.recovery)
             references.setdefault(reference.key(), reference)
         original = CompressionPlan()
         if not references:
@@ -209,10 +212,13 @@ class _Lineup:
             (ref_names[key], "reference", plan, None) for key, plan in references.items()]
         notes = []
         if original.key() in references:
-            notes.append("the plans have no recovery step, so their reference is the original model")
+            notes.append("the run's reference check found that the plans' recovery damages the uncompressed model, "
+                         "so their reference is the original model" if chosen is not None else
+                         "the plans have no recovery step, so their reference is the original model")
         else:
             rows.append(("original", "original", original, next(iter(references))))
-        rows += [(name, "plan", plan, CompressionPlan(recovery=plan.recovery).key()) for name, plan in plans]
+        rows += [(name, "plan", plan, (chosen or CompressionPlan(recovery=plan.recovery)).key())
+                 for name, plan in plans]
         return cls(references, ref_names, rows, notes)
 
     @property
@@ -244,7 +250,8 @@ def reevaluate_plans(settings: SearchSettings, plans: Sequence[tuple[str, Compre
                      corruption_params: str | None = None, export_dir: str | os.PathLike[str] | None = None,
                      onnx_export: str | os.PathLike[str] | None = None, latency: LatencySettings | None = None,
                      workers: int | None = None, warning: str | None = None,
-                     progress: ProgressLine | bool | None = None) -> Reevaluation:
+                     progress: ProgressLine | bool | None = None,
+                     reference: CompressionPlan | None = None) -> Reevaluation:
     """Evaluates named ``plans``, their reference(s) and the original model on the same images of ``split``.
 
     :func:`reevaluate_run` calls it with a run's settings and plans; ``python -m moo_compress.evaluate
@@ -265,6 +272,8 @@ def reevaluate_plans(settings: SearchSettings, plans: Sequence[tuple[str, Compre
         warning: Why the numbers are optimistic (see :func:`selection_warning`), kept with the results.
         progress: Receives each progress line (``True``: prints the messages and shows the evaluations as a
             progress bar); they are also logged.
+        reference: The model every plan is compared with (None: the uncompressed model under each plan's
+            recovery); :func:`reevaluate_run` passes the original when the run's reference check chose it.
 
     Raises:
         MooCompressError: for invalid options, or missing data or weights.
@@ -273,7 +282,7 @@ def reevaluate_plans(settings: SearchSettings, plans: Sequence[tuple[str, Compre
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     plans = list(plans)
     say = _progress_lines(progress)
-    lineup = _Lineup.of(plans)
+    lineup = _Lineup.of(plans, reference)
     spec = build_spec(settings, corruptions=corruptions, severities=severities, n_images=images,
                       calibration_images=_calibration(settings, lineup.plans), split=split, clean_whole_split=True,
                       corruption_params=corruption_params)

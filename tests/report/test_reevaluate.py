@@ -271,3 +271,23 @@ def test_latency_needs_plans_to_time(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         evaluate.main(["--arch", "resnet20", "--latency"])
     assert "--latency need --run or --plan" in capsys.readouterr().err
+
+
+def test_a_run_whose_reference_check_chose_the_original_is_re_evaluated_against_the_original(
+        tiny_run_config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    seen: list[object] = []
+
+    def fake(settings: object, plans: object, **kwargs: object) -> Reevaluation:
+        seen.append(kwargs["reference"])
+        return Reevaluation((), arch="resnet20", dataset="cifar10", split="report", split_seed=0, precision="fp32")
+
+    monkeypatch.setattr(reevaluate, "reevaluate_plans", fake)
+    reevaluate.reevaluate_run(tiny_run_config, ["0"])
+    knees_file = tiny_run_config / "knees.json"
+    knees = json.loads(knees_file.read_text())
+    knees["baseline"]["reference_check"] = {"damaged": True, "reference": "original"}
+    knees_file.write_text(json.dumps(knees))
+    reevaluate.reevaluate_run(tiny_run_config, ["0"])
+    assert seen == [None, CompressionPlan()]

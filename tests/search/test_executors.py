@@ -192,14 +192,14 @@ def _loky_restarts(*, quiet: bool) -> tuple[set[int], list[warnings.WarningMessa
 
         held = sys.__dict__.setdefault("_test_executors_held", [])  # on ``sys``: survives between tasks
         held.append(np.ones(mib * 2**20 // 8) if held else np.zeros(1))
-        time.sleep(0.2)  # loky checks a worker's memory at most once a second
+        time.sleep(0.5)  # loky checks a worker's memory at most once a second: each worker lives for seconds
         return os.getpid()
 
     with warnings.catch_warnings(record=True) as shown:
         if quiet:
             ignore_worker_restarts()
         with parallel_config(backend="loky", n_jobs=2):
-            pids = set(Parallel()(delayed(grow_once)(320) for _ in range(8)))
+            pids = set(Parallel()(delayed(grow_once)(320) for _ in range(12)))
         warnings.warn("a warning of the project's own", UserWarning, stacklevel=2)
         time.sleep(0.5)  # loky's manager thread warns on its own time
     from joblib.externals.loky import get_reusable_executor

@@ -46,7 +46,6 @@ class ReferenceCheck:
         mca_delta: Its mean corruption accuracy minus the original's (points, paired 95% interval).
         images: Search-split images per (corruption, severity) the comparison used.
         n_clean: Clean images it used.
-        damaged: Whether the recovery costs clean accuracy or robustness beyond the noise.
     """
 
     recovered: CompressionPlan
@@ -54,7 +53,11 @@ class ReferenceCheck:
     mca_delta: Claim
     images: int
     n_clean: int
-    damaged: bool
+
+    @property
+    def damaged(self) -> bool:
+        """Whether the recovery costs clean accuracy or robustness beyond the noise (interval wholly below 0)."""
+        return self.clean_delta.high < 0 or self.mca_delta.high < 0
 
     @property
     def reference(self) -> CompressionPlan:
@@ -128,8 +131,7 @@ def guard_reference(ctx: SearchContext,
             raise MooCompressError(f"{name} failed on the search split: {record.error}")
     spec = ctx.base_spec
     clean, mca = compare_with_original(merged[0], merged[1], spec.corruptions, spec.severities)
-    check = ReferenceCheck(recovered, clean, mca, images=top, n_clean=merged[0].n_clean,
-                           damaged=clean.high < 0 or mca.high < 0)
+    check = ReferenceCheck(recovered, clean, mca, images=top, n_clean=merged[0].n_clean)
     (logger.warning if check.damaged else logger.info)(check.note())
     if check.damaged:
         ctx = dataclasses.replace(ctx, reference_plan=check.reference)

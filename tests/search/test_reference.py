@@ -39,8 +39,8 @@ def test_a_recovery_that_wrecks_the_uncompressed_model_is_not_applied_to_the_ref
 def test_a_recovery_within_the_noise_keeps_the_recovered_reference() -> None:
     recovered = CompressionPlan.from_dict({"recovery": {"bn_images": 512}})
     tie, loss = Claim(-0.3, -1.5, 0.9), Claim(-2.0, -3.1, -0.9)
-    kept = ReferenceCheck(recovered, clean_delta=tie, mca_delta=tie, images=80, n_clean=800, damaged=False)
+    kept = ReferenceCheck(recovered, clean_delta=tie, mca_delta=tie, images=80, n_clean=800)
     assert kept.reference == recovered and "within the noise" in kept.note()
     # robustness alone decides too: a recovery that keeps clean accuracy but costs robustness is damage
-    lost = ReferenceCheck(recovered, clean_delta=tie, mca_delta=loss, images=80, n_clean=800, damaged=True)
+    lost = ReferenceCheck(recovered, clean_delta=tie, mca_delta=loss, images=80, n_clean=800)
     assert lost.reference == CompressionPlan() and "-2.0 [-3.1, -0.9]" in lost.note()

@@ -7,7 +7,10 @@ search-split images, with 95% intervals, and the time the recovery took:
 * ``bn``: batch-norm re-estimation on 512 calibration images (today's default);
 * ``ft<K>``: K Adam steps of fine-tuning on labels that keep the compression, then re-estimation;
 * ``kd<K>``: the same K steps with distillation from the original model (KL on logits, T = 4, weight 1,
-  plus label cross-entropy), then re-estimation.
+  plus label cross-entropy), then re-estimation;
+* ``pkd<K>``: distillation alone (no label term);
+* ``ft<K>f``, ``kd<K>f``, ``pkd<K>f``: the same with batch norm frozen during fine-tuning (re-estimated before it,
+  eval mode, no dropout), so that under ``pkd<K>f`` the uncompressed model, the teacher itself, stays put.
 
 Fine-tuning draws its batches from a class-balanced pool of ``--pool`` training images (the first
 images of the calibration draw; re-estimation reads the first 512 of them). Evaluations are cached like
@@ -65,14 +68,20 @@ def parse_label(label: str) -> CompressionPlan:
     return CompressionPlan(prune=prune, cluster=cluster, quantize=quantize)
 
 
-def levels(steps: list[int], lr: float, pool: int, batch: int) -> dict[str, RecoveryConfig]:
-    """The ladder's levels by name."""
+def levels(steps: list[int], lr: float, pool: int, batch: int, augment: str | None = None) -> dict[str, RecoveryConfig]:
+    """The ladder's levels by name (each fine-tuning level also with ``+augment`` when one is given)."""
     out = {"bn": RecoveryConfig(bn_images=512)}
     for k in steps:
         tune = RecoveryConfig(bn_images=512, finetune_steps=k, finetune_lr=lr, finetune_batch_size=batch,
                               finetune_images=pool)
         out[f"ft{k}"] = tune
         out[f"kd{k}"] = dataclasses.replace(tune, finetune_distill=1.0)
+        out[f"pkd{k}"] = dataclasses.replace(tune, finetune_distill=1.0, finetune_label_weight=0.0)
+        for name in ("ft", "kd", "pkd"):
+            out[f"{name}{k}f"] = dataclasses.replace(out[f"{name}{k}"], finetune_bn="frozen")
+    if augment:
+        out.update({f"{name}+{augment}": dataclasses.replace(r, finetune_augment=augment)
+                    for name, r in list(out.items()) if r.finetune_steps})
     return out
 
 
@@ -82,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plans", nargs="+", help="plan labels (default: the arch's list)")
     parser.add_argument("--steps", type=int, nargs="+", default=[100])
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--levels", nargs="+", help="only these levels (e.g. bn kd100)")
+    parser.add_argument("--augment", choices=["augmix"], help="also each fine-tuning level on augmented images")
+    parser.add_argument("--section", help="suffix of the RESULTS.md section (recovery-<arch>-<section>)")
+    parser.add_argument("--held-out", action="store_true", help="also the mean accuracy over the 4 extra "
+                        "corruptions (never searched) on the same images, against the original")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--pool", type=int, default=4096, help="fine-tuning's training pool (calibration images)")
     parser.add_argument("--images", type=int, default=40, help="search-split images per (corruption, severity)")
@@ -99,10 +113,20 @@ def main(argv: list[str] | None = None) -> int:
                                calibration_images=args.pool).resolved()
     evaluator = PlanEvaluator(spec, spec.cache_dir or "", ExecutorConfig(workers=1))
     original = evaluator([CompressionPlan()])[0]
+    held = None
+    if args.held_out:
+        from moo_compress.data.corruptions import EXTRA_CORRUPTIONS
+
+        held_spec = dataclasses.replace(spec, corruptions=tuple(EXTRA_CORRUPTIONS), clean_fingerprint="",
+                                        corrupted_fingerprint="").resolved()
+        held = PlanEvaluator(held_spec, held_spec.cache_dir or "", ExecutorConfig(workers=1))
+        held_original = held([CompressionPlan()])[0]
     rows = []
     for label in args.plans or PLANS[args.arch]:
         base = parse_label(label)
-        for name, recovery in levels(args.steps, args.lr, args.pool, args.batch).items():
+        for name, recovery in levels(args.steps, args.lr, args.pool, args.batch, args.augment).items():
+            if args.levels and name not in args.levels:
+                continue
             plan = dataclasses.replace(base, recovery=recovery)
             start = time.perf_counter()
             record = evaluator([plan])[0]
@@ -112,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             clean, mca = compare_with_original(record, original, spec.corruptions, spec.severities)
             seconds = record.compress_seconds  # as measured when it was computed (a cache hit keeps it)
-            rows.append((label, name, record.compression_ratio, clean, mca, seconds))
+            extra = None
+            if held is not None:
+                _, extra = compare_with_original(held([plan])[0], held_original, held.spec.corruptions,
+                                                 spec.severities)
+                print(f"{label:>10} {name:>6}: held-out mca {extra.estimate:+5.1f} [{extra.low:+.1f}, "
+                      f"{extra.high:+.1f}]", flush=True)
+            rows.append((label, name, record.compression_ratio, clean, mca, seconds, extra))
             print(f"{label:>10} {name:>6}: {record.compression_ratio:5.1f}x clean {clean.estimate:+5.1f} "
                   f"[{clean.low:+.1f}, {clean.high:+.1f}] mca {mca.estimate:+5.1f} [{mca.low:+.1f}, {mca.high:+.1f}] "
                   f"compress+recover {seconds:.0f}s{' (cached)' if record.cache_hit else ''} (wall {wall:.0f}s)",
@@ -122,18 +152,23 @@ def main(argv: list[str] | None = None) -> int:
         f"severity) x {len(spec.corruptions)} corruptions x {len(spec.severities)} severities. The original model: "
         f"clean {100 * original.clean_accuracy:.2f}%, mean corruption accuracy "
         f"{100 * sum(original.corruption_accuracy.values()) / len(original.corruption_accuracy):.2f}%. Deltas are "
-        "against the original (points, paired 95% intervals over the same images). Fine-tuning: Adam at "
+        "against the original (points, paired 95% intervals over the same images). Fine-tuning: "
+        "Adam at "
         f"{args.lr:g}, batch {args.batch}, from a class-balanced pool of {args.pool:,} training images; every "
         "level ends with batch-norm re-estimation on 512 images. Time: compressing plus recovery, one process, "
         f"{args.threads} threads, as measured when first computed (a second run reads the evaluations back).",
         "",
-        "| plan | ratio | level | clean delta | mean corruption acc. delta | compress + recover (s) |",
-        "|---|---|---|---|---|---|",
+        "| plan | ratio | level | clean delta | mean corruption acc. delta | held-out (4 extra) delta "
+        "| compress + recover (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, name, ratio, clean, mca, seconds in rows:
+    for label, name, ratio, clean, mca, seconds, extra in rows:
+        held_text = "" if extra is None else f"{extra.estimate:+.2f} [{extra.low:+.2f}, {extra.high:+.2f}]"
         body.append(f"| {label} | {ratio:.1f}x | {name} | {clean.estimate:+.2f} [{clean.low:+.2f}, {clean.high:+.2f}] "
-                    f"| {mca.estimate:+.2f} [{mca.low:+.2f}, {mca.high:+.2f}] | {seconds:.0f} |")
-    write_section(f"recovery-{args.arch}", f"Recovery ladder on {args.arch} (issue 24)", "\n".join(body))
+                    f"| {mca.estimate:+.2f} [{mca.low:+.2f}, {mca.high:+.2f}] | {held_text} | {seconds:.0f} |")
+    name = f"recovery-{args.arch}" + (f"-{args.section}" if args.section else "")
+    write_section(name, f"Recovery ladder on {args.arch} (issue 24){' ' + args.section if args.section else ''}",
+                  "\n".join(body))
     return 0
 
 

@@ -140,6 +140,10 @@ def _add_fidelity_args(parser: argparse.ArgumentParser) -> None:
                    "within its noise are brought to this many search-split images (the same images, extended), and "
                    "the front and recommendations are decided on them (0 = decide on the screening numbers; default: "
                    "twice the top rung, or twice --eval-images when fixed)")
+    f.add_argument("--promote", metavar="N", type=int, help="recovery as a fidelity: after selection, at most N "
+                   "contenders (those predicted to add most to the front) get the space's expensive recovery level "
+                   "(promote.recovery, e.g. distillation fine-tuning) and join the front as plans of their own "
+                   "(0 = off; default: the space's promote.plans)")
     f.add_argument("--final-images", metavar="N|all", type=_final_images, help="report: the selected plans, the "
                    "reference and the original model are measured on this many report-split images per (corruption, "
                    "severity), clean accuracy on the whole report split ('all' = every report image, 0 = no report; "
@@ -217,7 +221,8 @@ def settings_from_args(args: argparse.Namespace) -> SearchSettings:
         fidelity=FidelitySettings(mode=args.fidelity, rungs=args.rungs, eval_images=args.eval_images,
                                   select_images=args.select_images, final_images=args.final_images,
                                   split_seed=args.split_seed, subset_seed=args.subset_seed,
-                                  report_on_search=args.report_on_search, held_out_images=args.held_out_images),
+                                  report_on_search=args.report_on_search, held_out_images=args.held_out_images,
+                                  promote=args.promote),
         execution=ExecutionSettings(device=args.device, precision=args.precision, threads=args.threads,
                                     batch_size=args.batch_size, workers=args.workers, scheduler=args.scheduler,
                                     cache_dir=args.cache_dir),

@@ -313,11 +313,15 @@ def compress(
     if calibration is not None:
         recovery = plan.recovery
         if recovery.finetune_steps:  # also with no compressed layer: the reference gets the recovery its plans get
+            if recovery.finetune_bn == "frozen" and recovery.bn_images:  # fine-tuning then runs on these statistics
+                recalibrate_batchnorm(compressed, calibration, n_images=recovery.bn_images,
+                                      batch_size=recovery.bn_batch_size, seed=plan.seed)
             with dead.frozen():
                 state.layers = finetune(compressed, layers, calibration, recovery, seed=plan.seed,
                                         teacher=model if recovery.finetune_distill > 0 else None)
             dead.zero()  # exact zeros whatever the optimiser did
-        if recovery.bn_images:
+        frozen = recovery.finetune_steps and recovery.finetune_bn == "frozen"  # trained on these statistics: kept
+        if recovery.bn_images and not frozen:
             recalibrate_batchnorm(
                 compressed,
                 calibration,

@@ -335,6 +335,10 @@ class QuantizeConfig(_Config):
 #: The augmentations fine-tuning can train on (``RecoveryConfig.finetune_augment``).
 AUGMENTATIONS = (None, "augmix")
 
+#: How batch norms behave during fine-tuning: ``batch`` normalises by each batch's statistics (training mode);
+#: ``frozen`` uses the re-estimated running statistics (eval mode, no dropout either).
+FINETUNE_BN = ("batch", "frozen")
+
 
 @dataclasses.dataclass(frozen=True)
 class RecoveryConfig(_Config):
@@ -354,8 +358,6 @@ class RecoveryConfig(_Config):
         finetune_steps: Optimizer steps of short fine-tuning (0 = off) that keeps masks, cluster
             assignments and the quantization grid (straight-through estimator); needs labels.
         finetune_lr: Adam learning rate.
-        finetune_batch_size: Images per fine-tuning step, drawn from the training pool with the
-            plan's seed.
         finetune_images: The training pool: the first ``finetune_images`` calibration images (a
             class-balanced prefix when the data comes from ``CalibrationData.from_dataset``); None:
             every calibration image. The search loads at least this many calibration images.
@@ -363,6 +365,13 @@ class RecoveryConfig(_Config):
             label cross-entropy plus ``finetune_distill * T^2 * KL(teacher || student)`` on logits
             softened by ``T = finetune_temperature`` (Hinton et al.); 0 = labels only.
         finetune_temperature: The softening temperature ``T`` of distillation.
+        finetune_bn: ``"batch"``: fine-tune in training mode (batch norms normalise by each batch's statistics,
+            dropout active), then re-estimate; ``"frozen"``: re-estimate batch norm first (when ``bn_images``), then
+            fine-tune in eval mode on those statistics (kept: the network learned with them) and without dropout,
+            which trains the deployed function itself, and leaves a model already at its teacher's outputs (the
+            uncompressed model under distillation alone) with nothing to learn.
+        finetune_label_weight: Weight of the label cross-entropy (1 by default; 0 with distillation: learn from
+            the original alone, so that the uncompressed model, the teacher itself, is left where it is).
         finetune_augment: ``"augmix"``: fine-tune on AugMix-augmented images (torchvision's ``AugMix`` with
             ``all_ops=False``, so that brightness, contrast, colour and sharpness, which overlap the benchmark
             corruptions, are left out; each image augmented on its own, seeded by the plan's seed and the
@@ -370,7 +379,8 @@ class RecoveryConfig(_Config):
 
     The steps run in a stated order, each on the result of the one before: fine-tuning (with
     distillation when asked), then batch-norm re-estimation (so the statistics are those of the
-    fine-tuned weights), then the activation observers of a plan that quantizes activations.
+    fine-tuned weights), then the activation observers of a plan that quantizes activations. With
+    ``finetune_bn="frozen"`` re-estimation comes first instead and fine-tuning runs on its statistics.
     """
 
     bn_images: int = 0
@@ -382,9 +392,13 @@ class RecoveryConfig(_Config):
     finetune_distill: float = 0.0
     finetune_temperature: float = 4.0
     finetune_augment: str | None = None
+    finetune_label_weight: float = 1.0
+    finetune_bn: str = "batch"
 
     added_fields: ClassVar[dict[str, Any]] = {"finetune_images": None, "finetune_distill": 0.0,
-                                              "finetune_temperature": 4.0, "finetune_augment": None}
+                                              "finetune_temperature": 4.0, "finetune_augment": None,
+                                              "finetune_label_weight": 1.0,
+                                              "finetune_bn": "batch"}
 
     def __post_init__(self) -> None:
         for name, low in (("bn_images", 0), ("bn_batch_size", 1), ("finetune_steps", 0), ("finetune_batch_size", 1),
@@ -397,7 +411,8 @@ class RecoveryConfig(_Config):
             raise ConfigError(f"RecoveryConfig.finetune_lr must be a number in (0, 1), got {lr!r}; try 1e-4")
         object.__setattr__(self, "finetune_lr", float(lr))
         for name, low, hint in (("finetune_distill", 0.0, "0 (labels only) or e.g. 1.0"),
-                                ("finetune_temperature", None, "e.g. 4.0")):
+                                ("finetune_temperature", None, "e.g. 4.0"),
+                                ("finetune_label_weight", 0.0, "1.0, or 0 with finetune_distill > 0")):
             value = getattr(self, name)
             if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
                     or (value < low if low is not None else value <= 0)):
@@ -407,11 +422,28 @@ class RecoveryConfig(_Config):
         if self.finetune_augment not in AUGMENTATIONS:
             raise ConfigError(f"RecoveryConfig.finetune_augment must be one of {AUGMENTATIONS}, got "
                               f"{self.finetune_augment!r}")
+        if self.finetune_label_weight == 0 and self.finetune_distill == 0:
+            raise ConfigError("RecoveryConfig.finetune_label_weight is 0 and finetune_distill is 0: fine-tuning would "
+                              "have no loss; set finetune_distill > 0 (learn from the original) or the label weight "
+                              "> 0")
+        if self.finetune_bn not in FINETUNE_BN:
+            raise ConfigError(f"RecoveryConfig.finetune_bn must be one of {FINETUNE_BN}, got {self.finetune_bn!r}")
 
     @property
     def enabled(self) -> bool:
         """Whether any recovery step runs."""
         return self.bn_images > 0 or self.finetune_steps > 0
+
+    @property
+    def level(self) -> str:
+        """The recovery's rung on the ladder, e.g. ``bn``, ``ft100`` (labels), ``kd100`` (labels and the original),
+        ``pkd100`` (the original alone); ``f`` when batch norm is frozen (``pkd100f``), ``+augmix`` with AugMix;
+        ``none`` when nothing runs."""
+        if self.finetune_steps:
+            kind = "ft" if not self.finetune_distill else "kd" if self.finetune_label_weight else "pkd"
+            return (f"{kind}{self.finetune_steps}" + ("f" if self.finetune_bn == "frozen" else "")
+                    + (f"+{self.finetune_augment}" if self.finetune_augment else ""))
+        return "bn" if self.bn_images else "none"
 
     @property
     def images_needed(self) -> int:

@@ -263,7 +263,8 @@ def finetune(
     model, and the updated layer states are returned. Batches are drawn with ``seed`` from the training
     pool (the first ``config.finetune_images`` calibration images, or all of them); the loss is label
     cross-entropy, plus ``config.finetune_distill`` times :func:`distillation_loss` against ``teacher``'s
-    logits (the original model, in eval mode) when that weight is above zero.
+    logits (the original model, in eval mode) when that weight is above zero; ``config.finetune_label_weight``
+    weighs the label term (0: distillation alone).
 
     Raises:
         ConfigError: if the calibration data has no labels, holds fewer images than the pool, or
@@ -290,7 +291,7 @@ def finetune(
     cursor = 0
     was_training = model.training
     teacher_training = teacher.training if teacher is not None else False
-    model.train()
+    model.train(config.finetune_bn == "batch")
     if teacher is not None:
         teacher.eval()
     try:
@@ -303,7 +304,7 @@ def finetune(
             y = labels[index].to(device)
             weights = {f"{name}.weight": p.weight() for name, p in projectors.items()}
             logits = functional_call(model, weights, (x,))
-            loss = F.cross_entropy(logits, y)
+            loss = config.finetune_label_weight * F.cross_entropy(logits, y) if config.finetune_label_weight else 0.0
             if distill:
                 with torch.no_grad():
                     target = teacher(x)  # type: ignore[misc]

@@ -87,7 +87,38 @@ def _header(run: RunData) -> list[str]:
                   "(`--report-on-search`), the images that selected the plans: their numbers are biased upward."]
     for note in base.get("notes") or []:
         lines += ["", f"> **Note:** {note}."]
-    return lines
+    return lines + _promotion(base.get("promotion"), cfg.get("space", {}).get("promote") or {})
+
+
+def _delta(claim: dict[str, Any]) -> str:
+    return f"{claim['estimate']:+.1f} [{claim['low']:+.1f}, {claim['high']:+.1f}]"
+
+
+def _promotion(promotion: dict[str, Any] | None, space: dict[str, Any]) -> list[str]:
+    """What recovery as a fidelity did: the expensive level, who got it, who reached the front, what it cost."""
+    if not promotion:
+        return []
+    recovery = space.get("recovery") or {}
+    what = (f"{recovery.get('finetune_steps')} steps of fine-tuning that keep the compression (learning rate "
+            f"{recovery.get('finetune_lr')}, Adam, batch "
+            f"{recovery.get('finetune_batch_size')}, from {recovery.get('finetune_images') or 'all the'} training "
+            f"images; distillation weight {recovery.get('finetune_distill', 0)}, label weight "
+            f"{recovery.get('finetune_label_weight', 1)}; batch norm {recovery.get('finetune_bn', 'batch')}), then "
+            "batch-norm re-estimation" if recovery else "fine-tuning")
+    promoted = promotion.get("promoted") or []
+    onto = promotion.get("onto_front") or []
+    check = promotion.get("check") or {}
+    verdict = ("beyond the noise: a damaged model, so no plan is compared with it" if check.get("damaged")
+               else "within the noise or better")
+    alone = (f" On its own, it moved the uncompressed model by {_delta(check['clean_delta'])} clean and "
+             f"{_delta(check['mca_delta'])} mean-corruption-accuracy points against the original ({verdict})."
+             if check.get("clean_delta") else "")
+    return ["", f"**Recovery as a fidelity.** After selection, {len(promoted)} plan(s) chosen as the most likely to "
+            f"extend the front were given the expensive recovery level `{promotion.get('level')}` ({what}) and "
+            f"measured on the selection images: {', '.join(f'`{p}`' for p in promoted) or 'none'}; "
+            f"{len(onto)} of them reached the front ({', '.join(f'`{p}`' for p in onto) or 'none'}). Their deltas are "
+            f"against the same reference as every other plan.{alone} The stage took "
+            f"{_fmt((promotion.get('seconds') or 0) / 60, '.1f')} minutes."]
 
 
 def _latency_objective(run: RunData) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moo_compress import paths
-from moo_compress.compress import CompressionPlan
+from moo_compress.compress import CompressionPlan, RecoveryConfig
 from moo_compress.compress.calibration import calibration_size
 from moo_compress.data import dataset_classes, dataset_labels
 from moo_compress.data.corruptions import resolve_corruptions
@@ -22,7 +22,7 @@ from moo_compress.models import checkpoint_sha256, materialize_source, model_def
 from moo_compress.models.sources import is_source, source_slug
 from moo_compress.search.candidate import EvaluationSpec, split_pool
 from moo_compress.search.executors import ExecutorConfig, default_workers
-from moo_compress.search.fidelity import Fidelity
+from moo_compress.search.fidelity import Fidelity, Promotion
 from moo_compress.search.settings import HELD_OUT_IMAGES, SearchSettings
 from moo_compress.search.space import Encoding, SearchSpace, default_space, load_space
 
@@ -42,6 +42,12 @@ def needs_calibration(space: SearchSpace) -> bool:
     """Whether the space's plans read calibration images (recovery or activation quantization)."""
     return space.recovery.enabled or "activation_bits" in space.quantize or any(
         g.kind == "activation_bits" and any(c is not None for c in g.choices) for g in space.genes)
+
+
+def _promoted_pool(space: SearchSpace) -> str:
+    if not space.promotion.enabled:
+        return ""
+    return f", promote.recovery.finetune_images={space.promotion.recovery.finetune_images}"  # type: ignore[union-attr]
 
 
 def _corruption_names(space: SearchSpace) -> tuple[str, ...]:
@@ -110,12 +116,13 @@ def space_spec(settings: SearchSettings, space: SearchSpace, n_images: int | str
     """The evaluation spec of a search over ``space`` at a fidelity of ``n_images`` (see :func:`build_spec`)."""
     calibration = 0
     if needs_calibration(space):
-        calibration = calibration_size(settings.target.calibration_images, space.recovery.images_needed)
-        if calibration < space.recovery.images_needed:
-            raise ConfigError(f"the space's recovery reads {space.recovery.images_needed} calibration images "
+        needed = space.calibration_needed
+        calibration = calibration_size(settings.target.calibration_images, needed)
+        if calibration < needed:
+            raise ConfigError(f"the space's recovery reads {needed} calibration images "
                               f"(recovery.bn_images={space.recovery.bn_images}, finetune_images="
-                              f"{space.recovery.finetune_images}) but --calibration-images is {calibration}; "
-                              "raise it or omit it")
+                              f"{space.recovery.finetune_images}{_promoted_pool(space)}) but --calibration-images "
+                              f"is {calibration}; raise it or omit it")
     return build_spec(settings, corruptions=_corruption_names(space), severities=tuple(space.severities),
                       n_images=n_images, calibration_images=calibration, split=split,
                       clean_whole_split=clean_whole_split, corruption_params=space.corruption_params)
@@ -154,11 +161,18 @@ def _fit_calibration(settings: SearchSettings, space: SearchSpace) -> tuple[Sear
     logger.warning("the space's recovery asks for %d calibration images but the training split of %s holds %d: "
                    "using all %d (pass --calibration-images N to choose another number)", wanted, probe.dataset,
                    available, available)
-    pool = space.recovery.finetune_images
-    recovery = dataclasses.replace(space.recovery, bn_images=min(space.recovery.bn_images, available),
-                                   finetune_images=None if pool is None else min(pool, available))
-    space = dataclasses.replace(space, recovery=recovery)
+    space = dataclasses.replace(space, recovery=_fitted(space.recovery, available))
+    if space.promotion.enabled:
+        space = dataclasses.replace(space, promotion=dataclasses.replace(
+            space.promotion, recovery=_fitted(space.promotion.recovery, available)))  # type: ignore[arg-type]
     return space, space_spec(settings, space, None, split="search")
+
+
+def _fitted(recovery: RecoveryConfig, available: int) -> RecoveryConfig:
+    """``recovery`` reading at most ``available`` calibration images."""
+    pool = recovery.finetune_images
+    return dataclasses.replace(recovery, bn_images=min(recovery.bn_images, available),
+                               finetune_images=None if pool is None else min(pool, available))
 
 
 def _writable(out_dir: Path) -> Path:
@@ -191,6 +205,8 @@ class SearchContext:
         select_images: Search-split images per (corruption, severity) of the selection stage.
         clean_multiple: Clean images per corrupted image of a window.
         reference_plan: The uncompressed model under the space's recovery.
+        promotion: The expensive recovery level and how many plans get it (the space's ``promote``, with
+            ``--promote``'s count).
         started: ``time.perf_counter()`` when the run started.
     """
 
@@ -208,6 +224,7 @@ class SearchContext:
     clean_multiple: int
     reference_plan: CompressionPlan
     started: float
+    promotion: Promotion = field(default_factory=Promotion)
     _windows: dict[tuple[int, int], EvaluationSpec] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -303,4 +320,17 @@ def resolve_context(settings: SearchSettings) -> SearchContext:
                          fidelity=fidelity, pop_size=algorithm.pop_size or space.pop_size, generations=generations,
                          out_dir=out_dir, executor=executor, base_spec=base_spec, split_size=split_size,
                          select_images=select_n, clean_multiple=clean_multiple,
-                         reference_plan=CompressionPlan(recovery=space.recovery), started=started)
+                         reference_plan=CompressionPlan(recovery=space.recovery), started=started,
+                         promotion=_promotion(settings, space))
+
+
+def _promotion(settings: SearchSettings, space: SearchSpace) -> Promotion:
+    """The space's promotion with ``--promote``'s count (a clear error when the space has no expensive level)."""
+    asked = settings.fidelity.promote
+    if asked is None:
+        return space.promotion
+    if asked and space.promotion.recovery is None:
+        raise ConfigError(f"--promote {asked}: {space.source} has no expensive recovery level to promote plans to; add "
+                          "a 'promote: {plans: N, recovery: {finetune_steps: ...}}' section to a copy of the space and "
+                          "pass it with --space (search_spaces/vgg19.yaml has one)")
+    return dataclasses.replace(space.promotion, plans=asked)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moo_compress.compress import CompressionPlan
 from moo_compress.runfolder import METRIC_COLUMNS
 from moo_compress.search.evaluation_record import EvaluationRecord
 from moo_compress.search.objectives import Objectives
@@ -45,7 +46,8 @@ def objective_matrix(frame: pd.DataFrame, objectives: Objectives) -> np.ndarray:
 
 def evaluation_frame(log: EvaluationLog, objectives: Objectives,
                      metrics: Callable[[EvaluationRecord], dict[str, Any] | None]) -> pd.DataFrame:
-    """One row per distinct evaluated plan: genes, plan, metrics, objectives (``_F``), feasibility, Pareto flag.
+    """One row per distinct evaluated plan: genes, plan, recovery level, metrics, objectives (``_F``), feasibility,
+    Pareto flag.
 
     Args:
         log: The records.
@@ -62,6 +64,7 @@ def evaluation_frame(log: EvaluationLog, objectives: Objectives,
                      "status": record.status, "error": record.error, "rung": record.rung,
                      "images_per_cell": record.images_per_cell, "stopped": record.stopped,
                      "cache_hit": record.cache_hit, "seconds": record.seconds,
+                     "recovery_level": CompressionPlan.from_dict(record.plan).recovery.level,
                      **(values or {}), "feasible": values is not None and bool(np.all(G <= 0)),
                      "plan": record.plan, "_F": F})
     frame = pd.DataFrame(rows)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from moo_compress.compress import RecoveryConfig
 from moo_compress.errors import ConfigError
 
-__all__ = ["FIDELITY_MODES", "Fidelity"]
+__all__ = ["FIDELITY_MODES", "Fidelity", "Promotion"]
 
 #: Fidelity modes of a search space (``fidelity.mode``).
 FIDELITY_MODES = ("racing", "fixed")
@@ -66,3 +68,50 @@ class Fidelity:
         """YAML/JSON-able form."""
         return {"mode": self.mode, "rungs": list(self.rungs), "images": int(self.images),
                 "confidence": float(self.confidence), "clean_multiple": int(self.clean_multiple)}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The expensive recovery level of a space (``promote`` in its YAML) and how many plans may get it.
+
+    Attributes:
+        plans: At most this many contenders are promoted (0: off).
+        recovery: The expensive level, complete (the space's ``recovery`` with ``promote.recovery``'s
+            fields on top).
+    """
+
+    plans: int = 0
+    recovery: RecoveryConfig | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any plan is promoted."""
+        return self.plans > 0 and self.recovery is not None
+
+    @classmethod
+    def parse(cls, spec: Any, base: RecoveryConfig) -> Promotion:
+        """The ``promote`` section of a space (``{plans: N, recovery: {...}}``) over the space's ``recovery``.
+
+        Raises:
+            ConfigError: naming the offending key.
+        """
+        if spec is None:
+            return cls()
+        if not isinstance(spec, dict) or set(spec) - {"plans", "recovery"}:
+            raise ConfigError(f"promote must be a mapping with keys plans and recovery, got {spec!r}")
+        plans = spec.get("plans", 4)
+        if isinstance(plans, bool) or not isinstance(plans, int) or plans < 0:
+            raise ConfigError(f"promote.plans must be an integer >= 0, got {plans!r}")
+        fields = spec.get("recovery") or {}
+        valid = [f.name for f in dataclasses.fields(RecoveryConfig)]
+        unknown = [k for k in fields if k not in valid]
+        if not isinstance(fields, dict) or unknown:
+            raise ConfigError(f"promote.recovery: unknown key(s) {unknown or fields!r}; valid keys: {', '.join(valid)}")
+        recovery = dataclasses.replace(base, **fields)
+        if recovery.finetune_steps == 0:
+            raise ConfigError("promote.recovery must fine-tune (finetune_steps > 0): it is the expensive level")
+        return cls(plans, recovery)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as a run's ``config.yaml`` holds it."""
+        return {"plans": self.plans, "recovery": self.recovery.to_dict() if self.recovery is not None else None}

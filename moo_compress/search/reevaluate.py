@@ -180,12 +180,16 @@ def reevaluate_run(run: RunData | str | os.PathLike[str], select: Sequence[str |
     info = run.config["run"]
     baseline = run.knees.get("baseline") or {}
     damaged = (baseline.get("reference_check") or {}).get("damaged")
+    reference = CompressionPlan() if damaged else None
+    if reference is None and baseline.get("promotion") and baseline.get("reference_plan"):
+        # promoted plans carry the expensive recovery but were measured against the run's reference
+        reference = CompressionPlan.from_dict(baseline["reference_plan"])
     return reevaluate_plans(settings, chosen, corruptions=tuple(info["corruptions"]),
                             severities=tuple(info["severities"]), corruption_params=info.get("corruption_params"),
                             images=images_option(images), split=split, export_dir=export_dir,
                             onnx_export=onnx_export, workers=workers, progress=progress, warning=warning,
                             latency=run_latency(run) if latency else None,
-                            reference=CompressionPlan() if damaged else None)
+                            reference=reference)
 
 
 @dataclass(frozen=True)

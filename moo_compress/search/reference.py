@@ -31,7 +31,7 @@ from moo_compress.search.progress import Progress
 from moo_compress.search.racing import rung_windows
 from moo_compress.search.records import Claim
 
-__all__ = ["ReferenceCheck", "guard_reference", "compare_with_original"]
+__all__ = ["ReferenceCheck", "guard_reference", "check_recovery", "checked", "measure_windows", "compare_with_original"]
 
 logger = logging.getLogger("moo_compress.search")
 
@@ -64,11 +64,15 @@ class ReferenceCheck:
         """The reference the run compares against: the original when the recovery damages it."""
         return CompressionPlan() if self.damaged else self.recovered
 
+    def deltas(self) -> str:
+        """The two deltas against the original and the images behind them, as a phrase."""
+        return (f"clean {_claim(self.clean_delta)}, mean corruption accuracy {_claim(self.mca_delta)} points against "
+                f"the original on {self.n_clean:,} clean and {self.images} search-split images per (corruption, "
+                "severity)")
+
     def note(self) -> str:
         """What the check found, in a sentence (``knees.json``'s notes and ``summary.md``)."""
-        deltas = (f"clean {_claim(self.clean_delta)}, mean corruption accuracy {_claim(self.mca_delta)} points against "
-                  f"the original on {self.n_clean:,} clean and {self.images} search-split images per (corruption, "
-                  "severity)")
+        deltas = self.deltas()
         if self.damaged:
             return (f"the space's recovery damages the uncompressed model ({deltas}), so the reference of this run is "
                     "the original model: every plan's deltas are against it (the plans keep their recovery)")
@@ -101,6 +105,45 @@ def compare_with_original(recovered: EvaluationRecord, original: EvaluationRecor
     return out[0], out[1]
 
 
+def measure_windows(ctx: SearchContext, plans: list[CompressionPlan], top: int,
+                    progress: Progress | None = None) -> list[EvaluationRecord]:
+    """Records of ``plans`` on the first ``top`` search-split images per cell, measured window by window along
+    the screening rungs (cached, the compressed models kept between windows), so that they pair image by image
+    with every other record of the run."""
+    windows = rung_windows([r for r in ctx.ladder if r < top] + [top])
+    records: list[list[EvaluationRecord]] = []
+    for start, stop in windows:
+        evaluator = PlanEvaluator(ctx.window_spec(start, stop), ctx.base_spec.cache_dir or "", ctx.executor,
+                                  on_record=None if progress is None else progress.on_record)
+        records.append(evaluator(plans))
+    return [EvaluationRecord.merge([window[i] for window in records]) for i in range(len(plans))]
+
+
+def check_recovery(ctx: SearchContext, recovered: CompressionPlan, top: int,
+                   progress: Progress | None = None) -> ReferenceCheck:
+    """The uncompressed model under ``recovered``'s recovery against the original, on ``top`` images per cell.
+
+    Raises:
+        MooCompressError: when either model fails to evaluate.
+    """
+    return checked(ctx, recovered, measure_windows(ctx, [recovered, CompressionPlan()], top, progress), top)
+
+
+def checked(ctx: SearchContext, recovered: CompressionPlan, merged: list[EvaluationRecord], top: int) -> ReferenceCheck:
+    """The check of ``recovered`` from the merged records of it and of the original (in that order).
+
+    Raises:
+        MooCompressError: when either failed.
+    """
+    for name, record in zip((f"the uncompressed model after recovery {recovered.recovery.level}", "the original model"),
+                            merged, strict=True):
+        if not record.ok:
+            raise MooCompressError(f"{name} failed on the search split: {record.error}")
+    spec = ctx.base_spec
+    clean, mca = compare_with_original(merged[0], merged[1], spec.corruptions, spec.severities)
+    return ReferenceCheck(recovered, clean, mca, images=top, n_clean=merged[0].n_clean)
+
+
 def guard_reference(ctx: SearchContext,
                     progress: Progress | None = None) -> tuple[SearchContext, ReferenceCheck | None]:
     """The context with the reference the run can trust, and the check behind it (None without recovery).
@@ -116,22 +159,9 @@ def guard_reference(ctx: SearchContext,
     if not recovered.recovery.enabled:
         return ctx, None
     top = max(ctx.ladder[-1], ctx.select_images if ctx.settings.fidelity.select_images != 0 else 0)
-    records: list[list[EvaluationRecord]] = []
-    windows = rung_windows([r for r in ctx.ladder if r < top] + [top])
     if progress is not None:
-        progress.start("reference check", 2 * len(windows), [])
-    for start, stop in windows:
-        evaluator = PlanEvaluator(ctx.window_spec(start, stop), ctx.base_spec.cache_dir or "", ctx.executor,
-                                  on_record=None if progress is None else progress.on_record)
-        records.append(evaluator([recovered, CompressionPlan()]))
-    merged = [EvaluationRecord.merge([window[i] for window in records]) for i in (0, 1)]
-    for name, record in zip(("the reference (uncompressed model after the space's recovery)", "the original model"),
-                            merged, strict=True):
-        if not record.ok:
-            raise MooCompressError(f"{name} failed on the search split: {record.error}")
-    spec = ctx.base_spec
-    clean, mca = compare_with_original(merged[0], merged[1], spec.corruptions, spec.severities)
-    check = ReferenceCheck(recovered, clean, mca, images=top, n_clean=merged[0].n_clean)
+        progress.start("reference check", 2 * len(rung_windows([r for r in ctx.ladder if r < top] + [top])), [])
+    check = check_recovery(ctx, recovered, top, progress)
     (logger.warning if check.damaged else logger.info)(check.note())
     if check.damaged:
         ctx = dataclasses.replace(ctx, reference_plan=check.reference)

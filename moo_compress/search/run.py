@@ -1,4 +1,5 @@
-"""``run_search(settings)``: context -> screening -> selection -> report -> held out -> deployment -> outputs.
+"""``run_search(settings)``: context -> screening -> selection -> promotion -> report -> held out -> deployment
+-> outputs.
 
 It reads like :func:`pymoo.optimize.minimize`: the algorithm is an argument (NSGA-II by default; any name
 of :data:`~moo_compress.search.algorithms.ALGORITHMS` or any pymoo multi-objective algorithm object), and
@@ -36,6 +37,7 @@ from moo_compress.search.context import (
 from moo_compress.search.executors import close_executors
 from moo_compress.search.pareto import hypervolume, pareto_mask
 from moo_compress.search.progress import Progress, ProgressCallback, callable_logging, format_duration, run_log
+from moo_compress.search.promotion import promote_stage
 from moo_compress.search.reference import guard_reference
 from moo_compress.search.screening import Screening, screen, start_screening
 from moo_compress.search.stages import deployment_stage, finish, held_out_stage, report_stage, select_stage
@@ -118,6 +120,7 @@ def run_search(settings: Any, *, algorithm: Any = None, progress: ProgressCallba
         try:
             screen(ctx, _algorithm(ctx, algorithm, screening), screening, tracker)
             selection = select_stage(ctx, screening, tracker)
+            selection, promoted = promote_stage(ctx, screening, selection, tracker)
             reported = report_stage(ctx, screening, selection, tracker)
             held_out_stage(ctx, screening, selection, reported, tracker)
             deployment_stage(ctx, screening, selection, reported)
@@ -125,6 +128,7 @@ def run_search(settings: Any, *, algorithm: Any = None, progress: ProgressCallba
             close_executors()
             discard_models(screening.spec)
         picks, baseline, fidelity = finish(ctx, screening, selection, reported)
+        baseline["promotion"] = promoted.to_dict() if promoted is not None else None
         frame = screening.frame
         result = SearchResult(ctx.out_dir, frame.drop(columns=["_F"]),
                               reported.front.table.drop(columns=["_F"], errors="ignore"), picks,

@@ -250,6 +250,8 @@ class FidelitySettings(_Group):
             figures are then optimistic, and the summary says so.
         held_out_images: Report-split images per (corruption, severity) of the held-out measurement
             (``output.held_out``); default :data:`HELD_OUT_IMAGES`, at most ``final_images``.
+        promote: Recovery as a fidelity: at most this many contenders get the space's expensive recovery
+            level after selection (``promote.plans``); 0 turns it off. Default: the space's.
     """
 
     section: ClassVar[str] = "fidelity"
@@ -263,9 +265,14 @@ class FidelitySettings(_Group):
     subset_seed: int = 0
     report_on_search: bool = False
     held_out_images: int | None = None
+    promote: int | None = None
 
     def __post_init__(self) -> None:
         _positive(self, "eval_images")
+        if self.promote is not None and (isinstance(self.promote, bool) or not isinstance(self.promote, int)
+                                         or self.promote < 0):
+            raise ConfigError(f"--promote must be an integer >= 0 (0: no plan gets the expensive recovery level), got "
+                              f"{self.promote!r}")
         _positive(self, "held_out_images")
         final = self.final_images
         if final is not None and final != "all" and (not isinstance(final, int) or final < 0):

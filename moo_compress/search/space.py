@@ -25,7 +25,7 @@ from moo_compress.compress import (
 )
 from moo_compress.errors import ConfigError
 from moo_compress.search.encoding import GENE_KINDS, Encoding, Gene, Variable
-from moo_compress.search.fidelity import Fidelity
+from moo_compress.search.fidelity import Fidelity, Promotion
 from moo_compress.search.latency import LatencySettings
 from moo_compress.search.space_parsing import (
     ROBUSTNESS_METRICS,
@@ -66,7 +66,7 @@ def _spaces_dir() -> Path:
 
 SPACES_DIR = _spaces_dir()
 _TOP_KEYS = ("name", "description", "granularity", "layer_groups", "genes", "prune", "cluster", "quantize",
-             "exclude", "recovery", "objectives", "constraints", "algorithm", "fidelity")
+             "exclude", "recovery", "promote", "objectives", "constraints", "algorithm", "fidelity")
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,9 @@ class SearchSpace:
         exclude_first_conv: Leave the first convolution uncompressed.
         exclude_classifier: Leave the final classifier uncompressed.
         exclude: Module-name patterns left uncompressed.
-        recovery: Recovery applied to every candidate.
+        recovery: Recovery applied to every candidate (the cheap level).
+        promotion: The expensive recovery level and how many plans the search may give it after selection
+            (``promote``; :class:`~moo_compress.search.fidelity.Promotion`, off by default).
         robustness: Robustness objective (one of :data:`ROBUSTNESS_METRICS`).
         corruptions: ``benchmark`` (15), ``all`` (19) or an explicit list.
         severities: Severities evaluated.
@@ -125,6 +127,7 @@ class SearchSpace:
     exclude_classifier: bool = False
     exclude: tuple[str, ...] = ()
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
+    promotion: Promotion = field(default_factory=Promotion)
     robustness: str = "mean_corruption_accuracy"
     corruptions: str | tuple[str, ...] = "benchmark"
     severities: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -172,6 +175,7 @@ class SearchSpace:
         recovery_spec = mapping(data.get("recovery"), "recovery",
                                  [f.name for f in dataclasses.fields(RecoveryConfig)])
         recovery = RecoveryConfig(**recovery_spec)
+        promotion = Promotion.parse(data.get("promote"), recovery)
         robustness, corruptions, severities, corruption_params, latency = parse_objectives(data.get("objectives"))
         drop, min_ratio, max_latency, latency = parse_constraints(data.get("constraints"), latency, genes_spec)
         algo, algorithm = parse_algorithm(data.get("algorithm"))
@@ -189,6 +193,7 @@ class SearchSpace:
             exclude_classifier=exclude.get("classifier", False),
             exclude=tuple(patterns),
             recovery=recovery,
+            promotion=promotion,
             robustness=robustness,
             corruptions=corruptions,
             severities=tuple(sorted(set(severities))),
@@ -249,6 +254,7 @@ class SearchSpace:
             "exclude": {"first_conv": self.exclude_first_conv, "classifier": self.exclude_classifier,
                         "patterns": list(self.exclude)},
             "recovery": self.recovery.to_dict(),
+            **({"promote": self.promotion.to_dict()} if self.promotion.enabled else {}),
             "objectives": {"robustness": self.robustness,
                            "corruptions": (self.corruptions if isinstance(self.corruptions, str)
                                            else list(self.corruptions)),
@@ -261,6 +267,13 @@ class SearchSpace:
                           "budget_images": self.budget_images, "surrogate": self.surrogate.to_dict()},
             "fidelity": self.fidelity.to_dict(),
         }
+
+    @property
+    def calibration_needed(self) -> int:
+        """Calibration images its recovery levels read (the cheap one's and, when plans are promoted, the
+        expensive one's)."""
+        expensive = self.promotion.recovery.images_needed if self.promotion.enabled else 0
+        return max(self.recovery.images_needed, expensive)
 
     def encoding(self, layer_groups: Mapping[str, Sequence[str]]) -> Encoding:
         """The decision variables for a model whose default groups are ``layer_groups``."""

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -293,3 +295,32 @@ def test_augmix_fine_tuning_keeps_the_compression_is_seeded_and_leaves_the_globa
     assert torch.equal(second(image), out) and augmenter(None, 0, 0) is None
     with pytest.raises(ConfigError, match="finetune_augment must be one of"):
         RecoveryConfig(finetune_augment="cutmix")
+
+
+def test_distillation_alone_with_frozen_batch_norm_keeps_the_teachers_copy_near_the_teacher(tiny, calibration):
+    # the teacher's own copy starts with nothing to learn (loss 0); in eval mode it stays within Adam's rounding
+    # noise of the teacher, while training mode (batch statistics, dropout) pulls it ten times further away
+    still = RecoveryConfig(finetune_steps=5, finetune_batch_size=16, finetune_lr=1e-2, finetune_distill=1.0,
+                           finetune_label_weight=0.0, finetune_bn="frozen")
+    assert still.level == "pkd5f"
+    x = calibration.tensor(slice(0, 64))
+    frozen = _kl_to(tiny, compress(tiny, CompressionPlan(recovery=still), calibration), x)
+    moving = _kl_to(tiny, compress(tiny, CompressionPlan(recovery=dataclasses.replace(still, finetune_bn="batch")),
+                                   calibration), x)
+    assert frozen < moving / 5
+    # after re-estimation (which fine-tuning then runs on), it is drawn back towards the teacher
+    x = calibration.tensor(slice(0, 64))
+    bn = CompressionPlan(recovery=RecoveryConfig(bn_images=32))
+    drawn = CompressionPlan(recovery=dataclasses.replace(still, bn_images=32))
+    assert _kl_to(tiny, compress(tiny, drawn, calibration), x) < _kl_to(tiny, compress(tiny, bn, calibration), x)
+    # and a compressed plan under it learns, keeping its compression
+    compression = {"prune": PruneConfig(0.7), "cluster": ClusterConfig(4)}
+    before = compress(tiny, CompressionPlan(**compression), calibration)
+    after = compress(tiny, CompressionPlan(**compression, recovery=still), calibration)
+    assert any(not np.array_equal(weight(before, n), weight(after, n)) for n in LAYERS)
+    for n in LAYERS:
+        w0, w1 = weight(before, n), weight(after, n)
+        assert np.all(w1[w0 == 0] == 0) and np.unique(w1[w1 != 0]).size <= 4
+    with pytest.raises(ConfigError, match="finetune_bn must be one of"):
+        RecoveryConfig(finetune_bn="train")
+

@@ -30,7 +30,7 @@ FULL = SearchSettings(
                                 time_budget=600.0),
     fidelity=FidelitySettings(mode="fixed", rungs=(10, 20, 40), eval_images=30, select_images=60,
                               final_images="all", split_seed=1, subset_seed=2, report_on_search=True,
-                              held_out_images=25),
+                              held_out_images=25, promote=2),
     execution=ExecutionSettings(device="cpu", precision="fp32", threads=2, batch_size=32, workers=3,
                                 scheduler="local", cache_dir="/tmp/cache"),
     output=OutputSettings(out="outputs/full", pick_min_ratio=4.0, pick_max_drop=1.0, held_out="front"),
@@ -46,7 +46,7 @@ FULL_FLAT = {
     "calibration_images": 256,
     "precision": "fp32", "device": "cpu", "batch_size": 32, "seed": 4, "subset_seed": 2, "out": "outputs/full",
     "cache_dir": "/tmp/cache", "workers": 3, "scheduler": "local", "pick_min_ratio": 4.0, "pick_max_drop": 1.0,
-    "held_out": "front", "held_out_images": 25, "quick": True,
+    "held_out": "front", "held_out_images": 25, "promote": 2, "quick": True,
 }
 
 
@@ -166,7 +166,7 @@ def test_the_command_line_groups_its_options_as_the_settings() -> None:
             "--budget", "90000",
             "--fidelity", "fixed", "--rungs", "10,20,40", "--eval-images", "30", "--select-images", "60",
             "--final-images", "all", "--split-seed", "1", "--subset-seed", "2", "--report-on-search",
-            "--held-out-images", "25",
+            "--held-out-images", "25", "--promote", "2",
             "--device", "cpu", "--precision", "fp32", "--threads", "2", "--batch-size", "32", "--workers", "3",
             "--scheduler", "local", "--cache-dir", "/tmp/cache", "--out", "outputs/full", "--pick-min-ratio", "4",
             "--pick-max-drop", "1", "--held-out", "front", "--quick"]

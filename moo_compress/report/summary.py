@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from moo_compress.compress import RecoveryConfig
 from moo_compress.report.figures import FigureSpec
 from moo_compress.report.methods import method_style
 from moo_compress.report.rundata import RunData
@@ -94,17 +95,27 @@ def _delta(claim: dict[str, Any]) -> str:
     return f"{claim['estimate']:+.1f} [{claim['low']:+.1f}, {claim['high']:+.1f}]"
 
 
+def _level_text(recovery: dict[str, Any] | None) -> str:
+    """The expensive level's steps in words, in the order they run."""
+    if not recovery:
+        return "fine-tuning"
+    r = RecoveryConfig.from_dict(recovery)
+    loss = (f"distillation from the original (weight {r.finetune_distill:g}, T = {r.finetune_temperature:g})"
+            + (f" plus label cross-entropy (weight {r.finetune_label_weight:g})" if r.finetune_label_weight else "")
+            if r.finetune_distill else "label cross-entropy")
+    tune = (f"{r.finetune_steps} Adam steps (rate {r.finetune_lr:g}, batch {r.finetune_batch_size}, from "
+            f"{r.finetune_images or 'all the'} class-balanced training images"
+            f"{', AugMix' if r.finetune_augment else ''}) of {loss} that keep the compression")
+    if r.finetune_bn == "frozen":
+        return f"batch-norm re-estimation on {r.bn_images} images, then {tune}, on those batch-norm statistics"
+    return tune + (f", then batch-norm re-estimation on {r.bn_images} images" if r.bn_images else "")
+
+
 def _promotion(promotion: dict[str, Any] | None, space: dict[str, Any]) -> list[str]:
     """What recovery as a fidelity did: the expensive level, who got it, who reached the front, what it cost."""
     if not promotion:
         return []
-    recovery = space.get("recovery") or {}
-    what = (f"{recovery.get('finetune_steps')} steps of fine-tuning that keep the compression (learning rate "
-            f"{recovery.get('finetune_lr')}, Adam, batch "
-            f"{recovery.get('finetune_batch_size')}, from {recovery.get('finetune_images') or 'all the'} training "
-            f"images; distillation weight {recovery.get('finetune_distill', 0)}, label weight "
-            f"{recovery.get('finetune_label_weight', 1)}; batch norm {recovery.get('finetune_bn', 'batch')}), then "
-            "batch-norm re-estimation" if recovery else "fine-tuning")
+    what = _level_text(space.get("recovery"))
     promoted = promotion.get("promoted") or []
     onto = promotion.get("onto_front") or []
     check = promotion.get("check") or {}

@@ -223,6 +223,12 @@ class _Generations:
         self.progress.start(f"gen {gen}/{shown}", size * len(self.ctx.ladder),
                             s.schedule.later(front, self.total - gen), bound=len(self.ctx.ladder) > 1)
 
+    def _promotion_note(self) -> str:
+        promotion = self.ctx.promotion
+        if not promotion.enabled:
+            return ""
+        return f"; not the promotion of up to {promotion.plans} plan(s) to {promotion.recovery.level}"  # type: ignore[union-attr]
+
     def after(self, gen: int, X: np.ndarray, records: list[EvaluationRecord]) -> None:
         s, racer, history = self.screening, self.screening.racer, self.screening.history
         new = hits = 0
@@ -249,7 +255,8 @@ class _Generations:
         logger.info(f"gen {gen}/{shown} | evals {len(s.log)} (+{new}, {hits} cached) | "
                     f"failed {history[-1]['failed']} | front {history[-1]['front_size']} | HV {hv:.4f} | "
                     f"images {racer.spent:,}{'' if budget is None else f'/{budget:,}'} | "
-                    f"{format_duration(self.progress.elapsed())} elapsed, ETA {eta} (selection and report included)")
+                    f"{format_duration(self.progress.elapsed())} elapsed, ETA {eta} (selection and report included"
+                    f"{self._promotion_note()})")
         outputs.write_progress(self.ctx.out_dir, frame, pd.DataFrame(history))
 
 

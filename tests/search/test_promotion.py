@@ -83,9 +83,13 @@ def _promoting(tmp_path: Path, plans: int) -> object:
 
 
 @pytest.mark.slow
-def test_a_plan_the_expensive_level_lifts_onto_the_front_is_reported_there(tmp_path: Path) -> None:
+def test_a_plan_the_expensive_level_lifts_onto_the_front_is_reported_there(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
     settings = _promoting(tmp_path, plans=3)
-    result = run_search(settings)
+    with caplog.at_level("INFO", logger="moo_compress"):
+        result = run_search(settings)
+    # the screening ETA says what it leaves out
+    assert "not the promotion of up to 3 plan(s) to ft30" in caplog.text
     run = Path(settings.output.out)
     evaluations = pd.read_csv(run / "evaluations.csv")
     assert set(evaluations["recovery_level"]) == {"bn", "ft30"}  # every measured plan records its level

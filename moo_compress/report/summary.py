@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from moo_compress.compress import RecoveryConfig
 from moo_compress.report.figures import FigureSpec
 from moo_compress.report.methods import method_style
 from moo_compress.report.rundata import RunData
@@ -88,34 +87,33 @@ def _header(run: RunData) -> list[str]:
                   "(`--report-on-search`), the images that selected the plans: their numbers are biased upward."]
     for note in base.get("notes") or []:
         lines += ["", f"> **Note:** {note}."]
-    return lines + _promotion(base.get("promotion"), cfg.get("space", {}).get("promote") or {})
+    return lines + _promotion(base.get("promotion"))
 
 
 def _delta(claim: dict[str, Any]) -> str:
     return f"{claim['estimate']:+.1f} [{claim['low']:+.1f}, {claim['high']:+.1f}]"
 
 
-def _level_text(recovery: dict[str, Any] | None) -> str:
-    """The expensive level's steps in words, in the order they run."""
-    if not recovery:
+def _level_text(r: dict[str, Any] | None) -> str:
+    """The expensive level's steps in words, in the order they run (``r``: its every field, defaults included)."""
+    if not r:
         return "fine-tuning"
-    r = RecoveryConfig.from_dict(recovery)
-    loss = (f"distillation from the original (weight {r.finetune_distill:g}, T = {r.finetune_temperature:g})"
-            + (f" plus label cross-entropy (weight {r.finetune_label_weight:g})" if r.finetune_label_weight else "")
-            if r.finetune_distill else "label cross-entropy")
-    tune = (f"{r.finetune_steps} Adam steps (rate {r.finetune_lr:g}, batch {r.finetune_batch_size}, from "
-            f"{r.finetune_images or 'all the'} class-balanced training images"
-            f"{', AugMix' if r.finetune_augment else ''}) of {loss} that keep the compression")
-    if r.finetune_bn == "frozen":
-        return f"batch-norm re-estimation on {r.bn_images} images, then {tune}, on those batch-norm statistics"
-    return tune + (f", then batch-norm re-estimation on {r.bn_images} images" if r.bn_images else "")
+    loss = (f"distillation from the original (weight {r['finetune_distill']:g}, T = {r['finetune_temperature']:g})"
+            + (f" plus label cross-entropy (weight {r['finetune_label_weight']:g})" if r["finetune_label_weight"]
+               else "") if r["finetune_distill"] else "label cross-entropy")
+    tune = (f"{r['finetune_steps']} Adam steps (rate {r['finetune_lr']:g}, batch {r['finetune_batch_size']}, from "
+            f"{r['finetune_images'] or 'all the'} class-balanced training images"
+            f"{', AugMix' if r['finetune_augment'] else ''}) of {loss} that keep the compression")
+    if r["finetune_bn"] == "frozen":
+        return f"batch-norm re-estimation on {r['bn_images']} images, then {tune}, on those batch-norm statistics"
+    return tune + (f", then batch-norm re-estimation on {r['bn_images']} images" if r["bn_images"] else "")
 
 
-def _promotion(promotion: dict[str, Any] | None, space: dict[str, Any]) -> list[str]:
+def _promotion(promotion: dict[str, Any] | None) -> list[str]:
     """What recovery as a fidelity did: the expensive level, who got it, who reached the front, what it cost."""
     if not promotion:
         return []
-    what = _level_text(space.get("recovery"))
+    what = _level_text(promotion.get("recovery"))
     promoted = promotion.get("promoted") or []
     onto = promotion.get("onto_front") or []
     check = promotion.get("check") or {}

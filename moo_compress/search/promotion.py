@@ -62,6 +62,7 @@ class PromotionSummary:
 
     Attributes:
         level: The expensive level's name (e.g. ``kd100``).
+        recovery: The expensive level, every field (defaults included).
         check: The uncompressed model under it against the original (see ``ReferenceCheck.to_dict``; empty when
             no plan was promoted: it is measured with the first batch).
         promoted: Labels of the plans promoted, in order.
@@ -72,6 +73,7 @@ class PromotionSummary:
     """
 
     level: str
+    recovery: dict[str, Any]
     check: dict[str, Any]
     promoted: tuple[str, ...]
     onto_front: tuple[str, ...]
@@ -225,8 +227,8 @@ def promote_stage(ctx: SearchContext, screening: Screening, selection: Any,
                     f"of a plan's clean-accuracy gap and {_share(fraction[1])} of its robustness gap")
     check = own.check.to_dict() if own.check is not None else {}
     if not promoted:
-        return selection, PromotionSummary(level.level, check, (), (), (math.nan, math.nan),
-                                           time.perf_counter() - started)
+        return selection, PromotionSummary(level.level, dataclasses.asdict(level), check, (), (),
+                                           (math.nan, math.nan), time.perf_counter() - started)
     new = pd.concat(promoted, ignore_index=True)
     front = _merged_front(selected, new, objectives)
     picks = recommend(front, selection.reference["clean_accuracy"], objectives.robustness,
@@ -236,7 +238,7 @@ def promote_stage(ctx: SearchContext, screening: Screening, selection: Any,
     logger.info(f"promotion: {len(new)} plan(s) given {level.level}; {len(onto)} of them on the front "
                 f"({', '.join(onto) or 'none'})")
     screening.frame = _with_promoted(screening.frame, new, front)
-    summary = PromotionSummary(level.level, check, tuple(new["label"]), onto,
+    summary = PromotionSummary(level.level, dataclasses.asdict(level), check, tuple(new["label"]), onto,
                                (float(fraction[0]), float(fraction[1])), time.perf_counter() - started)
     return dataclasses.replace(selection, front=Front(front), keys=[*selection.keys, *new["plan_key"]],
                                picks=picks), summary

@@ -107,6 +107,7 @@ def test_a_plan_the_expensive_level_lifts_onto_the_front_is_reported_there(tmp_p
     summary = knees["baseline"]["promotion"]
     assert summary["level"] == "ft30" and set(summary["onto_front"]) == set(lifted["label"])
     assert summary["check"]["reference"] == "recovered" and summary["seconds"] >= 0
+    assert summary["recovery"]["finetune_steps"] == 30 and summary["recovery"]["finetune_bn"] == "batch"
     assert set(result.pareto["label"]) == set(pareto["label"])
     # the promoted plan re-evaluates exactly as the run reported it, against the run's reference
     index = int(lifted.index[0])

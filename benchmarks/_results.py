@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def machine() -> str:
 
 def write_section(name: str, title: str, body: str) -> None:
     """Replaces (or appends) section ``name`` of RESULTS.md with ``body`` under heading ``title``."""
-    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = "python " + shlex.join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     today = _dt.date.today().isoformat()
     block = (
         f"<!-- {name}:start -->\n## {title}\n\nCommand: `{command}`  \nMachine: {machine()}; {today}\n\n"

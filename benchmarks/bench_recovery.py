@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         "against the original (points, paired 95% intervals over the same images). Fine-tuning: "
         "Adam at "
         f"{args.lr:g}, batch {args.batch}, from a class-balanced pool of {args.pool:,} training images; every "
-        "level ends with batch-norm re-estimation on 512 images. Time: compressing plus recovery, one process, "
+        "level re-estimates batch norm on 512 images: after fine-tuning, or before it for the levels ending in f "
+        "(fine-tuning then runs in eval mode on those statistics, which are kept). Time: compressing plus "
+        "recovery, one process, "
         f"{args.threads} threads, as measured when first computed (a second run reads the evaluations back).",
         "",
         "| plan | ratio | level | clean delta | mean corruption acc. delta | held-out (4 extra) delta "

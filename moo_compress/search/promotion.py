@@ -40,12 +40,12 @@ from moo_compress.search.fidelity import Promotion
 from moo_compress.search.objectives import record_metrics
 from moo_compress.search.pareto import hypervolume, pareto_mask
 from moo_compress.search.progress import Progress
-from moo_compress.search.racing import rung_windows
 from moo_compress.search.recommend import recommend
 from moo_compress.search.records import Front
-from moo_compress.search.reference import ReferenceCheck, checked, measure_windows
+from moo_compress.search.reference import ReferenceCheck, checked, measure_windows, search_windows
 from moo_compress.search.screening import Screening
-from moo_compress.search.selection import stage_columns
+from moo_compress.search.selection import measured_points, stage_columns
+from moo_compress.search.stages import Selection
 
 __all__ = ["Promotion", "PromotionSummary", "promote_stage", "predicted_points"]
 
@@ -125,20 +125,11 @@ def _next_batch(candidates: pd.DataFrame, front_F: np.ndarray, target: np.ndarra
 def _rows(screening: Screening, candidates: pd.DataFrame, records: list[Any], level: RecoveryConfig,
           images: int) -> pd.DataFrame:
     """The rows of the candidates promoted to ``level`` from their records on ``images`` selection images per cell."""
-    reference = screening.racer.reference_at(images)
-    objectives = screening.objectives
+    metrics, F, feasible = measured_points(records, screening.racer.reference_at(images), screening.objectives)
     rows = candidates.copy()
-    columns = stage_columns(rows)
-    for column in columns:
-        rows[f"select/{column}"] = math.nan
-    F, feasible = [], []
-    for i, record in enumerate(records):
-        metrics = (record_metrics(record, reference, objectives.corruptions, objectives.severities) if record.ok
-                   else None)
-        for column in columns:
-            rows.iloc[i, rows.columns.get_loc(f"select/{column}")] = (metrics or {}).get(column, math.nan)
-        F.append(objectives.objective_vector(metrics))
-        feasible.append(metrics is not None and bool(np.all(objectives.constraint_vector(metrics) <= 0)))
+    for column in stage_columns(rows):
+        rows[f"select/{column}"] = [m.get(column, math.nan) if m else math.nan for m in metrics]
+    for record in records:
         if not record.ok:
             logger.warning(f"promotion: {record.label}+{level.level} failed: {record.error}")
     rows["promoted_from"] = candidates["label"].to_numpy()
@@ -151,7 +142,7 @@ def _rows(screening: Screening, candidates: pd.DataFrame, records: list[Any], le
     rows["error"] = [r.error for r in records]
     rows["seconds"] = [r.seconds for r in records]
     rows["cache_hit"] = [r.cache_hit for r in records]
-    rows["_select_F"] = F
+    rows["_select_F"] = list(F)
     rows["_feasible"] = feasible
     return rows
 
@@ -176,8 +167,8 @@ class _Level:
             f"promotion: the expensive recovery level {self.plan.recovery.level} {effect} ({self.check.deltas()})")
 
 
-def promote_stage(ctx: SearchContext, screening: Screening, selection: Any,
-                  progress: Progress) -> tuple[Any, PromotionSummary | None]:
+def promote_stage(ctx: SearchContext, screening: Screening, selection: Selection,
+                  progress: Progress) -> tuple[Selection, PromotionSummary | None]:
     """The selection with the promoted plans measured and the front decided again (see the module docstring).
 
     Returns the new selection (its ``front``, ``keys`` and ``picks``) and what the stage did (None when off).
@@ -193,7 +184,7 @@ def promote_stage(ctx: SearchContext, screening: Screening, selection: Any,
     selected = selection.front.table.copy()
     select_F = {k: objectives.objective_vector({c: row[f"select/{c}"] for c in stage_columns(selected)})
                 for k, row in selected.set_index("plan_key").iterrows()}
-    windows = len(rung_windows([r for r in ctx.ladder if r < images] + [images]))
+    windows = len(search_windows(ctx, images))
     progress.start("promotion", (min(promotion.plans, len(contenders)) + 2) * windows, [], bound=True)
     contenders = contenders[contenders["plan_key"].isin(select_F)].copy()  # measured at selection
     contenders["_select_F"] = [select_F[k] for k in contenders["plan_key"]]
@@ -230,7 +221,7 @@ def promote_stage(ctx: SearchContext, screening: Screening, selection: Any,
         return selection, PromotionSummary(level.level, dataclasses.asdict(level), check, (), (),
                                            (math.nan, math.nan), time.perf_counter() - started)
     new = pd.concat(promoted, ignore_index=True)
-    front = _merged_front(selected, new, objectives)
+    front = _merged_front(selected, list(select_F.values()), new)
     picks = recommend(front, selection.reference["clean_accuracy"], objectives.robustness,
                       min_ratio=ctx.settings.output.pick_min_ratio, max_drop=ctx.settings.output.pick_max_drop,
                       latency=objectives.latency)
@@ -248,15 +239,13 @@ def _share(value: float) -> str:
     return "?" if not math.isfinite(value) else f"{100 * value:.0f}%"
 
 
-def _merged_front(selected: pd.DataFrame, new: pd.DataFrame, objectives: Any) -> pd.DataFrame:
+def _merged_front(selected: pd.DataFrame, selected_F: list[np.ndarray], new: pd.DataFrame) -> pd.DataFrame:
     """The non-dominated plans of the selected front and the promoted plans, on their selection numbers."""
     both = pd.concat([selected.assign(recovery_level=selected.get("recovery_level", np.nan)),
                       new.drop(columns=["_select_F", "_feasible"])], ignore_index=True)
-    F = np.vstack([objectives.objective_vector({c: row[f"select/{c}"] for c in stage_columns(selected)})
-                   for _, row in both.iterrows()])
+    F = np.vstack([*selected_F, *new["_select_F"]])
     feasible = np.r_[np.ones(len(selected), bool), new["_feasible"].to_numpy(bool)]
-    mask = pareto_mask(F, feasible)
-    front = both[mask].copy()
+    front = both[pareto_mask(F, feasible)].copy()
     return front.sort_values(["select/compression_ratio", "select/clean_accuracy"]).reset_index(drop=True)
 
 

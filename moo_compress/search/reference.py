@@ -31,7 +31,8 @@ from moo_compress.search.progress import Progress
 from moo_compress.search.racing import rung_windows
 from moo_compress.search.records import Claim
 
-__all__ = ["ReferenceCheck", "guard_reference", "check_recovery", "checked", "measure_windows", "compare_with_original"]
+__all__ = ["ReferenceCheck", "guard_reference", "check_recovery", "checked", "measure_windows", "search_windows",
+           "compare_with_original"]
 
 logger = logging.getLogger("moo_compress.search")
 
@@ -105,14 +106,18 @@ def compare_with_original(recovered: EvaluationRecord, original: EvaluationRecor
     return out[0], out[1]
 
 
+def search_windows(ctx: SearchContext, top: int) -> list[tuple[int, int]]:
+    """The windows of the first ``top`` search-split images per cell along the screening rungs."""
+    return rung_windows([r for r in ctx.ladder if r < top] + [top])
+
+
 def measure_windows(ctx: SearchContext, plans: list[CompressionPlan], top: int,
                     progress: Progress | None = None) -> list[EvaluationRecord]:
     """Records of ``plans`` on the first ``top`` search-split images per cell, measured window by window along
     the screening rungs (cached, the compressed models kept between windows), so that they pair image by image
     with every other record of the run."""
-    windows = rung_windows([r for r in ctx.ladder if r < top] + [top])
     records: list[list[EvaluationRecord]] = []
-    for start, stop in windows:
+    for start, stop in search_windows(ctx, top):
         evaluator = PlanEvaluator(ctx.window_spec(start, stop), ctx.base_spec.cache_dir or "", ctx.executor,
                                   on_record=None if progress is None else progress.on_record)
         records.append(evaluator(plans))
@@ -160,7 +165,7 @@ def guard_reference(ctx: SearchContext,
         return ctx, None
     top = max(ctx.ladder[-1], ctx.select_images if ctx.settings.fidelity.select_images != 0 else 0)
     if progress is not None:
-        progress.start("reference check", 2 * len(rung_windows([r for r in ctx.ladder if r < top] + [top])), [])
+        progress.start("reference check", 2 * len(search_windows(ctx, top)), [])
     check = check_recovery(ctx, recovered, top, progress)
     (logger.warning if check.damaged else logger.info)(check.note())
     if check.damaged:

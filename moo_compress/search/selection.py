@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from moo_compress.search.latency import LATENCY_FIELDS
 from moo_compress.search.objectives import Objectives, record_metrics
 from moo_compress.search.pareto import pareto_mask
 
-__all__ = ["contenders", "select", "stage_columns"]
+__all__ = ["contenders", "select", "stage_columns", "measured_points"]
 
 logger = logging.getLogger("moo_compress.search")
 
@@ -107,12 +108,9 @@ def select(frame: pd.DataFrame, keys: list[str],
     ref = records[0]
     if not ref.ok:
         raise MooCompressError(f"the reference failed at the selection fidelity: {ref.error}")
-    metrics = [record_metrics(r, ref, objectives.corruptions, objectives.severities) if r.ok else None
-               for r in records[1:]]
+    metrics, F, feasible = measured_points(records[1:], ref, objectives)
     for c in stage_columns(rows):
         rows[f"select/{c}"] = [m.get(c, math.nan) if m else math.nan for m in metrics]
-    F = np.array([objectives.objective_vector(m) for m in metrics])
-    feasible = np.array([m is not None and bool(np.all(objectives.constraint_vector(m) <= 0)) for m in metrics])
     fingerprints = [r.weights_fingerprint for r in records[1:]]
     first = np.array([fp is None or fingerprints.index(fp) == i for i, fp in enumerate(fingerprints)])
     mask = pareto_mask(F, feasible & first) if len(F) else np.zeros(0, bool)
@@ -121,6 +119,18 @@ def select(frame: pd.DataFrame, keys: list[str],
         f"{images} search-split images per (corruption, severity)")
     return chosen.sort_values(["select/compression_ratio", "select/clean_accuracy"]).reset_index(drop=True), ref
 
+
+
+def measured_points(records: list[EvaluationRecord], reference: EvaluationRecord,
+                    objectives: Objectives) -> tuple[list[dict[str, Any] | None], np.ndarray, np.ndarray]:
+    """Each record's metrics against ``reference`` on the same images (None for a failure), objective vectors
+    and feasibility."""
+    metrics = [record_metrics(r, reference, objectives.corruptions, objectives.severities) if r.ok else None
+               for r in records]
+    F = np.array([objectives.objective_vector(m) for m in metrics])
+    feasible = np.array([m is not None and bool(np.all(objectives.constraint_vector(m) <= 0)) for m in metrics],
+                        dtype=bool)
+    return metrics, F, feasible
 
 
 def stage_columns(frame: pd.DataFrame) -> tuple[str, ...]:
